@@ -1,0 +1,32 @@
+// One Jest project per package plus the cross-package e2e suite. Sources are compiled by ts-jest
+// (CommonJS for Jest); imports of our own packages resolve to their TypeScript sources so a test
+// never runs against a stale build. Only the e2e CLI test runs the built `dist/` bins, as a user would.
+const moduleNameMapper = {
+  '^@devtunnel/core$': '<rootDir>/packages/core/src/index.ts',
+  '^@devtunnel/core/protocol$': '<rootDir>/packages/core/src/protocol.ts',
+  '^@devtunnel/server$': '<rootDir>/packages/server/src/index.ts',
+};
+
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node10', types: ['node', 'jest'], isolatedModules: true }, diagnostics: false }],
+};
+
+const project = (name, roots) => ({
+  displayName: name,
+  rootDir: __dirname,
+  roots,
+  testMatch: ['**/*.test.ts'],
+  testEnvironment: 'node',
+  moduleNameMapper,
+  transform,
+});
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    project('core', ['<rootDir>/packages/core/test']),
+    project('server', ['<rootDir>/packages/server/test']),
+    project('e2e', ['<rootDir>/test/e2e']),
+  ],
+  testTimeout: 30000,
+};

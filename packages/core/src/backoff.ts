@@ -1,0 +1,28 @@
+/**
+ * Capped exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
+ * Jitter"; cloudflared uses the same): the delay is uniform in [0, min(cap, base·2^attempt)], so a
+ * fleet of clients that lost the server at the same moment does not come back in lock step.
+ */
+export interface Backoff {
+  /** Delay before the next attempt, in ms; grows with each call. */
+  next(): number;
+  reset(): void;
+  readonly attempt: number;
+}
+
+export function createBackoff(baseMs = 250, capMs = 30_000, random: () => number = Math.random): Backoff {
+  let attempt = 0;
+  return {
+    next() {
+      const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+      attempt++;
+      return Math.floor(random() * ceiling);
+    },
+    reset() {
+      attempt = 0;
+    },
+    get attempt() {
+      return attempt;
+    },
+  };
+}

@@ -1,0 +1,410 @@
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createBackoff } from './backoff';
+import { createControlChannel, ServerAnswerError, type PollResult, type Session } from './control';
+import { TunnelError, isFinal } from './errors';
+import { createForwarder, type LocalResponse } from './forward';
+import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
+import type { RequestMessage, ServerMessage } from './protocol';
+import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
+import { VERSION } from './version';
+
+/** What `registered` reports, and what {@link TunnelClient.start} resolves to. */
+export interface TunnelInfo {
+  /** The tunnel's own port on the server. */
+  port: number;
+  /** Where the tunnel answers, as the server sees it. */
+  url: string;
+  name: string;
+  /** Server-side tunnel id (not a secret). */
+  id: string;
+  /** The local app this tunnel replays requests to. */
+  target: string;
+}
+
+/** One finished request, as the CLI logs it. */
+export interface RequestEvent {
+  method: string;
+  /** Path without the query string (queries may carry tokens). */
+  path: string;
+  /** Status the browser got; for failures of the local app, the tunnel's error status. */
+  status: number;
+  /** Error code when the local app failed (`local_app_refused`…) or the browser left (`cancelled`). */
+  error?: string;
+  durationMs: number;
+  bytesOut: number;
+}
+
+export interface TunnelEvents {
+  /** Registered, or registered again after a server restart or a network loss. */
+  registered: [info: TunnelInfo & { reconnected: boolean }];
+  request: [event: RequestEvent];
+  /** The server could not be reached; the client retries after `delayMs`. */
+  reconnecting: [event: { attempt: number; delayMs: number; error: TunnelError }];
+  /** A final problem (bad token, refused registration): the tunnel closes after this event. */
+  error: [error: TunnelError];
+  closed: [];
+}
+
+export interface TunnelClient {
+  /** Registers (retrying network failures with backoff) and starts serving. Rejects on a final error. */
+  start(): Promise<TunnelInfo>;
+  /** The current registration, once there is one. */
+  readonly info: TunnelInfo | undefined;
+  /** `connecting`, `connected`, `reconnecting` or `closed`. */
+  readonly status: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+  on<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  off<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  once<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  /** Deregisters and stops. Idempotent; resolves when everything is released. */
+  close(): Promise<void>;
+}
+
+/** A started tunnel: what {@link openTunnel} resolves to. */
+export type Tunnel = TunnelClient & TunnelInfo;
+
+function isAbort(error: unknown): boolean {
+  const code = (error as { code?: string; name?: string })?.code;
+  const name = (error as { name?: string })?.name;
+  return code === 'UND_ERR_ABORTED' || code === 'UND_ERR_DESTROYED' || name === 'AbortError' || code === 'ABORT_ERR';
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** Counts the bytes of a body as they pass, for the request log. */
+async function* counted(body: Readable, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    counter.bytes += (chunk as Uint8Array).length;
+    yield chunk as Uint8Array;
+  }
+}
+
+/**
+ * Creates an unstarted tunnel client. Use it when you want events from the very first attempt
+ * (the CLI, the plugins); {@link openTunnel} is the one-call form.
+ */
+export function createTunnelClient(options: TunnelOptions): TunnelClient {
+  const o: ResolvedTunnelOptions = resolveTunnelOptions(options);
+  const log = o.logger;
+  const emitter = new EventEmitter();
+  // An 'error' event without a listener must not crash the host (a Vite dev server).
+  emitter.on('error', () => {});
+  const control = createControlChannel({ server: o.server, token: o.token, proxy: o.proxy, version: VERSION });
+  const target = { host: o.host, port: o.port, https: o.https, rewriteHost: o.rewriteHost };
+  let session: Session | undefined;
+  const forwarder = createForwarder(target, () => ({
+    localTimeoutMs: session?.timing.localTimeoutMs ?? 50_000,
+    bodyIdleTimeoutMs: session?.timing.bodyIdleTimeoutMs ?? 60_000,
+  }));
+  const backoff = createBackoff();
+  const inFlight = new Map<string, AbortController>();
+  let identity: ClientIdentity | undefined;
+  let info: TunnelInfo | undefined;
+  let status: TunnelClient['status'] = 'connecting';
+  let started: Promise<TunnelInfo> | undefined;
+  let recovering: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+  let closed = false;
+  /** Polls (and response uploads acting as polls) currently waiting on the server. */
+  let waiting = 0;
+  /** Requests being replayed or answered. */
+  let active = 0;
+  const targetName = `${o.https ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
+
+  const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
+
+  function pollTarget(): number {
+    return Math.min(o.polls, session?.maxPolls ?? o.polls);
+  }
+
+  async function register(reconnected: boolean): Promise<void> {
+    identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port);
+    const s = await control.register({
+      clientId: identity.clientId,
+      name: o.name ?? identity.defaultName,
+      preferredPort: o.preferredPort ?? info?.port ?? identity.lastPort,
+      localPort: o.port,
+      version: VERSION,
+    });
+    session = s;
+    info = { port: s.port, url: s.url, name: s.name, id: s.id, target: targetName };
+    try {
+      await identity.savePort(s.port);
+    } catch (error) {
+      log.warn(`devtunnel: could not save the tunnel port to the state file: ${(error as Error).message}`);
+    }
+    status = 'connected';
+    backoff.reset();
+    log.info(`devtunnel: ${reconnected ? 'registered again' : 'registered'}: ${s.url} → ${targetName}`, { port: s.port });
+    emit('registered', { ...info, reconnected });
+  }
+
+  /** Turns a failed registration or check into a TunnelError, final or retryable. */
+  function classify(error: unknown): TunnelError {
+    if (error instanceof TunnelError) return error;
+    if (error instanceof ServerAnswerError) {
+      if (error.status === 401) {
+        return new TunnelError('TUNNEL_UNAUTHORIZED', `The tunnel server at ${o.server.href} refused the token (401). Check DEVTUNNEL_TOKEN / --token against the token the server was started with.`, { status: 401, cause: error });
+      }
+      if (error.serverCode === 'port_range_full') {
+        return new TunnelError('TUNNEL_PORT_RANGE_FULL', `${error.message}. Every tunnel port is in use; retrying. Ask the server's operator to widen --tunnel-ports.`, { status: error.status, cause: error });
+      }
+      if (error.status >= 400 && error.status < 500 && error.status !== 404 && error.status !== 408 && error.status !== 429) {
+        return new TunnelError('TUNNEL_REGISTRATION_REFUSED', error.message, { status: error.status, cause: error });
+      }
+      return new TunnelError('TUNNEL_SERVER_UNREACHABLE', error.message, { status: error.status, cause: error });
+    }
+    const e = error as Error & { code?: string; cause?: { code?: string } };
+    const code = e.code ?? e.cause?.code;
+    return new TunnelError('TUNNEL_SERVER_UNREACHABLE', `Cannot reach the tunnel server at ${o.server.href}: ${e.message}${code ? ` (${code})` : ''}. Retrying; check the URL, your VPN and HTTPS_PROXY.`, { cause: error });
+  }
+
+  /**
+   * Makes sure there is a live session: checks the current one, or registers (again). Retries
+   * network failures with capped full-jitter backoff; throws a final error at once.
+   */
+  async function connect(): Promise<void> {
+    for (;;) {
+      if (closed) throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
+      try {
+        if (session) {
+          try {
+            await control.check(session);
+            status = 'connected';
+            backoff.reset();
+            return;
+          } catch (error) {
+            // 404/401: the server restarted or expired us. Register again (same identity, same port).
+            if (!(error instanceof ServerAnswerError) || (error.status !== 404 && error.status !== 401)) throw error;
+            session = undefined;
+          }
+        }
+        await register(info !== undefined);
+        return;
+      } catch (error) {
+        if (closed) throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
+        const failure = classify(error);
+        if (isFinal(failure)) throw failure;
+        const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
+        const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
+        if (status !== 'connecting') status = 'reconnecting';
+        log.warn(`devtunnel: ${failure.message} (retry in ${(delayMs / 1000).toFixed(1)} s)`);
+        emit('reconnecting', { attempt: backoff.attempt, delayMs, error: failure });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  const sleeper = new AbortController();
+  async function sleep(ms: number): Promise<void> {
+    try {
+      await delay(ms, undefined, { signal: sleeper.signal });
+    } catch {
+      // Aborted by close(): the caller checks `closed`.
+    }
+  }
+
+  /** The channel failed (network, server restart, lost session): recover once, for all polls. */
+  function channelFailed(error: unknown): void {
+    if (closed || recovering) return;
+    log.debug(`devtunnel: channel error: ${(error as Error).message}`);
+    if (status === 'connected') status = 'reconnecting';
+    recovering = (async () => {
+      const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
+      if (retryAfterMs !== undefined || !(error instanceof ServerAnswerError)) {
+        const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
+        emit('reconnecting', { attempt: backoff.attempt, delayMs, error: classify(error) });
+        await sleep(delayMs);
+      }
+      await connect();
+    })()
+      .catch((failure: unknown) => fail(failure))
+      .finally(() => {
+        recovering = undefined;
+        topUp();
+      });
+  }
+
+  function fail(failure: unknown): void {
+    if (closed) return;
+    const error = failure instanceof TunnelError ? failure : classify(failure);
+    if (error.code === 'TUNNEL_CLOSED') return;
+    log.error(`devtunnel: ${error.message}`);
+    emit('error', error);
+    void close();
+  }
+
+  /** Keeps `polls` long-polls waiting on the server, within the in-flight cap. */
+  function topUp(): void {
+    if (closed || recovering || !session) return;
+    while (waiting < pollTarget() && waiting + active < o.maxInFlight) {
+      waiting++;
+      void pollOnce(session);
+    }
+  }
+
+  async function pollOnce(s: Session): Promise<void> {
+    let result: PollResult;
+    try {
+      result = await control.poll(s);
+    } catch (error) {
+      waiting--;
+      if (closed) return;
+      if (error instanceof ServerAnswerError && error.serverCode === 'too_many_polls') return;
+      if (s === session) channelFailed(error);
+      return;
+    }
+    waiting--;
+    if (result) dispatch(s, result);
+    topUp();
+  }
+
+  function dispatch(s: Session, result: NonNullable<PollResult>): void {
+    const { message, body } = result;
+    if (message.type === 'cancel') {
+      body.resume();
+      inFlight.get(message.id)?.abort();
+      return;
+    }
+    void handle(s, message, body);
+  }
+
+  function finished(message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: string): void {
+    const event: RequestEvent = {
+      method: message.method,
+      path: pathOf(message.url),
+      status: statusCode,
+      durationMs: Math.round(performance.now() - started),
+      bytesOut,
+    };
+    if (error) event.error = error;
+    emit('request', event);
+  }
+
+  async function handle(s: Session, message: RequestMessage, body: Readable): Promise<void> {
+    active++;
+    const t0 = performance.now();
+    const abort = new AbortController();
+    inFlight.set(message.id, abort);
+    let asPoll = false;
+    let next: PollResult = null;
+    const counter = { bytes: 0 };
+    let response: LocalResponse | undefined;
+    try {
+      // No body: let the poll's (empty) body end now so its connection goes back to the pool.
+      if (message.bodyLength === 0) body.resume();
+      response = await forwarder.forward(message, message.bodyLength === 0 ? null : body, abort.signal);
+      // Let the upload double as the next poll when polls are short: saves a round trip per request.
+      asPoll = !closed && waiting < pollTarget();
+      if (asPoll) waiting++;
+      next = await control.respond(s, message.id, response.head, response.body ? counted(response.body, counter) : null, asPoll, abort.signal);
+      const error = response.head.error?.code;
+      finished(message, t0, response.head.status, counter.bytes, error);
+    } catch (error) {
+      response?.body?.destroy();
+      body.destroy();
+      if (abort.signal.aborted || isAbort(error)) {
+        finished(message, t0, 499, counter.bytes, 'cancelled');
+      } else if (error instanceof ServerAnswerError && (error.status === 404 || error.status === 410 || error.status === 409)) {
+        // The browser left, or the server already answered it (deadline): nothing to recover.
+        finished(message, t0, 499, counter.bytes, error.serverCode ?? 'cancelled');
+        if (error.serverCode === 'unknown_tunnel' && s === session) channelFailed(error);
+      } else {
+        finished(message, t0, 502, counter.bytes, 'channel_error');
+        if (!closed && s === session) channelFailed(error);
+      }
+    } finally {
+      if (asPoll) waiting--;
+      active--;
+      inFlight.delete(message.id);
+    }
+    if (next && !closed) dispatch(s, next);
+    else next?.body.resume();
+    topUp();
+  }
+
+  async function close(): Promise<void> {
+    if (closing) return closing;
+    closed = true;
+    status = 'closed';
+    sleeper.abort();
+    closing = (async () => {
+      for (const abort of inFlight.values()) abort.abort();
+      const s = session;
+      if (s) {
+        try {
+          await control.deregister(s);
+        } catch (error) {
+          // The server expires tunnels whose polls stopped; a failed goodbye loses nothing.
+          log.debug(`devtunnel: deregistration failed: ${(error as Error).message}`);
+        }
+      }
+      await Promise.allSettled([control.close(), forwarder.close()]);
+      emit('closed');
+    })();
+    return closing;
+  }
+
+  const client: TunnelClient = {
+    start() {
+      started ??= (async () => {
+        try {
+          await connect();
+        } catch (error) {
+          await close();
+          throw error;
+        }
+        topUp();
+        return info!;
+      })();
+      return started;
+    },
+    get info() {
+      return info;
+    },
+    get status() {
+      return status;
+    },
+    on(event, listener) {
+      emitter.on(event, listener as (...args: unknown[]) => void);
+      return client;
+    },
+    off(event, listener) {
+      emitter.off(event, listener as (...args: unknown[]) => void);
+      return client;
+    },
+    once(event, listener) {
+      emitter.once(event, listener as (...args: unknown[]) => void);
+      return client;
+    },
+    close,
+  };
+  return client;
+}
+
+/**
+ * Registers a tunnel and starts serving. Resolves with the assigned port and URL once registered;
+ * rejects on a final error (bad token, refused registration). Network failures are retried.
+ *
+ * @example
+ * const tunnel = await openTunnel({ server: 'https://devtunnel.test.example.com', token, port: 5173 })
+ * console.log(tunnel.url)
+ * await tunnel.close()
+ */
+export async function openTunnel(options: TunnelOptions): Promise<Tunnel> {
+  const client = createTunnelClient(options);
+  await client.start();
+  return Object.defineProperties(client, {
+    port: { get: () => client.info!.port, enumerable: true },
+    url: { get: () => client.info!.url, enumerable: true },
+    name: { get: () => client.info!.name, enumerable: true },
+    id: { get: () => client.info!.id, enumerable: true },
+    target: { get: () => client.info!.target, enumerable: true },
+  }) as Tunnel;
+}
+
+export type { ServerMessage };

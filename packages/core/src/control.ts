@@ -1,0 +1,218 @@
+import type { Readable } from 'node:stream';
+import { Agent, EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
+import { TunnelError } from './errors';
+import {
+  CONTENT_TYPE_FRAME,
+  HEADER,
+  PROTOCOL_VERSION,
+  encodeHead,
+  parseServerMessage,
+  paths,
+  readFrameHead,
+  type ErrorBody,
+  type RegisterRequest,
+  type RegisterResponse,
+  type ResponseHead,
+  type ServerMessage,
+} from './protocol';
+
+/**
+ * The client's side of the control API: register, poll, respond, check, deregister. Each call is
+ * one HTTP/1.1 request on a keep-alive pool; every wait is bounded by an explicit undici timeout
+ * (its defaults wait 300 s, so a poll a proxy silently dropped would hang for minutes).
+ */
+export interface Session extends RegisterResponse {}
+
+/** What a poll, or a response upload asked to act as a poll, brought back. */
+export type PollResult = { message: ServerMessage; body: Readable } | null;
+
+export interface ControlChannel {
+  register(body: RegisterRequest): Promise<Session>;
+  poll(session: Session): Promise<PollResult>;
+  respond(
+    session: Session,
+    requestId: string,
+    head: ResponseHead,
+    body: AsyncIterable<Uint8Array> | null,
+    asPoll: boolean,
+    signal: AbortSignal,
+  ): Promise<PollResult>;
+  /** Resolves when the session still exists; throws `unknown_tunnel` (404) when it does not. */
+  check(session: Session): Promise<void>;
+  deregister(session: Session): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ControlOptions {
+  server: URL;
+  token: string;
+  proxy: string | false | undefined;
+  version: string;
+}
+
+/** Connect timeout for the control channel: fail fast and let the backoff take over. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Budget for small control calls (register, check, deregister). */
+const CALL_TIMEOUT_MS = 15_000;
+/** Slack on top of the server's poll timeout before the client gives up on a poll. */
+const POLL_SLACK_MS = 10_000;
+
+/** A non-2xx answer from the server, with its error code when it sent one. */
+export class ServerAnswerError extends Error {
+  constructor(
+    readonly status: number,
+    readonly serverCode: string | undefined,
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+function createDispatcher(proxy: string | false | undefined): Dispatcher {
+  const agentOptions = {
+    connect: { timeout: CONNECT_TIMEOUT_MS },
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // Shorter than the server's keep-alive (65 s) so the client never reuses a socket the server
+    // is about to close; undici also honours the server's `Keep-Alive: timeout` hint.
+    keepAliveTimeout: 30_000,
+  };
+  if (proxy === false) return new Agent(agentOptions);
+  if (proxy) return new ProxyAgent({ uri: proxy, ...agentOptions });
+  // HTTP(S)_PROXY / NO_PROXY from the environment, for the server channel only.
+  return new EnvHttpProxyAgent(agentOptions);
+}
+
+function retryAfter(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers['retry-after'];
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) && n >= 0 ? Math.min(n, 300) * 1000 : undefined;
+}
+
+async function answerError(res: Dispatcher.ResponseData, what: string): Promise<ServerAnswerError> {
+  let code: string | undefined;
+  let message = `${what}: the server answered ${res.statusCode}`;
+  try {
+    const text = await res.body.text();
+    const parsed = JSON.parse(text) as Partial<ErrorBody>;
+    if (parsed.error?.code) {
+      code = parsed.error.code;
+      message = `${what}: ${parsed.error.message} (${res.statusCode} ${code})`;
+    }
+  } catch {
+    // Not our JSON: a proxy or something else answered. Keep the status-only message.
+  }
+  const headerCode = res.headers[HEADER.error];
+  return new ServerAnswerError(res.statusCode, code ?? (typeof headerCode === 'string' ? headerCode : undefined), message, retryAfter(res.headers));
+}
+
+export function createControlChannel(options: ControlOptions): ControlChannel {
+  const dispatcher = createDispatcher(options.proxy);
+  const origin = options.server.origin;
+  // A server mounted under a path (https://host/devtunnel) keeps that path in front of the API.
+  const base = options.server.pathname.replace(/\/+$/, '');
+  const url = (path: string) => `${origin}${base}${path}`;
+  const bearer = (secret: string) => `Bearer ${secret}`;
+
+  async function pollAnswer(res: Dispatcher.ResponseData, what: string): Promise<PollResult> {
+    if (res.statusCode === 204) {
+      await res.body.dump();
+      return null;
+    }
+    if (res.statusCode !== 200) throw await answerError(res, what);
+    const head = await readFrameHead(res.body);
+    return { message: parseServerMessage(head), body: res.body };
+  }
+
+  return {
+    async register(body) {
+      const res = await request(url(paths.tunnels), {
+        dispatcher,
+        method: 'POST',
+        headers: {
+          authorization: bearer(options.token),
+          'content-type': 'application/json',
+          [HEADER.protocol]: String(PROTOCOL_VERSION),
+          'user-agent': `devtunnel/${options.version}`,
+        },
+        body: JSON.stringify(body),
+        headersTimeout: CALL_TIMEOUT_MS,
+        bodyTimeout: CALL_TIMEOUT_MS,
+      });
+      if (res.statusCode !== 201) throw await answerError(res, `registration at ${options.server.href}`);
+      const session = (await res.body.json()) as Session;
+      if (session.protocol !== PROTOCOL_VERSION || typeof session.id !== 'string' || typeof session.secret !== 'string') {
+        throw new TunnelError('TUNNEL_PROTOCOL_ERROR', `The server at ${options.server.href} speaks protocol ${String(session.protocol)}; this client speaks ${PROTOCOL_VERSION}. Update the client or the server.`);
+      }
+      return session;
+    },
+
+    async poll(session) {
+      const res = await request(url(paths.poll(session.id)), {
+        dispatcher,
+        method: 'GET',
+        headers: { authorization: bearer(session.secret) },
+        headersTimeout: session.timing.pollTimeoutMs + POLL_SLACK_MS,
+        bodyTimeout: session.timing.bodyIdleTimeoutMs,
+      });
+      return pollAnswer(res, 'poll');
+    },
+
+    async respond(session, requestId, head, body, asPoll, signal) {
+      const headBytes = encodeHead(head);
+      const headers: Record<string, string> = {
+        authorization: bearer(session.secret),
+        'content-type': CONTENT_TYPE_FRAME,
+      };
+      if (asPoll) headers[HEADER.poll] = '1';
+      if (head.bodyLength !== null) headers['content-length'] = String(headBytes.length + head.bodyLength);
+      const res = await request(url(paths.response(session.id, requestId)), {
+        dispatcher,
+        method: 'POST',
+        headers,
+        // undici streams async iterables with backpressure; its types only list Readable.
+        body: body ? (prepend(headBytes, body) as unknown as Readable) : headBytes,
+        signal,
+        // undici counts this from the end of the upload: the server answers once it has the body.
+        headersTimeout: (asPoll ? session.timing.pollTimeoutMs : 0) + POLL_SLACK_MS,
+        bodyTimeout: session.timing.bodyIdleTimeoutMs,
+      });
+      return pollAnswer(res, 'response upload');
+    },
+
+    async check(session) {
+      const res = await request(url(paths.tunnel(session.id)), {
+        dispatcher,
+        method: 'GET',
+        headers: { authorization: bearer(session.secret) },
+        headersTimeout: CALL_TIMEOUT_MS,
+        bodyTimeout: CALL_TIMEOUT_MS,
+      });
+      if (res.statusCode !== 200) throw await answerError(res, 'tunnel check');
+      await res.body.dump();
+    },
+
+    async deregister(session) {
+      const res = await request(url(paths.tunnel(session.id)), {
+        dispatcher,
+        method: 'DELETE',
+        headers: { authorization: bearer(session.secret) },
+        headersTimeout: 2_000,
+        bodyTimeout: 2_000,
+      });
+      await res.body.dump();
+    },
+
+    async close() {
+      // destroy(), not close(): pending polls must end now, not after their 25 s.
+      await dispatcher.destroy();
+    },
+  };
+}
+
+async function* prepend(first: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  yield first;
+  yield* rest;
+}

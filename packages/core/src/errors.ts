@@ -1,0 +1,38 @@
+/**
+ * One error class for the client library, with a stable `code` (undici's `UND_ERR_*` idea).
+ * Tests and callers match on `code`; messages carry context and say what to do.
+ */
+export type TunnelErrorCode =
+  /** An option is missing or malformed; the message names it and the fix. */
+  | 'TUNNEL_INVALID_OPTION'
+  /** The server refused the registration token (401). Final: retrying cannot help. */
+  | 'TUNNEL_UNAUTHORIZED'
+  /** The server refused the registration for another reason (4xx). Final. */
+  | 'TUNNEL_REGISTRATION_REFUSED'
+  /** Every port of the server's range is held by an active tunnel (503 port_range_full). Retried. */
+  | 'TUNNEL_PORT_RANGE_FULL'
+  /** The server could not be reached or answered 5xx; the client keeps retrying with backoff. */
+  | 'TUNNEL_SERVER_UNREACHABLE'
+  /** The server speaks something we do not understand (bad frame, unexpected status). */
+  | 'TUNNEL_PROTOCOL_ERROR'
+  /** `close()` was called or the abort signal fired. */
+  | 'TUNNEL_CLOSED';
+
+export class TunnelError extends Error {
+  override readonly name = 'TunnelError';
+  readonly code: TunnelErrorCode;
+  /** HTTP status from the server, when there was one. */
+  readonly status: number | undefined;
+
+  constructor(code: TunnelErrorCode, message: string, options: { cause?: unknown; status?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status;
+  }
+}
+
+/** Errors after which retrying is pointless: the user must change something first. */
+export function isFinal(error: unknown): boolean {
+  const code = (error as TunnelError | undefined)?.code;
+  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_CLOSED';
+}

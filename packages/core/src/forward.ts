@@ -1,0 +1,133 @@
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { ErrorCode, HeaderPairs, RequestMessage, ResponseHead } from './protocol';
+
+/**
+ * Replays one tunnelled request against the local app and returns the response head plus its body
+ * stream, or an error head the server turns into the page the browser sees. It never throws for
+ * a failure of the local app; it throws only when the request was cancelled.
+ */
+export interface LocalTarget {
+  host: string;
+  port: number;
+  https: boolean;
+  rewriteHost: boolean;
+}
+
+export interface LocalResponse {
+  head: ResponseHead;
+  body: Readable | null;
+}
+
+export interface Forwarder {
+  forward(message: RequestMessage, body: Readable | null, signal: AbortSignal): Promise<LocalResponse>;
+  close(): Promise<void>;
+}
+
+export interface ForwarderTimeouts {
+  /** Deadline for the local app's response headers. */
+  localTimeoutMs: number;
+  /** Idle limit between body chunks. */
+  bodyIdleTimeoutMs: number;
+}
+
+/** Statuses that never carry a body (RFC 9110 §6.4.1), whatever the headers say. */
+const NO_BODY_STATUS = new Set([204, 304]);
+
+function describe(target: LocalTarget): string {
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  return `${target.https ? 'https' : 'http'}://${host}:${target.port}`;
+}
+
+function errorHead(code: ErrorCode, message: string): LocalResponse {
+  return { head: { status: 502, headers: [], bodyLength: 0, error: { code, message } }, body: null };
+}
+
+/** Maps undici/network failures of the local hop to a code and a message that says what to do. */
+function classify(error: unknown, target: LocalTarget, timeouts: ForwarderTimeouts): LocalResponse {
+  const e = error as { code?: string; cause?: { code?: string }; message?: string };
+  const code = e.code ?? e.cause?.code;
+  const where = describe(target);
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL') {
+    return errorHead('local_app_refused', `Nothing answers at ${where} on the developer's machine (${code}). Start the local app, or check the port given to devtunnel.`);
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return errorHead('local_app_timeout', `The local app at ${where} did not answer within ${Math.round(timeouts.localTimeoutMs / 1000)} s. It may be stuck or still compiling.`);
+  }
+  return errorHead('local_app_error', `The local app at ${where} failed to answer: ${e.message ?? String(error)}${code ? ` (${code})` : ''}.`);
+}
+
+function toPairs(headers: Record<string, string | string[] | undefined>): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push([name, v]);
+    else out.push([name, value]);
+  }
+  return out;
+}
+
+function contentLength(headers: Record<string, string | string[] | undefined>): number | null {
+  const v = headers['content-length'];
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return null;
+  return Number(v);
+}
+
+export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTimeouts): Forwarder {
+  const dispatcher: Dispatcher = new Agent({
+    keepAliveTimeout: 4_000,
+    connect: {
+      // Your own dev server's certificate is usually self-signed; this hop never leaves the machine.
+      rejectUnauthorized: false,
+      // `localhost` may resolve to ::1 first while the app listens on 127.0.0.1 (or the reverse):
+      // try both address families (RFC 8305 "Happy Eyeballs").
+      autoSelectFamily: true,
+      timeout: 10_000,
+    },
+  });
+  const origin = describe(target);
+  const rewrittenHost = target.port === (target.https ? 443 : 80) ? target.host : `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+
+  return {
+    async forward(message, body, signal) {
+      const flat: string[] = [];
+      for (const [name, value] of message.headers) {
+        if (target.rewriteHost && name.length === 4 && name.toLowerCase() === 'host') {
+          flat.push(name, rewrittenHost);
+        } else {
+          flat.push(name, value);
+        }
+      }
+      if (message.bodyLength !== null && message.bodyLength > 0) flat.push('content-length', String(message.bodyLength));
+      const t = timeouts();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(origin + message.url, {
+          dispatcher,
+          method: message.method as Dispatcher.HttpMethod,
+          headers: flat,
+          body: message.bodyLength === 0 ? null : body,
+          signal,
+          headersTimeout: t.localTimeoutMs,
+          bodyTimeout: t.bodyIdleTimeoutMs,
+        });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        return classify(error, target, timeouts());
+      }
+      const noBody = message.method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
+      const headers = toPairs(res.headers);
+      if (noBody) {
+        // Let the server keep the local app's Content-Length on HEAD/304 (it describes the
+        // representation, not this message), while it sends no body.
+        await res.body.dump();
+        return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
+      }
+      return { head: { status: res.statusCode, headers, bodyLength: contentLength(res.headers) }, body: res.body };
+    },
+    async close() {
+      await dispatcher.destroy();
+    },
+  };
+}

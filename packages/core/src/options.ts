@@ -1,0 +1,170 @@
+import { TunnelError } from './errors';
+import { silentLogger, type Logger } from './logger';
+import { NAME_PATTERN } from './protocol';
+
+/**
+ * Options of {@link openTunnel}. The CLI flags carry the same names (`--rewrite-host` is
+ * `rewriteHost`), and so do the plugins' options.
+ */
+export interface TunnelOptions {
+  /**
+   * URL of the tunnel server's control API, e.g. `https://devtunnel.test.example.com`.
+   * CLI: `--server` or `DEVTUNNEL_SERVER`.
+   */
+  server: string;
+  /** Registration token. CLI: `--token` or `DEVTUNNEL_TOKEN` (prefer the variable: flags show in `ps`). */
+  token: string;
+  /** Port of the local app to expose. */
+  port: number;
+  /**
+   * Host of the local app. `localhost` reaches an app listening on 127.0.0.1 or ::1.
+   * @default 'localhost'
+   */
+  host?: string;
+  /**
+   * Talk https to the local app (self-signed certificates are accepted: it is your own machine).
+   * @default false
+   */
+  https?: boolean;
+  /**
+   * Name shown on the server's tunnel list: `^[a-z0-9][a-z0-9-]{0,62}$`.
+   * @default '<user>-<port>' made safe
+   */
+  name?: string;
+  /**
+   * Ask for this tunnel port. By default the client asks for the port it had last time for this
+   * server and local port; the server honours it when free or already yours.
+   */
+  preferredPort?: number;
+  /**
+   * Long-polls kept waiting on the server. Each carries one request at a time, so this is how
+   * many requests can start at once without waiting for a poll.
+   * @default 8
+   */
+  polls?: number;
+  /**
+   * Requests handled at the same time, at most. Beyond this, requests wait on the server.
+   * @default 256
+   */
+  maxInFlight?: number;
+  /**
+   * Replace the browser's `Host` header with the local address (`localhost:5173`). Off by default:
+   * the dev server sees the cluster's host name, which is what links and cookies need; the Vite and
+   * webpack plugins add that host to the dev server's allow-list instead.
+   * @default false
+   */
+  rewriteHost?: boolean;
+  /**
+   * Directory of the small state file keeping this laptop's identity and last port per local
+   * port, or `false` to keep nothing (a new identity and port each run).
+   * @default `$XDG_CONFIG_HOME/devtunnel` or `~/.config/devtunnel`
+   */
+  stateDir?: string | false;
+  /**
+   * HTTP proxy for the connection to the tunnel server (never for the local app). By default the
+   * standard `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply; `false` ignores them.
+   * @default from the environment
+   */
+  proxy?: string | false;
+  /** Where the library reports what it does. @default silent */
+  logger?: Logger;
+}
+
+export interface ResolvedTunnelOptions {
+  server: URL;
+  token: string;
+  port: number;
+  host: string;
+  https: boolean;
+  name: string | undefined;
+  preferredPort: number | undefined;
+  polls: number;
+  maxInFlight: number;
+  rewriteHost: boolean;
+  stateDir: string | false | undefined;
+  proxy: string | false | undefined;
+  logger: Logger;
+}
+
+export const tunnelDefaults = Object.freeze({
+  host: 'localhost',
+  https: false,
+  polls: 8,
+  maxInFlight: 256,
+  rewriteHost: false,
+} satisfies Partial<TunnelOptions>);
+
+function invalid(option: string, message: string): TunnelError {
+  return new TunnelError('TUNNEL_INVALID_OPTION', `devtunnel: option "${option}" ${message}`);
+}
+
+function portOption(option: string, value: unknown, required: boolean): number | undefined {
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw invalid(option, `must be a port number from 1 to 65535 (got ${JSON.stringify(value)}).`);
+  }
+  return value;
+}
+
+function intOption(option: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(option, `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)}).`);
+  }
+  return value;
+}
+
+/** Merges defaults and validates every option up front, naming the option and the fix. */
+export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOptions {
+  if (!options || typeof options !== 'object') throw invalid('options', 'must be an object.');
+  let server: URL;
+  try {
+    server = new URL(options.server);
+  } catch {
+    throw invalid('server', `must be the tunnel server's URL, e.g. https://devtunnel.test.example.com (got ${JSON.stringify(options.server)}). Set --server or DEVTUNNEL_SERVER.`);
+  }
+  if (server.protocol !== 'http:' && server.protocol !== 'https:') {
+    throw invalid('server', `must be an http:// or https:// URL (got ${server.protocol}).`);
+  }
+  if (server.username || server.password) {
+    throw invalid('server', 'must not contain credentials; pass the token with --token or DEVTUNNEL_TOKEN.');
+  }
+  if (typeof options.token !== 'string' || options.token.length === 0) {
+    throw invalid('token', 'is required: set DEVTUNNEL_TOKEN (or --token) to the token the tunnel server printed or was given.');
+  }
+  if (/[^\x21-\x7e]/.test(options.token)) throw invalid('token', 'must be printable ASCII without spaces.');
+  const port = portOption('port', options.port, true)!;
+  const host = options.host ?? tunnelDefaults.host;
+  if (typeof host !== 'string' || !/^[A-Za-z0-9.:\-[\]]+$/.test(host)) {
+    throw invalid('host', `must be a host name or IP address such as localhost or 127.0.0.1 (got ${JSON.stringify(host)}).`);
+  }
+  if (options.name !== undefined && (typeof options.name !== 'string' || !NAME_PATTERN.test(options.name))) {
+    throw invalid('name', `must be lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters (got ${JSON.stringify(options.name)}).`);
+  }
+  if (options.stateDir !== undefined && options.stateDir !== false && typeof options.stateDir !== 'string') {
+    throw invalid('stateDir', 'must be a directory path or false.');
+  }
+  if (options.proxy !== undefined && options.proxy !== false) {
+    try {
+      new URL(options.proxy);
+    } catch {
+      throw invalid('proxy', `must be a proxy URL such as http://proxy.corp:3128, or false (got ${JSON.stringify(options.proxy)}).`);
+    }
+  }
+  const polls = intOption('polls', options.polls, tunnelDefaults.polls, 1, 64);
+  return {
+    server,
+    token: options.token,
+    port,
+    host: host.replace(/^\[(.*)\]$/, '$1'),
+    https: options.https ?? tunnelDefaults.https,
+    name: options.name,
+    preferredPort: portOption('preferredPort', options.preferredPort, false),
+    polls,
+    maxInFlight: intOption('maxInFlight', options.maxInFlight, tunnelDefaults.maxInFlight, polls, 10_000),
+    rewriteHost: options.rewriteHost ?? tunnelDefaults.rewriteHost,
+    stateDir: options.stateDir,
+    proxy: options.proxy,
+    logger: options.logger ?? silentLogger,
+  };
+}

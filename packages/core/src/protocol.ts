@@ -1,0 +1,393 @@
+/**
+ * The devtunnel wire protocol, version 1: the only code the client and the server share.
+ *
+ * It imports nothing (no `node:` modules, no undici) so that both sides, and any future
+ * implementation, read the same definitions. docs/protocol.md describes the flows; this file is
+ * the source of truth for names, shapes and the frame format.
+ *
+ * Frame: every poll answer (server → client) and every response upload (client → server) has the
+ * body `[u32 big-endian head length][head: UTF-8 JSON][raw body bytes…]`. Bodies travel as raw
+ * bytes, never base64 or JSON-embedded, so they stream with backpressure and cost nothing extra.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const API_PREFIX = '/api/v1';
+
+/** Header names used on the control channel (lower case, as Node and undici report them). */
+export const HEADER = Object.freeze({
+  /** Machine-readable error code on every error answer, browser-facing or API. */
+  error: 'x-devtunnel-error',
+  /** On a response upload: `1` asks the server to answer it like a poll (saves a round trip). */
+  poll: 'x-devtunnel-poll',
+  /** The client's protocol version, sent on registration. */
+  protocol: 'x-devtunnel-protocol',
+  /** Request id added for the local app and echoed to the browser (kept when the caller set one). */
+  requestId: 'x-request-id',
+});
+
+export const CONTENT_TYPE_FRAME = 'application/vnd.devtunnel.frame';
+
+/** Maximum size of a frame head. Request heads are bounded by the tunnel port's 16 KiB header limit. */
+export const MAX_HEAD_BYTES = 256 * 1024;
+
+/** Paths of the control API, relative to the server URL. */
+export const paths = Object.freeze({
+  tunnels: `${API_PREFIX}/tunnels`,
+  tunnel: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}`,
+  poll: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/poll`,
+  response: (id: string, requestId: string) =>
+    `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}`,
+});
+
+/** Header list as `[name, value]` pairs: keeps order, case and repeated headers (Set-Cookie). */
+export type HeaderPairs = Array<[string, string]>;
+
+/** Registration request body (`POST /api/v1/tunnels`, `Authorization: Bearer <token>`). */
+export interface RegisterRequest {
+  /**
+   * Stable identity of one developer's tunnel for one local port, e.g. `ann@laptop:5173#k3j…`.
+   * The random part stays on the laptop, so nobody else can claim the same identity.
+   */
+  clientId: string;
+  /** Display name; `^[a-z0-9][a-z0-9-]{0,62}$`. */
+  name?: string;
+  /** The port this identity had last time; honoured when free or already held by it. */
+  preferredPort?: number;
+  /** The local port being tunnelled (informational). */
+  localPort?: number;
+  /** Client software version (informational). */
+  version?: string;
+}
+
+/** Timing values the client must use; all in milliseconds. */
+export interface TunnelTiming {
+  /** How long the server holds a poll before answering 204. */
+  pollTimeoutMs: number;
+  /** No poll for this long and the tunnel counts as offline. */
+  leaseMs: number;
+  /** Deadline for the local app to answer with headers; the client answers 504 after it. */
+  localTimeoutMs: number;
+  /** Idle limit on a body in either direction. */
+  bodyIdleTimeoutMs: number;
+}
+
+/** Registration answer (201). */
+export interface RegisterResponse {
+  protocol: number;
+  id: string;
+  /** Per-tunnel secret: `Authorization: Bearer <secret>` on every later call of this tunnel. */
+  secret: string;
+  name: string;
+  /** The tunnel's own port on the server. */
+  port: number;
+  /** Where the tunnel answers, as far as the server knows (the cluster proxy may front it). */
+  url: string;
+  timing: TunnelTiming;
+  /** Poll concurrency the server accepts per tunnel. */
+  maxPolls: number;
+}
+
+/** Poll answer: one browser request for the client to replay. */
+export interface RequestMessage {
+  type: 'request';
+  id: string;
+  method: string;
+  /** Path and query as received (origin-form). */
+  url: string;
+  headers: HeaderPairs;
+  /** Body length when known, `null` for a chunked upload; 0 when there is no body. */
+  bodyLength: number | null;
+}
+
+/** Poll answer: the browser went away; stop working on this request. */
+export interface CancelMessage {
+  type: 'cancel';
+  id: string;
+}
+
+export type ServerMessage = RequestMessage | CancelMessage;
+
+/** Head of a response upload (`POST .../requests/:requestId`). */
+export interface ResponseHead {
+  status: number;
+  headers: HeaderPairs;
+  /** Body length when the local app declared one; `null` to let the server stream it chunked. */
+  bodyLength: number | null;
+  /**
+   * Set instead of a real response when the client could not get one from the local app. The
+   * server renders the error itself, so every error page comes from one place.
+   */
+  error?: { code: ErrorCode; message: string };
+}
+
+/**
+ * Every error a user can meet, browser-facing or API. Stable: tests, logs, dashboards and users
+ * match on these; messages may change.
+ */
+export const ERROR_CODES = Object.freeze({
+  tunnel_offline: 503,
+  tunnel_busy: 503,
+  queue_full: 503,
+  local_app_refused: 502,
+  local_app_error: 502,
+  local_app_timeout: 504,
+  client_disconnected: 502,
+  tunnel_timeout: 504,
+  bad_response: 502,
+  upgrade_not_supported: 501,
+  method_not_supported: 405,
+  headers_too_large: 431,
+  request_timeout: 408,
+  unauthorized: 401,
+  forbidden: 403,
+  rate_limited: 429,
+  too_many_polls: 429,
+  port_range_full: 503,
+  unknown_tunnel: 404,
+  unknown_request: 404,
+  request_answered: 409,
+  browser_gone: 410,
+  invalid_request: 400,
+  not_found: 404,
+  payload_too_large: 413,
+  server_shutting_down: 503,
+  internal_error: 500,
+} as const);
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Error body of the control API and of browser-facing JSON errors. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) plus the framing headers each hop computes for itself.
+ * Stripped in both directions, together with every header a `Connection` header names.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  // `Expect: 100-continue` is answered by the hop that receives it (RFC 9110 §10.1.1).
+  'expect',
+  'http2-settings',
+]);
+
+/**
+ * Copy of `headers` without hop-by-hop and framing headers, nor any header listed in a
+ * `Connection` header (RFC 9110 §7.6.1). Names keep their case; order is preserved.
+ */
+export function stripHopByHop(headers: HeaderPairs): HeaderPairs {
+  let named: Set<string> | undefined;
+  for (const [name, value] of headers) {
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      named ??= new Set();
+      for (const token of value.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t) named.add(t);
+      }
+    }
+  }
+  const out: HeaderPairs = [];
+  for (const pair of headers) {
+    const lower = pair[0].toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    out.push(pair);
+  }
+  return out;
+}
+
+/** Turns Node's flat `rawHeaders` (`[name, value, name, value…]`) into pairs. */
+export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
+}
+
+/** First value of a header, case-insensitive. */
+export function headerValue(headers: HeaderPairs, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [n, v] of headers) if (n.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** Tunnel names: what a user may choose, safe in URLs, logs, HTML and DNS labels. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Client ids: printable ASCII without spaces, bounded. */
+export const CLIENT_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+/** Request and tunnel ids: 128-bit random, hex. */
+export const ID_PATTERN = /^[0-9a-f]{32}$/;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The bytes that open a frame: length prefix and JSON head. The raw body follows. */
+export function encodeHead(head: ServerMessage | ResponseHead): Uint8Array {
+  const json = encoder.encode(JSON.stringify(head));
+  const out = new Uint8Array(4 + json.length);
+  new DataView(out.buffer).setUint32(0, json.length, false);
+  out.set(json, 4);
+  return out;
+}
+
+export class FrameError extends Error {
+  readonly code = 'bad_frame';
+}
+
+/**
+ * Incremental reader for a frame head. Feed it chunks until it returns the head; whatever
+ * followed the head in the last chunk is returned as `rest` (the start of the body).
+ * Holds at most {@link MAX_HEAD_BYTES}.
+ */
+export function createHeadReader(limit = MAX_HEAD_BYTES) {
+  let pending: Uint8Array | undefined;
+  let need = -1;
+  return {
+    push(chunk: Uint8Array): { head: unknown; rest: Uint8Array } | undefined {
+      let buf: Uint8Array = chunk;
+      if (pending) {
+        const joined = new Uint8Array(pending.length + chunk.length);
+        joined.set(pending, 0);
+        joined.set(chunk, pending.length);
+        buf = joined;
+        pending = undefined;
+      }
+      if (need < 0) {
+        if (buf.length < 4) {
+          pending = buf;
+          return undefined;
+        }
+        need = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0, false);
+        if (need > limit) throw new FrameError(`frame head of ${need} bytes exceeds ${limit}`);
+        buf = buf.subarray(4);
+      }
+      if (buf.length < need) {
+        pending = buf;
+        return undefined;
+      }
+      let head: unknown;
+      try {
+        head = JSON.parse(decoder.decode(buf.subarray(0, need)));
+      } catch {
+        throw new FrameError('frame head is not valid JSON');
+      }
+      return { head, rest: buf.subarray(need) };
+    },
+  };
+}
+
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+function isHeaderPairs(v: unknown): v is HeaderPairs {
+  return (
+    Array.isArray(v) &&
+    v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')
+  );
+}
+
+/** Validates a response head received from a client. Throws {@link FrameError}. */
+export function parseResponseHead(value: unknown): ResponseHead {
+  const h = value as Partial<ResponseHead> | null;
+  if (!h || typeof h !== 'object') throw new FrameError('response head must be an object');
+  if (h.error !== undefined) {
+    const e = h.error as { code?: unknown; message?: unknown };
+    if (typeof e?.code !== 'string' || !(e.code in ERROR_CODES) || typeof e.message !== 'string') {
+      throw new FrameError('response head has a malformed error');
+    }
+    return { status: ERROR_CODES[e.code as ErrorCode], headers: [], bodyLength: 0, error: { code: e.code as ErrorCode, message: e.message } };
+  }
+  // RFC 9110 §15: three-digit codes; 1xx are interim and never a final answer here.
+  if (!isInt(h.status, 200, 599)) throw new FrameError(`response status ${String(h.status)} is not a final status`);
+  if (!isHeaderPairs(h.headers)) throw new FrameError('response headers must be [name, value] pairs');
+  if (h.bodyLength !== null && !isInt(h.bodyLength, 0, Number.MAX_SAFE_INTEGER)) {
+    throw new FrameError('response bodyLength must be a non-negative integer or null');
+  }
+  return { status: h.status, headers: h.headers, bodyLength: h.bodyLength ?? null };
+}
+
+/** Validates a message received on a poll. Throws {@link FrameError}. */
+export function parseServerMessage(value: unknown): ServerMessage {
+  const m = value as { [k: string]: unknown } | null;
+  if (!m || typeof m !== 'object' || typeof m.id !== 'string') throw new FrameError('message must have an id');
+  if (m.type === 'cancel') return { type: 'cancel', id: m.id };
+  if (m.type !== 'request') throw new FrameError(`unknown message type ${String(m.type)}`);
+  if (typeof m.method !== 'string' || typeof m.url !== 'string' || !isHeaderPairs(m.headers)) {
+    throw new FrameError('request message is malformed');
+  }
+  const bodyLength = m.bodyLength ?? null;
+  if (bodyLength !== null && !isInt(bodyLength, 0, Number.MAX_SAFE_INTEGER)) {
+    throw new FrameError('request bodyLength must be a non-negative integer or null');
+  }
+  return { type: 'request', id: m.id, method: m.method, url: m.url, headers: m.headers, bodyLength };
+}
+
+/** The part of a Node `Readable` that {@link readFrameHead} uses (structural, so no import). */
+export interface FrameSource {
+  read(): Uint8Array | null;
+  unshift(chunk: Uint8Array): void;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  readonly readableEnded: boolean;
+}
+
+/**
+ * Reads a frame head from the start of a stream and puts back whatever followed it, so the same
+ * stream then yields exactly the raw body. No copy of the body, no extra stream.
+ */
+export function readFrameHead<S extends FrameSource>(stream: S, limit = MAX_HEAD_BYTES): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const reader = createHeadReader(limit);
+    const done = (fn: () => void) => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onEnd);
+      fn();
+    };
+    function onReadable() {
+      let chunk: Uint8Array | null;
+      while ((chunk = stream.read()) !== null) {
+        let got: { head: unknown; rest: Uint8Array } | undefined;
+        try {
+          got = reader.push(chunk);
+        } catch (error) {
+          done(() => reject(error));
+          return;
+        }
+        if (got) {
+          const { head, rest } = got;
+          done(() => {
+            if (rest.length > 0) stream.unshift(rest);
+            resolve(head);
+          });
+          return;
+        }
+      }
+    }
+    function onEnd() {
+      done(() => reject(new FrameError('the stream ended before the frame head was complete')));
+    }
+    function onError(error: unknown) {
+      done(() => reject(error));
+    }
+    if (stream.readableEnded) {
+      reject(new FrameError('the stream ended before the frame head was complete'));
+      return;
+    }
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onError);
+  });
+}

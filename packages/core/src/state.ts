@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir, hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The laptop-side memory of a tunnel: a random key that makes this machine's identity
+ * unguessable, and the tunnel port last assigned per server and local port, which the client
+ * asks for again so a developer keeps their port across restarts.
+ */
+interface StateFile {
+  version: 1;
+  key: string;
+  ports: Record<string, number>;
+}
+
+export interface ClientIdentity {
+  clientId: string;
+  defaultName: string;
+  lastPort: number | undefined;
+  /** Remembers the port the server assigned (no-op without a state directory). */
+  savePort(port: number): Promise<void>;
+}
+
+/** `$XDG_CONFIG_HOME/devtunnel`, else `~/.config/devtunnel` (XDG Base Directory spec). */
+export function defaultStateDir(): string {
+  const xdg = process.env.XDG_CONFIG_HOME;
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.config'), 'devtunnel');
+}
+
+function userName(): string {
+  try {
+    return userInfo().username || 'user';
+  } catch {
+    return 'user';
+  }
+}
+
+/** A display name safe for the server's pattern: `ann-5173`. */
+export function safeName(raw: string): string {
+  const s = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '');
+  return s || 'tunnel';
+}
+
+async function readState(file: string): Promise<StateFile | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<StateFile>;
+    if (parsed.version === 1 && typeof parsed.key === 'string' && /^[0-9a-f]{16,64}$/.test(parsed.key)) {
+      return { version: 1, key: parsed.key, ports: typeof parsed.ports === 'object' && parsed.ports ? parsed.ports : {} };
+    }
+  } catch {
+    // Missing or unreadable: start afresh. A corrupt file must never stop a tunnel.
+  }
+  return undefined;
+}
+
+async function writeState(dir: string, file: string, state: StateFile): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+/**
+ * Loads (or creates) this laptop's identity for `server` + `localPort`. With `dir === false`
+ * nothing is read or written and the identity is new each run.
+ */
+export async function loadIdentity(dir: string | false, server: URL, localPort: number): Promise<ClientIdentity> {
+  const user = userName();
+  const base = `${user}@${hostname()}:${localPort}`;
+  const slot = `${server.origin} ${localPort}`;
+  const defaultName = safeName(`${user}-${localPort}`);
+  if (dir === false) {
+    return { clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, lastPort: undefined, savePort: async () => {} };
+  }
+  const file = join(dir, 'state.json');
+  let state = await readState(file);
+  if (!state) {
+    state = { version: 1, key: randomBytes(16).toString('hex'), ports: {} };
+    await writeState(dir, file, state);
+  }
+  const current = state;
+  return {
+    clientId: `${base}#${current.key}`,
+    defaultName,
+    lastPort: typeof current.ports[slot] === 'number' ? current.ports[slot] : undefined,
+    async savePort(port) {
+      // Re-read so that two tunnels of the same laptop do not erase each other's ports.
+      const fresh = (await readState(file)) ?? current;
+      if (fresh.ports[slot] === port) return;
+      fresh.ports[slot] = port;
+      await writeState(dir, file, fresh);
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * `devtunnel-server`: the container and command-line entry. The only file of this package that
+ * touches `process` (argv, env, signals, exit). Every flag has a `DEVTUNNEL_*` twin.
+ */
+import { parseArgs } from 'node:util';
+import { InvalidOptionError } from './errors';
+import { createJsonLogger, type LogLevel } from './logger';
+import type { ServerOptions } from './options';
+import { createTunnelServer } from './server';
+
+type Kind = 'port' | 'string' | 'ms' | 'count';
+
+/** Flag → option. The variable is `DEVTUNNEL_` + the flag in upper snake case. */
+export const serverFlags: ReadonlyArray<{ flag: string; option: keyof ServerOptions; kind: Kind; help: string }> = [
+  { flag: 'port', option: 'port', kind: 'port', help: 'control API port (registration, polls, /healthz)' },
+  { flag: 'host', option: 'host', kind: 'string', help: 'address to bind, for the control API and the tunnel ports' },
+  { flag: 'tunnel-ports', option: 'tunnelPorts', kind: 'string', help: 'range tunnel ports come from' },
+  { flag: 'token', option: 'token', kind: 'string', help: 'registration token (generated and printed once when unset)' },
+  { flag: 'state-file', option: 'stateFile', kind: 'string', help: 'JSON file keeping port assignments across restarts' },
+  { flag: 'public-url', option: 'publicUrl', kind: 'string', help: 'tunnel URL template handed to clients ({host}, {port})' },
+  { flag: 'poll-timeout-ms', option: 'pollTimeoutMs', kind: 'ms', help: 'how long a poll is held before 204' },
+  { flag: 'wait-for-poll-ms', option: 'waitForPollMs', kind: 'ms', help: 'how long a request waits for a poll (then 503)' },
+  { flag: 'local-timeout-ms', option: 'localTimeoutMs', kind: 'ms', help: "client's deadline for the local app's headers (504)" },
+  { flag: 'deadline-ms', option: 'deadlineMs', kind: 'ms', help: 'server deadline for response headers (504)' },
+  { flag: 'body-idle-timeout-ms', option: 'bodyIdleTimeoutMs', kind: 'ms', help: 'a body idle this long is cut (no total cap)' },
+  { flag: 'headers-timeout-ms', option: 'headersTimeoutMs', kind: 'ms', help: 'browsers must send headers within this (408)' },
+  { flag: 'keep-alive-timeout-ms', option: 'keepAliveTimeoutMs', kind: 'ms', help: 'idle keep-alive connections kept this long' },
+  { flag: 'lease-ms', option: 'leaseMs', kind: 'ms', help: 'no poll this long: the tunnel is offline' },
+  { flag: 'expire-ms', option: 'expireMs', kind: 'ms', help: 'offline this long: the tunnel is forgotten (port stays reserved)' },
+  { flag: 'disconnect-grace-ms', option: 'disconnectGraceMs', kind: 'ms', help: 'after all polls dropped, wait this long before failing requests' },
+  { flag: 'queue-limit', option: 'queueLimit', kind: 'count', help: 'requests waiting for a poll, per tunnel (then 503)' },
+  { flag: 'max-polls', option: 'maxPolls', kind: 'count', help: 'polls a tunnel may keep waiting (then 429)' },
+  { flag: 'drain-timeout-ms', option: 'drainTimeoutMs', kind: 'ms', help: 'on SIGTERM, in-flight requests get this long' },
+];
+
+export const envName = (flag: string) => `DEVTUNNEL_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+const usage = `Usage: devtunnel-server [options]
+
+Runs the devtunnel server: a control API for tunnel clients and one port per tunnel.
+Every option can also be set as an environment variable (shown in brackets).
+
+Options:
+${serverFlags.map((f) => `  --${(f.flag + ' <value>').padEnd(30)} ${f.help} [${envName(f.flag)}]`).join('\n')}
+  --log-level <level>            debug, info, warn or error (default info) [DEVTUNNEL_LOG_LEVEL]
+  --help                         show this help
+`;
+
+function toValue(flag: string, kind: Kind, raw: string): string | number {
+  if (kind === 'string') return raw;
+  if (!/^\d+$/.test(raw)) throw new InvalidOptionError(`devtunnel-server: --${flag} must be a whole number (got "${raw}").`);
+  return Number(raw);
+}
+
+function parse(argv: string[], env: NodeJS.ProcessEnv): { options: ServerOptions; level: LogLevel } | 'help' {
+  const spec: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, 'log-level': { type: 'string' } };
+  for (const f of serverFlags) spec[f.flag] = { type: 'string' };
+  const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+  if (values.help) return 'help';
+  const options: Record<string, unknown> = {};
+  for (const f of serverFlags) {
+    const raw = (values[f.flag] as string | undefined) ?? env[envName(f.flag)];
+    if (raw !== undefined && raw !== '') options[f.option] = toValue(f.flag, f.kind, raw);
+  }
+  const level = ((values['log-level'] as string | undefined) ?? env.DEVTUNNEL_LOG_LEVEL ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new InvalidOptionError(`devtunnel-server: --log-level must be debug, info, warn or error (got "${level}").`);
+  return { options: options as ServerOptions, level };
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(process.argv.slice(2), process.env);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const logger = createJsonLogger((line) => process.stdout.write(line), parsed.level);
+  let server;
+  try {
+    server = createTunnelServer({ ...parsed.options, logger });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return 2;
+  }
+  if (server.options.generatedToken) {
+    // Printed once, on stderr, never in the JSON log: the server is never open by accident.
+    process.stderr.write(`devtunnel-server: no --token or DEVTUNNEL_TOKEN given; generated one for this run:\n\n  DEVTUNNEL_TOKEN=${server.options.token}\n\nClients need it to register. Set DEVTUNNEL_TOKEN to keep one across restarts.\n`);
+  }
+  try {
+    await server.listen();
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    process.stderr.write(`devtunnel-server: cannot start: ${e.message}${e.code === 'EADDRINUSE' ? ' (another process holds the port; choose another with --port)' : ''}\n`);
+    await server.close();
+    return 1;
+  }
+  let signals = 0;
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      if (++signals > 1) process.exit(1); // A second signal: stop waiting for the drain.
+      logger.log('info', 'server.signal', { signal });
+      void server.close().then(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`devtunnel-server: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HEADER } from '@devtunnel/core/protocol';
+import { HttpError } from './errors';
+
+/**
+ * The one place where an error becomes a response. Browsers navigating get a small HTML page;
+ * API callers, `fetch` and HMR traffic get JSON or plain text, never an interstitial. Every
+ * answer carries the code in `X-Devtunnel-Error`.
+ */
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escapes text for HTML element content and quoted attributes. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
+const TITLES: Partial<Record<HttpError['code'], string>> = {
+  tunnel_offline: 'This tunnel is offline',
+  tunnel_busy: 'The tunnel is busy',
+  queue_full: 'The tunnel is overloaded',
+  local_app_refused: 'The local app is not running',
+  local_app_error: 'The local app failed',
+  local_app_timeout: 'The local app took too long',
+  client_disconnected: 'The developer\'s machine disconnected',
+  tunnel_timeout: 'The tunnel did not answer in time',
+  bad_response: 'The tunnel sent a bad response',
+  server_shutting_down: 'The tunnel server is restarting',
+};
+
+type Format = 'html' | 'json' | 'text';
+
+function formatFor(req: IncomingMessage | undefined, fallback: Format): Format {
+  if (!req) return fallback;
+  const accept = req.headers.accept ?? '';
+  const mode = req.headers['sec-fetch-mode'];
+  // Only a top-level navigation gets a page; a fetch() that accepts anything gets data.
+  if (mode === 'navigate' || (mode === undefined && /\btext\/html\b/.test(accept))) return 'html';
+  if (/\bapplication\/(?:[\w.+-]*\+)?json\b/.test(accept)) return 'json';
+  return fallback;
+}
+
+function page(error: HttpError, context: string | undefined): string {
+  const title = escapeHtml(TITLES[error.code] ?? 'devtunnel error');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title} · devtunnel</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}small{color:#666}</style>
+</head><body>
+<h1>${title}</h1>
+<p>${escapeHtml(error.message)}</p>
+<p><small>Error <code>${escapeHtml(error.code)}</code> (HTTP ${error.status})${context ? ` · ${escapeHtml(context)}` : ''} · devtunnel</small></p>
+</body></html>
+`;
+}
+
+export interface ErrorResponseOptions {
+  /** Format when the caller did not ask for one. */
+  fallback?: Format;
+  /** Shown under the message on the HTML page, e.g. `tunnel ann-5173 on port 9003`. */
+  context?: string;
+  /** Close the connection afterwards (after a framing error the stream cannot be trusted). */
+  close?: boolean;
+  headers?: Record<string, string>;
+}
+
+export function sendError(req: IncomingMessage | undefined, res: ServerResponse, error: HttpError, options: ErrorResponseOptions = {}): void {
+  if (res.headersSent || res.destroyed) {
+    // Too late for a status: cutting the connection is the only honest signal left.
+    res.destroy();
+    return;
+  }
+  const format = formatFor(req, options.fallback ?? 'text');
+  const body =
+    format === 'html'
+      ? page(error, options.context)
+      : format === 'json'
+        ? JSON.stringify(error.toJSON()) + '\n'
+        : `${error.status} ${error.code}: ${error.message}\n`;
+  const headers: Record<string, string | number> = {
+    'content-type': format === 'html' ? 'text/html; charset=utf-8' : format === 'json' ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    [HEADER.error]: error.code,
+    ...options.headers,
+  };
+  if (format === 'html') headers['content-security-policy'] = "default-src 'none'; style-src 'unsafe-inline'";
+  if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter);
+  if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="devtunnel"';
+  if (options.close) {
+    headers.connection = 'close';
+    res.shouldKeepAlive = false;
+  }
+  res.writeHead(error.status, headers);
+  res.end(body);
+}

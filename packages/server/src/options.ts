@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidOptionError } from './errors';
+import { silentLogger, type ServerLogger } from './logger';
+
+/**
+ * Options of {@link createTunnelServer}. The `devtunnel-server` CLI has one flag per option
+ * (`tunnelPorts` is `--tunnel-ports`) and one `DEVTUNNEL_*` variable per flag
+ * (`DEVTUNNEL_TUNNEL_PORTS`).
+ *
+ * The timeouts form one ladder, checked by {@link resolveServerOptions}:
+ * poll (25 s) < the client's poll deadline (poll + 10 s) < wait for a poll (40 s)
+ * < local app (50 s) < server deadline (55 s) < the usual ingress read timeout (60 s)
+ * < keep-alive (65 s).
+ */
+export interface ServerOptions {
+  /** Port of the control API (registration, polls, health). @default 8080 */
+  port?: number;
+  /** Address every listener binds. @default '0.0.0.0' */
+  host?: string;
+  /** Range the tunnel ports come from, e.g. `'9000-9099'`. @default '9000-9099' */
+  tunnelPorts?: string;
+  /**
+   * Registration token clients must present (`Authorization: Bearer …`). When unset, one is
+   * generated at start (see `generatedToken`), so the server is never open by accident.
+   */
+  token?: string;
+  /** JSON file keeping port assignments across restarts. @default none (memory only) */
+  stateFile?: string;
+  /**
+   * How the tunnel URL handed to clients is built; `{host}` is the host the client used to reach
+   * the control API, `{port}` the tunnel port. @default 'http://{host}:{port}'
+   */
+  publicUrl?: string;
+  /** How long a poll waits for a request before answering 204. @default 25000 */
+  pollTimeoutMs?: number;
+  /** How long a request waits for a free poll before failing 503 `tunnel_busy`. @default 40000 */
+  waitForPollMs?: number;
+  /** The client's deadline for the local app's response headers (504 `local_app_timeout`). @default 50000 */
+  localTimeoutMs?: number;
+  /** Server deadline from arrival to response headers (504 `tunnel_timeout`). @default 55000 */
+  deadlineMs?: number;
+  /** No progress on a body for this long, either way, ends it. No total cap. @default 60000 */
+  bodyIdleTimeoutMs?: number;
+  /** Browser connections must send their headers within this. @default 15000 */
+  headersTimeoutMs?: number;
+  /** Idle keep-alive connections are kept this long (above the ingress's 60 s). @default 65000 */
+  keepAliveTimeoutMs?: number;
+  /** No poll for this long and a tunnel is offline (503 `tunnel_offline`). @default 30000 */
+  leaseMs?: number;
+  /** Offline this long and a tunnel is forgotten; its port stays reserved for its owner. @default 600000 */
+  expireMs?: number;
+  /** After every poll of a client dropped, wait this long for a new one before failing its requests (502). @default 1000 */
+  disconnectGraceMs?: number;
+  /** Requests waiting for a poll, per tunnel; beyond it 503 `queue_full`. @default 1024 */
+  queueLimit?: number;
+  /** Polls a tunnel may keep waiting; beyond it 429 `too_many_polls`. @default 32 */
+  maxPolls?: number;
+  /** On close (SIGTERM), in-flight requests get this long to finish. @default 20000 */
+  drainTimeoutMs?: number;
+  /** Where JSON log lines go. @default silent (the CLI logs to stdout) */
+  logger?: ServerLogger;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile'>> {
+  token: string;
+  /** True when no token was configured and the server made one up. */
+  generatedToken: boolean;
+  stateFile: string | undefined;
+  portRange: { from: number; to: number };
+}
+
+export const serverDefaults = Object.freeze({
+  port: 8080,
+  host: '0.0.0.0',
+  tunnelPorts: '9000-9099',
+  publicUrl: 'http://{host}:{port}',
+  pollTimeoutMs: 25_000,
+  waitForPollMs: 40_000,
+  localTimeoutMs: 50_000,
+  deadlineMs: 55_000,
+  bodyIdleTimeoutMs: 60_000,
+  headersTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 65_000,
+  leaseMs: 30_000,
+  expireMs: 600_000,
+  disconnectGraceMs: 1_000,
+  queueLimit: 1024,
+  maxPolls: 32,
+  drainTimeoutMs: 20_000,
+} satisfies ServerOptions);
+
+/** The client gives up on a poll this long after the server should have answered it. */
+export const CLIENT_POLL_SLACK_MS = 10_000;
+
+function invalid(option: string, message: string): InvalidOptionError {
+  return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`);
+}
+
+export function parsePortRange(option: string, value: string): { from: number; to: number } {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(value.trim());
+  const from = m ? Number(m[1]) : NaN;
+  const to = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!m || from < 1 || to > 65535 || from > to) {
+    throw invalid(option, `must be a port range such as 9000-9099 (got ${JSON.stringify(value)}).`);
+  }
+  return { from, to };
+}
+
+/** Merges defaults and validates every option, naming the option and the fix. */
+export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
+  const o = { ...serverDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof serverDefaults & ServerOptions;
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw invalid('port', `must be a port number (got ${JSON.stringify(o.port)}).`);
+  if (typeof o.host !== 'string' || !o.host) throw invalid('host', 'must be an address to bind, such as 0.0.0.0 or 127.0.0.1.');
+  const portRange = parsePortRange('tunnelPorts', String(o.tunnelPorts));
+  if (o.port >= portRange.from && o.port <= portRange.to && o.port !== 0) {
+    throw invalid('port', `(${o.port}) lies inside tunnelPorts (${o.tunnelPorts}); pick a control port outside the range.`);
+  }
+  for (const key of ['pollTimeoutMs', 'waitForPollMs', 'localTimeoutMs', 'deadlineMs', 'bodyIdleTimeoutMs', 'headersTimeoutMs', 'keepAliveTimeoutMs', 'leaseMs', 'expireMs', 'disconnectGraceMs', 'drainTimeoutMs'] as const) {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 1 || v > 86_400_000) throw invalid(key, `must be a number of milliseconds from 1 to 86400000 (got ${JSON.stringify(v)}).`);
+  }
+  for (const key of ['queueLimit', 'maxPolls'] as const) {
+    const v = o[key];
+    if (!Number.isInteger(v) || v < 1 || v > 100_000) throw invalid(key, `must be an integer from 1 to 100000 (got ${JSON.stringify(v)}).`);
+  }
+  // The ladder: each wait must end before the next one up gives up on it.
+  const ladder: Array<[string, number, string, number]> = [
+    ['pollTimeoutMs', o.pollTimeoutMs + CLIENT_POLL_SLACK_MS, 'waitForPollMs', o.waitForPollMs],
+    ['waitForPollMs', o.waitForPollMs, 'deadlineMs', o.deadlineMs],
+    ['localTimeoutMs', o.localTimeoutMs, 'deadlineMs', o.deadlineMs],
+    ['pollTimeoutMs', o.pollTimeoutMs, 'leaseMs', o.leaseMs],
+    ['leaseMs', o.leaseMs, 'expireMs', o.expireMs],
+  ];
+  for (const [lowName, low, highName, high] of ladder) {
+    if (low >= high) throw invalid(highName, `(${high} ms) must be longer than ${lowName}${lowName === 'pollTimeoutMs' && highName === 'waitForPollMs' ? ` + ${CLIENT_POLL_SLACK_MS} ms` : ''} (${low} ms): every wait must end before the next one up gives up on it.`);
+  }
+  if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 16 || /[^\x21-\x7e]/.test(o.token))) {
+    throw invalid('token', 'must be at least 16 printable characters without spaces (try: openssl rand -hex 24).');
+  }
+  if (!/\{port\}/.test(o.publicUrl)) throw invalid('publicUrl', `must contain {port}, e.g. http://{host}:{port} (got ${JSON.stringify(o.publicUrl)}).`);
+  const generatedToken = o.token === undefined;
+  return {
+    ...o,
+    token: o.token ?? randomBytes(24).toString('hex'),
+    generatedToken,
+    stateFile: o.stateFile,
+    portRange,
+    logger: o.logger ?? silentLogger,
+    now: o.now ?? Date.now,
+  };
+}

@@ -1,0 +1,305 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { HttpError } from './errors';
+import type { ServerLogger } from './logger';
+import type { ResolvedServerOptions } from './options';
+import { createPortAllocator, type PortAllocator } from './ports';
+import { createStateStore, type StateStore } from './state-store';
+import { createTunnelSession, type Exchange, type TunnelSession } from './tunnel';
+import { createTunnelListener, type TunnelListener } from './tunnel-listener';
+
+/**
+ * All tunnels of the server: registration, lookup by id and by port, the listeners of the tunnel
+ * ports, expiry, and persistence of port assignments.
+ */
+export interface TunnelSnapshot {
+  id: string | undefined;
+  name: string;
+  /** `user@host:localPort` without the random part of the identity. */
+  owner: string;
+  port: number;
+  state: 'connected' | 'offline' | 'expired';
+  localPort: number | undefined;
+  version: string | undefined;
+  pollsWaiting: number;
+  queued: number;
+  inFlight: number;
+  requests: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  firstSeen: string | undefined;
+  lastSeen: string;
+  lastRequestAt: string | undefined;
+}
+
+export interface Registry {
+  /** Loads persisted assignments and starts the expiry sweep. */
+  start(): Promise<void>;
+  register(body: unknown, hostHeader: string | undefined): Promise<RegisterResponse>;
+  get(id: string): TunnelSession | undefined;
+  /** Ends a tunnel now (deregistration, or an admin closing it). Its port stays reserved. */
+  remove(id: string, reason: string): void;
+  list(): TunnelSnapshot[];
+  readonly size: number;
+  /** Stops accepting browser requests and polls; resolves when in-flight requests ended or the budget ran out. */
+  drain(budgetMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RegistryDeps {
+  options: ResolvedServerOptions;
+  logger: ServerLogger;
+  /** Writes the per-request log line and updates counters. */
+  finished(exchange: Exchange, tunnel: TunnelSession): void;
+  rejected(port: number, error: HttpError, req?: IncomingMessage): void;
+}
+
+/** How long a port that another process holds is skipped before we try it again. */
+const UNUSABLE_PORT_MS = 60_000;
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function owner(clientId: string): string {
+  const hash = clientId.lastIndexOf('#');
+  return hash > 0 ? clientId.slice(0, hash) : clientId;
+}
+
+function validate(body: unknown): Required<Pick<RegisterRequest, 'clientId'>> & RegisterRequest {
+  const b = body as Partial<RegisterRequest> | null;
+  if (!b || typeof b !== 'object') throw new HttpError('invalid_request', 'The registration body must be a JSON object.');
+  if (typeof b.clientId !== 'string' || !CLIENT_ID_PATTERN.test(b.clientId)) {
+    throw new HttpError('invalid_request', 'clientId must be 1-200 printable ASCII characters without spaces.');
+  }
+  if (b.name !== undefined && (typeof b.name !== 'string' || !NAME_PATTERN.test(b.name))) {
+    throw new HttpError('invalid_request', 'name must be lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters.');
+  }
+  for (const key of ['preferredPort', 'localPort'] as const) {
+    const v = b[key];
+    if (v !== undefined && v !== null && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)) {
+      throw new HttpError('invalid_request', `${key} must be a port number.`);
+    }
+  }
+  if (b.version !== undefined && (typeof b.version !== 'string' || !/^[\w.+-]{1,40}$/.test(b.version))) {
+    throw new HttpError('invalid_request', 'version must be a short version string.');
+  }
+  return b as Required<Pick<RegisterRequest, 'clientId'>> & RegisterRequest;
+}
+
+export function createRegistry(deps: RegistryDeps): Registry {
+  const { options, logger } = deps;
+  const now = options.now;
+  const allocator: PortAllocator = createPortAllocator(options.portRange, now);
+  const store: StateStore | undefined = options.stateFile
+    ? createStateStore(options.stateFile, () => allocator.list(), (error) => logger.log('error', 'state.write_failed', { file: options.stateFile, error: error.message }))
+    : undefined;
+  const byId = new Map<string, TunnelSession>();
+  const byPort = new Map<number, TunnelSession>();
+  const byClient = new Map<string, TunnelSession>();
+  const listeners = new Map<number, TunnelListener>();
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let serial: Promise<unknown> = Promise.resolve();
+  let draining = false;
+
+  function publicUrl(port: number, hostHeader: string | undefined): string {
+    const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
+    return options.publicUrl.replace('{host}', host).replace('{port}', String(port));
+  }
+
+  async function ensureListener(port: number): Promise<void> {
+    if (listeners.has(port)) return;
+    const listener = createTunnelListener(port, {
+      options,
+      lookup: (p) => byPort.get(p),
+      finished: deps.finished,
+      rejected: deps.rejected,
+    });
+    await listener.listen();
+    listeners.set(port, listener);
+  }
+
+  function closeListener(port: number): void {
+    const listener = listeners.get(port);
+    if (!listener) return;
+    listeners.delete(port);
+    void listener.destroy();
+  }
+
+  function end(tunnel: TunnelSession, reason: string, error: HttpError, keepListener = false): void {
+    byId.delete(tunnel.id);
+    if (byPort.get(tunnel.port) === tunnel) byPort.delete(tunnel.port);
+    if (byClient.get(tunnel.clientId) === tunnel) byClient.delete(tunnel.clientId);
+    tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
+    allocator.touch(tunnel.clientId);
+    if (!keepListener && !byPort.has(tunnel.port)) closeListener(tunnel.port);
+    logger.log('info', 'tunnel.closed', { tunnel: tunnel.name, port: tunnel.port, id: tunnel.id, reason });
+    store?.save();
+  }
+
+  async function doRegister(body: unknown, hostHeader: string | undefined): Promise<RegisterResponse> {
+    if (draining) throw new HttpError('server_shutting_down', 'The tunnel server is shutting down; register again in a moment.', { retryAfter: 2 });
+    const req = validate(body);
+    const name = req.name ?? 'tunnel';
+    // The same identity registering again (a client restart, or after a server restart) replaces
+    // its old session and keeps its port.
+    const previous = byClient.get(req.clientId);
+    const isActive = (clientId: string) => byClient.get(clientId)?.isActive() ?? false;
+    let port: number | undefined;
+    // Bounded: each failed listen marks one more port unusable.
+    for (let attempt = 0; attempt <= options.portRange.to - options.portRange.from + 1; attempt++) {
+      const { port: candidate, evicted } = allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
+      if (evicted) {
+        const loser = byClient.get(evicted);
+        if (loser) end(loser, 'port reused for another tunnel', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'), true);
+        logger.log('info', 'port.reused', { port: candidate });
+      }
+      try {
+        await ensureListener(candidate);
+        port = candidate;
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw error;
+        logger.log('warn', 'port.unusable', { port: candidate, code });
+        allocator.markUnusable(candidate, UNUSABLE_PORT_MS);
+        allocator.release(req.clientId);
+      }
+    }
+    if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
+    if (previous) end(previous, 'replaced by a new registration', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'), previous.port === port);
+
+    const id = randomBytes(16).toString('hex');
+    const secret = randomBytes(32).toString('hex');
+    const secretHash = sha256(secret);
+    const tunnel = createTunnelSession(
+      { id, clientId: req.clientId, name, port, localPort: req.localPort, version: req.version },
+      {
+        options,
+        logger: logger.child({ tunnel: name, port }),
+        verifySecret: (candidate) => timingSafeEqual(sha256(candidate), secretHash),
+      },
+    );
+    byId.set(id, tunnel);
+    byPort.set(port, tunnel);
+    byClient.set(req.clientId, tunnel);
+    store?.save();
+    const url = publicUrl(port, hostHeader);
+    logger.log('info', 'tunnel.registered', { tunnel: name, port, id, owner: owner(req.clientId), localPort: req.localPort, version: req.version, replaced: previous !== undefined });
+    return {
+      protocol: PROTOCOL_VERSION,
+      id,
+      secret,
+      name,
+      port,
+      url,
+      timing: {
+        pollTimeoutMs: options.pollTimeoutMs,
+        leaseMs: options.leaseMs,
+        localTimeoutMs: options.localTimeoutMs,
+        bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
+      },
+      maxPolls: options.maxPolls,
+    };
+  }
+
+  function sweep(): void {
+    const t = now();
+    for (const tunnel of [...byId.values()]) {
+      tunnel.sweep(t);
+      if (tunnel.isActive()) allocator.touch(tunnel.clientId);
+      else if (tunnel.state() === 'offline' && t - tunnel.stats.lastSeen > options.expireMs) {
+        end(tunnel, 'expired', new HttpError('unknown_tunnel', 'This tunnel expired; register again.'));
+      }
+    }
+  }
+
+  const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+
+  return {
+    async start() {
+      if (store) allocator.load(await store.load());
+      sweepTimer = setInterval(sweep, Math.max(50, Math.min(1000, Math.floor(options.leaseMs / 4))));
+      sweepTimer.unref();
+    },
+
+    register(body, hostHeader) {
+      // One registration at a time: port choice and listen() must not interleave.
+      const result = serial.then(() => doRegister(body, hostHeader));
+      serial = result.catch(() => {});
+      return result;
+    },
+
+    get: (id) => byId.get(id),
+
+    remove(id, reason) {
+      const tunnel = byId.get(id);
+      if (tunnel) end(tunnel, reason, new HttpError('unknown_tunnel', `This tunnel was closed (${reason}).`));
+    },
+
+    list() {
+      const out: TunnelSnapshot[] = [];
+      for (const a of allocator.list()) {
+        const t = byClient.get(a.clientId);
+        const state = t ? t.state() : 'expired';
+        out.push({
+          id: t?.id,
+          name: t?.name ?? a.name,
+          owner: owner(a.clientId),
+          port: a.port,
+          state: state === 'closed' ? 'expired' : state,
+          localPort: t?.localPort,
+          version: t?.version,
+          pollsWaiting: t?.pollsWaiting ?? 0,
+          queued: t?.queued ?? 0,
+          inFlight: t?.inFlight ?? 0,
+          requests: t?.stats.requests ?? 0,
+          errors: t?.stats.errors ?? 0,
+          bytesIn: t?.stats.bytesIn ?? 0,
+          bytesOut: t?.stats.bytesOut ?? 0,
+          firstSeen: iso(t?.stats.firstSeen),
+          lastSeen: iso(t?.stats.lastSeen ?? a.lastActive)!,
+          lastRequestAt: iso(t?.stats.lastRequestAt),
+        });
+      }
+      return out.sort((x, y) => x.port - y.port);
+    },
+
+    get size() {
+      return byId.size;
+    },
+
+    async drain(budgetMs) {
+      draining = true;
+      const reason = new HttpError('server_shutting_down', 'The tunnel server is restarting; it will be back in a moment.', { retryAfter: 2 });
+      for (const tunnel of byId.values()) tunnel.drain(reason);
+      for (const listener of listeners.values()) listener.stop();
+      const deadline = now() + budgetMs;
+      // Bounded wait for in-flight requests to finish, checked on a short interval.
+      while (now() < deadline && [...byId.values()].some((t) => t.inFlight > 0)) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+
+    async close() {
+      draining = true;
+      if (sweepTimer) clearInterval(sweepTimer);
+      const reason = new HttpError('server_shutting_down', 'The tunnel server stopped.', { retryAfter: 2 });
+      for (const tunnel of [...byId.values()]) {
+        tunnel.close(reason);
+        allocator.touch(tunnel.clientId);
+      }
+      byId.clear();
+      byPort.clear();
+      byClient.clear();
+      await Promise.all([...listeners.values()].map((l) => l.destroy()));
+      listeners.clear();
+      if (store) {
+        store.save();
+        await store.flush();
+      }
+    },
+  };
+}

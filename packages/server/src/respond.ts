@@ -1,0 +1,159 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HEADER, headerValue, parseResponseHead, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
+import { sendError } from './error-response';
+import { HttpError } from './errors';
+import type { Exchange, TunnelSession } from './tunnel';
+
+/**
+ * A client's response upload (`POST /api/v1/tunnels/:id/requests/:requestId`): its frame head
+ * becomes the browser's status and headers, its body streams to the browser with backpressure.
+ * The server computes the browser-side framing itself: it never copies Content-Length,
+ * Transfer-Encoding, Connection or any other hop-by-hop header from the client.
+ */
+
+/** Statuses that never carry a body (RFC 9110 §6.4.1, §15.4.5). */
+const NO_BODY_STATUS = new Set([204, 304]);
+
+function bad(message: string): HttpError {
+  return new HttpError('bad_response', `The developer's devtunnel client sent an unusable response: ${message}`);
+}
+
+/** Builds the browser-facing header list; throws {@link HttpError} when Node rejects a header. */
+function browserHeaders(ex: Exchange, head: ResponseHead, noBody: boolean): string[] {
+  const flat: string[] = [];
+  for (const [name, value] of stripHopByHop(head.headers)) flat.push(name, value);
+  if (noBody) {
+    // On HEAD and 304 the local app's Content-Length describes the representation, not this
+    // message (RFC 9110 §8.6); pass it on when it is a plain number. Never on 204.
+    const cl = headerValue(head.headers, 'content-length');
+    if (head.status !== 204 && cl !== undefined && /^\d{1,15}$/.test(cl)) flat.push('Content-Length', cl);
+  } else if (head.bodyLength !== null) {
+    flat.push('Content-Length', String(head.bodyLength));
+  }
+  if (!headerValue(head.headers, HEADER.requestId)) flat.push('X-Request-Id', ex.requestId);
+  return flat;
+}
+
+/** Answers the upload itself: as a poll when the client asked, else 204. */
+function answerUpload(tunnel: TunnelSession, req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers[HEADER.poll] === '1') {
+    tunnel.addPoll(req, res);
+  } else {
+    res.writeHead(204);
+    res.end();
+  }
+}
+
+/** Lets an upload body we do not need drain, then answers it. */
+function discardThenAnswer(tunnel: TunnelSession, req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete) return answerUpload(tunnel, req, res);
+  req.resume();
+  req.once('end', () => answerUpload(tunnel, req, res));
+}
+
+export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  ex.upload = req;
+  let head: ResponseHead;
+  try {
+    head = parseResponseHead(await readFrameHead(req));
+  } catch (error) {
+    const message = (error as Error).message;
+    tunnel.fail(ex, bad(message));
+    sendError(req, res, new HttpError('invalid_request', `Malformed response frame: ${message}`), { fallback: 'json', close: true });
+    return;
+  }
+
+  if (head.error) {
+    tunnel.fail(ex, new HttpError(head.error.code, head.error.message));
+    return discardThenAnswer(tunnel, req, res);
+  }
+
+  const browser = ex.res;
+  if (ex.state !== 'responding' || browser.destroyed) {
+    // The browser left while the client was working: tell the client to stop sending.
+    sendError(req, res, new HttpError('browser_gone', 'The browser closed this request.'), { fallback: 'json', close: true });
+    return;
+  }
+
+  const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
+  try {
+    browser.writeHead(head.status, browserHeaders(ex, head, noBody));
+  } catch (error) {
+    // Node refuses header names or values that could split the response (CR, LF, NUL…).
+    tunnel.fail(ex, bad((error as Error).message));
+    sendError(req, res, new HttpError('invalid_request', (error as Error).message), { fallback: 'json', close: true });
+    return;
+  }
+
+  if (noBody || head.bodyLength === 0) {
+    browser.end();
+    tunnel.settle(ex);
+    return discardThenAnswer(tunnel, req, res);
+  }
+
+  // A body longer or shorter than declared must cut the browser connection, never desync it.
+  // We count ourselves; Node's strictContentLength is the second line of defence.
+  const limit = head.bodyLength;
+  if (limit !== null) browser.strictContentLength = true;
+
+  await new Promise<void>((resolve) => {
+    let done = false;
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      browser.off('drain', onDrain);
+      fn();
+      resolve();
+    };
+    const broke = () =>
+      finish(() => {
+        // The client stopped mid-body or sent more than it declared.
+        tunnel.settle(ex);
+        browser.destroy();
+        if (!req.complete || ex.bytesOut !== limit) req.destroy();
+      });
+    const onDrain = () => req.resume();
+    const onData = (chunk: Buffer) => {
+      ex.bytesOut += chunk.length;
+      if (limit !== null && ex.bytesOut > limit) return broke();
+      let ok: boolean;
+      try {
+        ok = browser.write(chunk);
+      } catch {
+        return broke();
+      }
+      if (!ok) {
+        req.pause();
+        browser.once('drain', onDrain);
+      }
+    };
+    const onEnd = () => {
+      if (limit !== null && ex.bytesOut !== limit) return broke();
+      try {
+        browser.end();
+      } catch {
+        return broke();
+      }
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.once('aborted', broke);
+    req.once('error', broke);
+    browser.once('finish', () =>
+      finish(() => {
+        tunnel.settle(ex);
+        answerUpload(tunnel, req, res);
+      }),
+    );
+    browser.once('close', () =>
+      finish(() => {
+        // The browser left mid-body: stop the client's upload.
+        tunnel.settle(ex);
+        sendError(req, res, new HttpError('browser_gone', 'The browser closed this request.'), { fallback: 'json', close: true });
+      }),
+    );
+    browser.once('error', () => browser.destroy());
+  });
+}

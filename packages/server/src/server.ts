@@ -1,0 +1,140 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createControlHandler } from './control-api';
+import type { HttpError } from './errors';
+import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
+import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
+import type { Exchange, TunnelSession } from './tunnel';
+
+/**
+ * The composition root: options → registry (tunnels, ports, listeners) → control API → one HTTP
+ * server. Unstarted until `listen()`, so tests and embedders drive it directly.
+ */
+export interface TunnelServer {
+  /** Resolved options, including the token (generated when none was given). */
+  readonly options: ResolvedServerOptions;
+  /** Starts the control API; resolves with its bound port (useful with `port: 0`). */
+  listen(): Promise<{ port: number; host: string }>;
+  /** The control API's bound port (after `listen()`). */
+  readonly port: number;
+  /** A snapshot of every tunnel and reserved port. */
+  tunnels(): TunnelSnapshot[];
+  /**
+   * Graceful stop: no new tunnels or browser requests, polls told to come back later,
+   * in-flight requests get `drainTimeoutMs` to finish; then everything closes. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** `X-*-Id` tracing headers worth a field in the request log (the original project logged these). */
+function traceFields(req: IncomingMessage): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if ((lower === 'traceparent' || (lower.startsWith('x-') && lower.endsWith('-id') && !lower.startsWith('x-devtunnel'))) && value.length <= 80) {
+      (out ??= {})[lower] = value;
+    }
+  }
+  return out;
+}
+
+export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
+  const o = resolveServerOptions(options);
+  const logger = o.logger;
+  let ready = false;
+  let closing: Promise<void> | undefined;
+
+  function finished(ex: Exchange, tunnel: TunnelSession): void {
+    const t = o.now();
+    const status = ex.res.headersSent ? ex.res.statusCode : 499;
+    const complete = ex.res.writableFinished;
+    tunnel.stats.bytesIn += ex.bytesIn;
+    tunnel.stats.bytesOut += ex.bytesOut;
+    if (status >= 500 || (ex.code !== undefined && ex.code !== 'browser_gone') || !complete) tunnel.stats.errors++;
+    const fields: Record<string, unknown> = {
+      tunnel: tunnel.name,
+      port: tunnel.port,
+      requestId: ex.requestId,
+      method: ex.message.method,
+      // The query is left out on purpose: it may carry tokens (Vite's ?token=, OAuth codes).
+      path: ex.message.url.split('?')[0],
+      status,
+      bytesIn: ex.bytesIn,
+      bytesOut: ex.bytesOut,
+      queuedMs: (ex.dispatchedAt ?? t) - ex.arrivedAt,
+      clientMs: ex.dispatchedAt === undefined ? 0 : (ex.respondedAt ?? t) - ex.dispatchedAt,
+      totalMs: t - ex.arrivedAt,
+    };
+    if (ex.code) fields.code = ex.code;
+    if (!complete) fields.incomplete = true;
+    const trace = traceFields(ex.req);
+    if (trace) fields.trace = trace;
+    logger.log('info', 'request', fields);
+  }
+
+  function rejected(port: number, error: HttpError, req?: IncomingMessage): void {
+    logger.log('warn', 'request.rejected', { port, status: error.status, code: error.code, reason: error.message, method: req?.method, path: req?.url?.split('?')[0] });
+  }
+
+  const registry: Registry = createRegistry({ options: o, logger, finished, rejected });
+  const handler = createControlHandler({ options: o, registry, logger, isReady: () => ready && !closing });
+  const server: Server = createServer({
+    headersTimeout: o.headersTimeoutMs,
+    // Uploads of long responses and held polls have no total cap; idleness is capped below.
+    requestTimeout: 0,
+    keepAliveTimeout: o.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(o.headersTimeoutMs / 8))),
+    noDelay: true,
+    // Response heads of local apps travel in the frame, not in headers: Node's 16 KiB is plenty.
+    insecureHTTPParser: false,
+  });
+  // A held poll is quiet for pollTimeoutMs; anything quiet for longer than the body idle limit is dead.
+  server.timeout = Math.max(o.bodyIdleTimeoutMs, o.pollTimeoutMs + 5_000);
+  server.on('request', (req, res) => void handler(req, res));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    else socket.destroy();
+    logger.log('debug', 'control.client_error', { code: err.code });
+  });
+
+  return {
+    options: o,
+    async listen() {
+      await registry.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(o.port, o.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      ready = true;
+      const address = server.address() as AddressInfo;
+      logger.log('info', 'server.listening', { host: address.address, port: address.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile });
+      return { port: address.port, host: address.address };
+    },
+    get port() {
+      return (server.address() as AddressInfo | null)?.port ?? o.port;
+    },
+    tunnels: () => registry.list(),
+    close() {
+      closing ??= (async () => {
+        logger.log('info', 'server.draining', { tunnels: registry.size, budgetMs: o.drainTimeoutMs });
+        if (server.listening) {
+          await registry.drain(o.drainTimeoutMs);
+        }
+        await registry.close();
+        await new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        logger.log('info', 'server.closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { HEADER, pairsFromRaw, stripHopByHop, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
+import { sendError } from './error-response';
+import { HttpError } from './errors';
+import type { ResolvedServerOptions } from './options';
+import type { Exchange, TunnelSession } from './tunnel';
+
+/**
+ * The browser-facing listener of one tunnel port. Node's strict parser with limits set on purpose;
+ * each request is checked, turned into a message for the client, and handed to the tunnel that
+ * holds this port now (looked up per request, so a client re-registering keeps the listener).
+ */
+
+/** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
+export const MAX_REQUEST_HEADERS = 100;
+/** Node's default, kept on purpose and documented: 16 KiB of request line and headers. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+export interface TunnelListener {
+  readonly port: number;
+  listen(): Promise<void>;
+  /** Stops accepting; idle keep-alive connections close now, busy ones after their response. */
+  stop(): void;
+  /** Closes every connection now. */
+  destroy(): Promise<void>;
+}
+
+export interface ListenerDeps {
+  options: ResolvedServerOptions;
+  lookup(port: number): TunnelSession | undefined;
+  /** Called once per browser request when it is over, whatever the outcome. */
+  finished(exchange: Exchange, tunnel: TunnelSession): void;
+  /** Requests that never reach a tunnel (parse errors, refusals) are reported here. */
+  rejected(port: number, error: HttpError, req?: IncomingMessage): void;
+}
+
+/** Absolute-form targets (`GET http://host/path`) become origin-form (RFC 9112 §3.2). */
+function originForm(url: string): string {
+  if (url.startsWith('/') || url === '*') return url;
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
+  }
+}
+
+/** Validates what Node's parser accepted but we do not forward. */
+function check(req: IncomingMessage): HttpError | undefined {
+  if (req.rawHeaders.length / 2 >= MAX_REQUEST_HEADERS) {
+    return new HttpError('headers_too_large', `A request may carry at most ${MAX_REQUEST_HEADERS - 1} header lines.`);
+  }
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  }
+  // RFC 9112 §3.2: a server MUST respond 400 to a request with more than one Host field.
+  if (hosts > 1) return new HttpError('invalid_request', 'The request has more than one Host header.');
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) {
+    // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; treat TE there as faulty framing.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+      return new HttpError('invalid_request', 'Transfer-Encoding is not allowed in an HTTP/1.0 request.');
+    }
+    if (te.toLowerCase() !== 'chunked') {
+      return new HttpError('invalid_request', `Transfer-Encoding "${te}" is not supported; only "chunked" is.`);
+    }
+  }
+  if (req.headers.upgrade !== undefined) {
+    return new HttpError('upgrade_not_supported', 'This tunnel does not carry protocol upgrades (WebSocket) yet; the page works, live reload does not.');
+  }
+  return undefined;
+}
+
+function forwardedHeaders(req: IncomingMessage): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const remote = req.socket.remoteAddress ?? 'unknown';
+  const xff = req.headers['x-forwarded-for'];
+  out.push(['X-Forwarded-For', xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote]);
+  // Keep what the cluster's proxy in front of us said about the original request.
+  if (req.headers['x-forwarded-proto'] === undefined) out.push(['X-Forwarded-Proto', 'http']);
+  if (req.headers['x-forwarded-host'] === undefined && req.headers.host) out.push(['X-Forwarded-Host', req.headers.host]);
+  return out;
+}
+
+export function createTunnelListener(port: number, deps: ListenerDeps): TunnelListener {
+  const { options } = deps;
+  const server: Server = createServer({
+    // Never loosen the parser: it is what rejects smuggling attempts (reliability-security.md §0).
+    insecureHTTPParser: false,
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: options.headersTimeoutMs,
+    // No total cap on a request: a slow 1 GB upload must survive. Idleness is capped instead.
+    requestTimeout: 0,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+    // Node checks the two timeouts above only this often (default 30 s).
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(options.headersTimeoutMs / 8))),
+    requireHostHeader: true,
+    noDelay: true,
+  });
+  // One above the cap, so a request at the cap is visible and refused rather than silently cut.
+  server.maxHeadersCount = MAX_REQUEST_HEADERS + 1;
+  server.maxRequestsPerSocket = 1000;
+  // Socket idle timeout: no byte either way for this long ends the connection.
+  server.timeout = options.bodyIdleTimeoutMs;
+
+  server.on('request', function tunnelRequest(req: IncomingMessage, res: ServerResponse) {
+    const problem = check(req);
+    if (problem) {
+      deps.rejected(port, problem, req);
+      sendError(req, res, problem, { close: true });
+      return;
+    }
+    const tunnel = deps.lookup(port);
+    if (!tunnel) {
+      const error = new HttpError('tunnel_offline', `No tunnel holds port ${port} any more. Start the developer's devtunnel client again.`, { retryAfter: 5 });
+      deps.rejected(port, error, req);
+      sendError(req, res, error, { close: !req.complete });
+      return;
+    }
+    const te = req.headers['transfer-encoding'] !== undefined;
+    const cl = req.headers['content-length'];
+    const headers = stripHopByHop(pairsFromRaw(req.rawHeaders));
+    const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
+    if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
+    headers.push(...forwardedHeaders(req));
+    const message: RequestMessage = {
+      type: 'request',
+      id: randomBytes(16).toString('hex'),
+      method: req.method!,
+      url: originForm(req.url!),
+      headers,
+      bodyLength: te ? null : cl === undefined ? 0 : Number(cl),
+    };
+    const exchange: Exchange = {
+      id: message.id,
+      requestId,
+      req,
+      res,
+      message,
+      state: 'queued',
+      arrivedAt: options.now(),
+      dispatchedAt: undefined,
+      respondedAt: undefined,
+      timer: undefined,
+      upload: undefined,
+      code: undefined,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    res.once('close', () => {
+      if (exchange.state !== 'done') tunnel.abandon(exchange);
+      deps.finished(exchange, tunnel);
+    });
+    tunnel.submit(exchange);
+  });
+
+  // CONNECT makes a tunnel of its own; we are not a forward proxy.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const error = new HttpError('method_not_supported', 'CONNECT is not supported by a devtunnel port.');
+    deps.rejected(port, error, req);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n${HEADER.error}: ${error.code}\r\n\r\n`);
+  });
+
+  // Bytes Node's parser rejected (smuggling attempts, oversized headers, slow headers): answer and
+  // close; they never reach a tunnel, a client or a local app.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || (err.code === 'ECONNRESET' && !socket.bytesWritten && !(socket as { parser?: unknown }).parser)) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, code]: [number, string, ErrorCode] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'headers_too_large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT'
+          ? [408, 'Request Timeout', 'request_timeout']
+          : [400, 'Bad Request', 'invalid_request'];
+    deps.rejected(port, new HttpError(code, `${reason} (${err.code ?? 'parse error'})`));
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n${HEADER.error}: ${code}\r\n\r\n`);
+  });
+
+  return {
+    port,
+    listen() {
+      return new Promise((resolve, reject) => {
+        const onError = (error: Error) => reject(error);
+        server.once('error', onError);
+        server.listen(port, options.host, () => {
+          server.off('error', onError);
+          server.on('error', () => {});
+          resolve();
+        });
+      });
+    },
+    stop() {
+      server.close();
+      server.closeIdleConnections();
+    },
+    async destroy() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

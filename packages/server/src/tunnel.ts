@@ -1,0 +1,395 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CONTENT_TYPE_FRAME, encodeHead, type CancelMessage, type RequestMessage, type ServerMessage } from '@devtunnel/core/protocol';
+import { sendError } from './error-response';
+import { HttpError } from './errors';
+import type { ServerLogger } from './logger';
+import type { ResolvedServerOptions } from './options';
+
+/**
+ * One registered tunnel: its waiting polls, the browser requests queued for a poll, and the
+ * requests handed to the client and not yet answered. This is where a browser request meets a
+ * long-poll. Every wait here has a timer; every map entry has a way out.
+ */
+
+/** One browser request on its way through the tunnel. */
+export interface Exchange {
+  /** Dispatch id: 128-bit random, single-use, valid for this tunnel only. */
+  readonly id: string;
+  /** `X-Request-Id` seen by the local app and the logs. */
+  readonly requestId: string;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly message: RequestMessage;
+  state: 'queued' | 'dispatched' | 'responding' | 'done';
+  readonly arrivedAt: number;
+  dispatchedAt: number | undefined;
+  respondedAt: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** The client's response upload, while the response streams. */
+  upload: IncomingMessage | undefined;
+  /** Error code when the tunnel answered with an error. */
+  code: string | undefined;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+interface Poll {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export type TunnelState = 'connected' | 'offline' | 'closed';
+
+export interface TunnelStats {
+  requests: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  firstSeen: number;
+  lastSeen: number;
+  lastRequestAt: number | undefined;
+}
+
+export interface TunnelSession {
+  readonly id: string;
+  readonly clientId: string;
+  readonly name: string;
+  readonly port: number;
+  readonly localPort: number | undefined;
+  readonly version: string | undefined;
+  readonly stats: TunnelStats;
+  state(): TunnelState;
+  /** Whether a client is polling now (for port reuse decisions). */
+  isActive(): boolean;
+  readonly pollsWaiting: number;
+  readonly queued: number;
+  readonly inFlight: number;
+  /** Checks the per-tunnel secret in constant time. */
+  verifySecret(secret: string): boolean;
+  /** A browser request arrived on this tunnel's port. */
+  submit(exchange: Exchange): void;
+  /** A client poll (or a response upload acting as one) arrived. */
+  addPoll(req: IncomingMessage, res: ServerResponse): void;
+  /** The client starts answering `id`: returns the exchange, or why it cannot. */
+  take(id: string): Exchange | HttpError;
+  /** The exchange ended (answered, failed or abandoned): forget it. */
+  settle(exchange: Exchange): void;
+  /** Fails an exchange with an error response (or a cut connection if headers went out). */
+  fail(exchange: Exchange, error: HttpError): void;
+  /** The browser went away: stop the work wherever it is. */
+  abandon(exchange: Exchange): void;
+  /** Periodic check: lease expiry. */
+  sweep(now: number): void;
+  /** Stops taking requests and answers polls with `reason`; in-flight requests may finish. */
+  drain(reason: HttpError): void;
+  /** Ends everything now: polls answered with `reason`, requests failed. */
+  close(reason: HttpError, pendingReason?: HttpError): void;
+}
+
+export interface TunnelDeps {
+  options: ResolvedServerOptions;
+  logger: ServerLogger;
+  verifySecret(secret: string): boolean;
+}
+
+export interface TunnelInit {
+  id: string;
+  clientId: string;
+  name: string;
+  port: number;
+  localPort: number | undefined;
+  version: string | undefined;
+}
+
+export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelSession {
+  const { options, logger } = deps;
+  const now = options.now;
+  const polls = new Set<Poll>();
+  const queue: Exchange[] = [];
+  const controls: CancelMessage[] = [];
+  /** Dispatched or responding exchanges, by dispatch id. */
+  const pending = new Map<string, Exchange>();
+  const stats: TunnelStats = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0, firstSeen: now(), lastSeen: now(), lastRequestAt: undefined };
+  let offlineSince: number | undefined;
+  let draining: HttpError | undefined;
+  let closed = false;
+  let lostTimer: NodeJS.Timeout | undefined;
+
+  function state(): TunnelState {
+    if (closed) return 'closed';
+    if (polls.size > 0) return 'connected';
+    if (offlineSince !== undefined) return 'offline';
+    return now() - stats.lastSeen > options.leaseMs ? 'offline' : 'connected';
+  }
+
+  function seen(): void {
+    stats.lastSeen = now();
+    offlineSince = undefined;
+  }
+
+  const offline = () =>
+    new HttpError('tunnel_offline', `The tunnel "${init.name}" on port ${init.port} is offline: the developer's devtunnel client is not connected. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`, { retryAfter: 5 });
+
+  function clearTimer(ex: Exchange): void {
+    if (ex.timer) clearTimeout(ex.timer);
+    ex.timer = undefined;
+  }
+
+  function fail(ex: Exchange, error: HttpError): void {
+    if (ex.state === 'done') return;
+    settle(ex);
+    ex.code = error.code;
+    // A half-read upload leaves the connection in an unknown state: close it after the answer.
+    sendError(ex.req, ex.res, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete });
+  }
+
+  function settle(ex: Exchange): void {
+    if (ex.state === 'queued') {
+      const i = queue.indexOf(ex);
+      if (i >= 0) queue.splice(i, 1);
+    }
+    clearTimer(ex);
+    pending.delete(ex.id);
+    ex.state = 'done';
+  }
+
+  function armDeadline(ex: Exchange): void {
+    clearTimer(ex);
+    const left = Math.max(0, ex.arrivedAt + options.deadlineMs - now());
+    ex.timer = setTimeout(() => {
+      fail(ex, new HttpError('tunnel_timeout', `The developer's machine did not answer within ${Math.round(options.deadlineMs / 1000)} s. The local app may be stuck, or the devtunnel client overloaded.`));
+      sendControl({ type: 'cancel', id: ex.id });
+    }, left);
+  }
+
+  /** Answers a poll with one message; its body (the browser's upload) streams after the head. */
+  function answerPoll(poll: Poll, message: ServerMessage, ex?: Exchange): void {
+    const head = encodeHead(message);
+    const res = poll.res;
+    if (!ex || ex.message.bodyLength === 0) {
+      res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'content-length': head.length, 'cache-control': 'no-store' });
+      res.end(head);
+      // A request without a body can safely go to another poll if this one died under us.
+      if (ex) res.once('close', () => !res.writableFinished && requeue(ex));
+      return;
+    }
+    const headers: Record<string, string | number> = { 'content-type': CONTENT_TYPE_FRAME, 'cache-control': 'no-store' };
+    if (ex.message.bodyLength !== null) headers['content-length'] = head.length + ex.message.bodyLength;
+    res.writeHead(200, headers);
+    res.write(head);
+    const upload = ex.req;
+    // pipe(), not pipeline(): if the client drops this poll, the browser must still get a 502,
+    // so its socket must not be destroyed along with the poll.
+    upload.pipe(res);
+    upload.on('data', (chunk: Buffer) => {
+      ex.bytesIn += chunk.length;
+    });
+    const onAbort = () => res.destroy();
+    upload.once('aborted', onAbort);
+    upload.once('error', onAbort);
+    res.once('close', () => {
+      upload.off('aborted', onAbort);
+      upload.off('error', onAbort);
+      if (!res.writableFinished) {
+        upload.unpipe(res);
+        if (ex.state === 'dispatched') {
+          fail(ex, new HttpError('client_disconnected', `The developer's devtunnel client dropped the connection while receiving this request's body. Retry; if it persists, check the client's network.`));
+        }
+      }
+    });
+  }
+
+  function deliver(ex: Exchange, poll: Poll): void {
+    ex.state = 'dispatched';
+    ex.dispatchedAt = now();
+    pending.set(ex.id, ex);
+    armDeadline(ex);
+    answerPoll(poll, ex.message, ex);
+  }
+
+  function requeue(ex: Exchange): void {
+    if (ex.state !== 'dispatched' || closed) return;
+    pending.delete(ex.id);
+    clearTimer(ex);
+    ex.state = 'queued';
+    const poll = takePoll();
+    if (poll) return deliver(ex, poll);
+    queue.unshift(ex);
+    armDeadline(ex);
+  }
+
+  function takePoll(): Poll | undefined {
+    for (const poll of polls) {
+      polls.delete(poll);
+      if (poll.timer) clearTimeout(poll.timer);
+      if (poll.res.destroyed) continue;
+      return poll;
+    }
+    return undefined;
+  }
+
+  function sendControl(message: CancelMessage): void {
+    if (closed) return;
+    const poll = takePoll();
+    if (poll) {
+      answerPoll(poll, message);
+      return;
+    }
+    // Cancels are advisory: keep a bounded backlog, oldest dropped first.
+    if (controls.length >= options.queueLimit) controls.shift();
+    controls.push(message);
+  }
+
+  /** Every poll of the client dropped without an answer: the client probably died. */
+  function pollLost(): void {
+    if (closed || polls.size > 0 || lostTimer) return;
+    const lostAt = stats.lastSeen;
+    lostTimer = setTimeout(() => {
+      lostTimer = undefined;
+      if (closed || polls.size > 0 || stats.lastSeen !== lostAt) return;
+      offlineSince = now();
+      logger.log('warn', 'tunnel.client_lost', { inFlight: pending.size, queued: queue.length });
+      const gone = new HttpError('client_disconnected', `The developer's devtunnel client disconnected while handling this request. Retry once it is back.`);
+      for (const ex of [...pending.values()]) if (ex.state === 'dispatched') fail(ex, gone);
+      for (const ex of [...queue]) fail(ex, offline());
+    }, options.disconnectGraceMs);
+    lostTimer.unref();
+  }
+
+  return {
+    id: init.id,
+    clientId: init.clientId,
+    name: init.name,
+    port: init.port,
+    localPort: init.localPort,
+    version: init.version,
+    stats,
+    state,
+    isActive: () => state() === 'connected',
+    get pollsWaiting() {
+      return polls.size;
+    },
+    get queued() {
+      return queue.length;
+    },
+    get inFlight() {
+      return pending.size;
+    },
+    verifySecret: deps.verifySecret,
+
+    submit(ex) {
+      stats.requests++;
+      stats.lastRequestAt = now();
+      if (draining) return fail(ex, draining);
+      if (state() !== 'connected') return fail(ex, offline());
+      if (controls.length === 0) {
+        const poll = takePoll();
+        if (poll) return deliver(ex, poll);
+      }
+      if (queue.length >= options.queueLimit) {
+        return fail(ex, new HttpError('queue_full', `The tunnel "${init.name}" already has ${options.queueLimit} requests waiting for the developer's machine. Retry in a moment.`, { retryAfter: 1 }));
+      }
+      queue.push(ex);
+      ex.timer = setTimeout(() => {
+        fail(ex, new HttpError('tunnel_busy', `No devtunnel client poll picked this request up within ${Math.round(options.waitForPollMs / 1000)} s. The developer's machine is overloaded or its network is slow; retry.`, { retryAfter: 5 }));
+      }, options.waitForPollMs);
+    },
+
+    addPoll(req, res) {
+      seen();
+      if (closed) {
+        sendError(req, res, new HttpError('unknown_tunnel', 'This tunnel is closed; register again.'), { fallback: 'json' });
+        return;
+      }
+      if (draining) {
+        sendError(req, res, draining, { fallback: 'json' });
+        return;
+      }
+      const poll: Poll = { req, res, timer: undefined };
+      const control = controls.shift();
+      if (control) return answerPoll(poll, control);
+      while (queue.length > 0) {
+        const ex = queue.shift()!;
+        if (ex.state !== 'queued' || ex.res.destroyed) continue;
+        return deliver(ex, poll);
+      }
+      if (polls.size >= options.maxPolls) {
+        sendError(req, res, new HttpError('too_many_polls', `This tunnel already has ${options.maxPolls} polls waiting; the client should not open more.`), { fallback: 'json' });
+        return;
+      }
+      polls.add(poll);
+      poll.timer = setTimeout(() => {
+        if (!polls.delete(poll)) return;
+        res.writeHead(204, { 'cache-control': 'no-store' });
+        res.end();
+      }, options.pollTimeoutMs);
+      res.once('close', () => {
+        if (!polls.delete(poll)) return;
+        if (poll.timer) clearTimeout(poll.timer);
+        // Dropped without an answer from us: the client went away (or closed its end).
+        pollLost();
+      });
+    },
+
+    take(id) {
+      const ex = pending.get(id);
+      if (!ex) return new HttpError('unknown_request', 'No request with this id is waiting for an answer on this tunnel (answered already, abandoned, or never issued).');
+      if (ex.state !== 'dispatched') return new HttpError('request_answered', 'This request is already being answered.');
+      seen();
+      clearTimer(ex);
+      ex.state = 'responding';
+      ex.respondedAt = now();
+      return ex;
+    },
+
+    settle,
+    fail,
+
+    abandon(ex) {
+      const was = ex.state;
+      if (was === 'done') return;
+      settle(ex);
+      ex.code ??= 'browser_gone';
+      if (was === 'dispatched') sendControl({ type: 'cancel', id: ex.id });
+      if (was === 'responding') ex.upload?.destroy();
+    },
+
+    sweep(t) {
+      if (!closed && offlineSince === undefined && polls.size === 0 && t - stats.lastSeen > options.leaseMs) {
+        offlineSince = stats.lastSeen + options.leaseMs;
+        for (const ex of [...queue]) fail(ex, offline());
+      }
+    },
+
+    drain(reason) {
+      draining = reason;
+      for (const ex of [...queue]) fail(ex, reason);
+      for (const poll of [...polls]) {
+        polls.delete(poll);
+        if (poll.timer) clearTimeout(poll.timer);
+        sendError(poll.req, poll.res, reason, { fallback: 'json' });
+      }
+    },
+
+    close(reason, pendingReason = reason) {
+      if (closed) return;
+      closed = true;
+      if (lostTimer) clearTimeout(lostTimer);
+      for (const poll of [...polls]) {
+        polls.delete(poll);
+        if (poll.timer) clearTimeout(poll.timer);
+        sendError(poll.req, poll.res, reason, { fallback: 'json' });
+      }
+      for (const ex of [...queue]) fail(ex, pendingReason);
+      for (const ex of [...pending.values()]) {
+        if (ex.state === 'responding') {
+          settle(ex);
+          ex.upload?.destroy();
+          ex.res.destroy();
+        } else fail(ex, pendingReason);
+      }
+      controls.length = 0;
+    },
+  };
+}
