@@ -5,6 +5,7 @@ import {
   CONTENT_TYPE_FRAME,
   HEADER,
   PROTOCOL_VERSION,
+  clientPollDeadlineMs,
   encodeHead,
   parseServerMessage,
   paths,
@@ -54,8 +55,8 @@ export interface ControlOptions {
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Budget for small control calls (register, check, deregister). */
 const CALL_TIMEOUT_MS = 15_000;
-/** Slack on top of the server's poll timeout before the client gives up on a poll. */
-const POLL_SLACK_MS = 10_000;
+/** Time the server may take to answer an upload once it has the whole body. */
+const UPLOAD_ANSWER_MS = 10_000;
 
 /** A non-2xx answer from the server, with its error code when it sent one. */
 export class ServerAnswerError extends Error {
@@ -154,7 +155,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         dispatcher,
         method: 'GET',
         headers: { authorization: bearer(session.secret) },
-        headersTimeout: session.timing.pollTimeoutMs + POLL_SLACK_MS,
+        headersTimeout: clientPollDeadlineMs(session.timing.pollTimeoutMs),
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
       });
       return pollAnswer(res, 'poll');
@@ -176,7 +177,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         body: body ? (prepend(headBytes, body) as unknown as Readable) : headBytes,
         signal,
         // undici counts this from the end of the upload: the server answers once it has the body.
-        headersTimeout: (asPoll ? session.timing.pollTimeoutMs : 0) + POLL_SLACK_MS,
+        headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
       });
       return pollAnswer(res, 'response upload');

@@ -71,6 +71,14 @@ export interface TunnelTiming {
   bodyIdleTimeoutMs: number;
 }
 
+/**
+ * How long the client waits for a poll's answer before it gives the poll up: the server's poll
+ * timeout plus slack for a slow network (25 s → 35 s). The server's own waits are laddered above it.
+ */
+export function clientPollDeadlineMs(pollTimeoutMs: number): number {
+  return pollTimeoutMs + Math.max(1_000, Math.round(pollTimeoutMs * 0.4));
+}
+
 /** Registration answer (201). */
 export interface RegisterResponse {
   protocol: number;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
 
@@ -8,7 +9,7 @@ import { silentLogger, type ServerLogger } from './logger';
  * (`DEVTUNNEL_TUNNEL_PORTS`).
  *
  * The timeouts form one ladder, checked by {@link resolveServerOptions}:
- * poll (25 s) < the client's poll deadline (poll + 10 s) < wait for a poll (40 s)
+ * poll (25 s) < the client's poll deadline (35 s) < wait for a poll (40 s)
  * < local app (50 s) < server deadline (55 s) < the usual ingress read timeout (60 s)
  * < keep-alive (65 s).
  */
@@ -91,8 +92,6 @@ export const serverDefaults = Object.freeze({
   drainTimeoutMs: 20_000,
 } satisfies ServerOptions);
 
-/** The client gives up on a poll this long after the server should have answered it. */
-export const CLIENT_POLL_SLACK_MS = 10_000;
 
 function invalid(option: string, message: string): InvalidOptionError {
   return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`);
@@ -127,14 +126,16 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   }
   // The ladder: each wait must end before the next one up gives up on it.
   const ladder: Array<[string, number, string, number]> = [
-    ['pollTimeoutMs', o.pollTimeoutMs + CLIENT_POLL_SLACK_MS, 'waitForPollMs', o.waitForPollMs],
+    ["the client's poll deadline", clientPollDeadlineMs(o.pollTimeoutMs), 'waitForPollMs', o.waitForPollMs],
     ['waitForPollMs', o.waitForPollMs, 'deadlineMs', o.deadlineMs],
     ['localTimeoutMs', o.localTimeoutMs, 'deadlineMs', o.deadlineMs],
     ['pollTimeoutMs', o.pollTimeoutMs, 'leaseMs', o.leaseMs],
+    ['pollTimeoutMs', o.pollTimeoutMs, 'bodyIdleTimeoutMs', o.bodyIdleTimeoutMs],
+    ['deadlineMs', o.deadlineMs, 'keepAliveTimeoutMs', o.keepAliveTimeoutMs],
     ['leaseMs', o.leaseMs, 'expireMs', o.expireMs],
   ];
   for (const [lowName, low, highName, high] of ladder) {
-    if (low >= high) throw invalid(highName, `(${high} ms) must be longer than ${lowName}${lowName === 'pollTimeoutMs' && highName === 'waitForPollMs' ? ` + ${CLIENT_POLL_SLACK_MS} ms` : ''} (${low} ms): every wait must end before the next one up gives up on it.`);
+    if (low >= high) throw invalid(highName, `(${high} ms) must be longer than ${lowName} (${low} ms): every wait must end before the next one up gives up on it.`);
   }
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 16 || /[^\x21-\x7e]/.test(o.token))) {
     throw invalid('token', 'must be at least 16 printable characters without spaces (try: openssl rand -hex 24).');

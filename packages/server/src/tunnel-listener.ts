@@ -122,7 +122,8 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     }
     const te = req.headers['transfer-encoding'] !== undefined;
     const cl = req.headers['content-length'];
-    const headers = stripHopByHop(pairsFromRaw(req.rawHeaders));
+    // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
+    const headers = stripHopByHop(pairsFromRaw(req.rawHeaders)).filter(([name]) => name.length !== 15 || name.toLowerCase() !== 'x-forwarded-for');
     const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
     if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
     headers.push(...forwardedHeaders(req));

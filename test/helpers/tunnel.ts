@@ -1,0 +1,85 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request, type Dispatcher } from 'undici';
+import { createTunnelClient, type TunnelClient, type TunnelInfo, type TunnelOptions } from '@devtunnel/core';
+import { createTunnelServer, type ServerLogger, type ServerOptions, type TunnelServer } from '@devtunnel/server';
+
+export const TOKEN = 'test-token-0123456789abcdef';
+
+/**
+ * Timings scaled down so failure paths run in about a second, keeping the production ladder:
+ * poll < client poll deadline < wait-for-poll < local < deadline < keep-alive.
+ */
+export const fastTimings = Object.freeze({
+  pollTimeoutMs: 1_000,
+  waitForPollMs: 2_500,
+  localTimeoutMs: 2_500,
+  deadlineMs: 3_000,
+  bodyIdleTimeoutMs: 3_000,
+  headersTimeoutMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  leaseMs: 1_500,
+  expireMs: 10_000,
+  disconnectGraceMs: 300,
+  drainTimeoutMs: 2_000,
+} satisfies ServerOptions);
+
+/**
+ * A range of tunnel ports unlikely to collide with other test files running in parallel; the
+ * server skips any port another process holds, so a collision costs nothing but a port.
+ */
+export function portRange(size = 10): string {
+  const from = 20_000 + Math.floor(Math.random() * 2_000) * 20;
+  return `${from}-${from + size - 1}`;
+}
+
+/** A JSON-lines logger that keeps lines in memory, for assertions on what was logged. */
+export function memoryLogger(): ServerLogger & { lines: Array<Record<string, unknown>>; text(): string } {
+  const lines: Array<Record<string, unknown>> = [];
+  const make = (bindings: Record<string, unknown>): ServerLogger => ({
+    log(level, msg, fields) {
+      lines.push({ level, msg, ...bindings, ...fields });
+    },
+    child: (more) => make({ ...bindings, ...more }),
+  });
+  return Object.assign(make({}), { lines, text: () => lines.map((l) => JSON.stringify(l)).join('\n') });
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<TunnelServer & { url: string }> {
+  const server = createTunnelServer({ port: 0, host: '127.0.0.1', token: TOKEN, tunnelPorts: portRange(), ...fastTimings, ...options });
+  const { port } = await server.listen();
+  return Object.assign(server, { url: `http://127.0.0.1:${port}` });
+}
+
+export function stateDir(): string {
+  return mkdtempSync(join(tmpdir(), 'devtunnel-test-'));
+}
+
+/** Starts a client and waits for its registration. */
+export async function startClient(server: { url: string }, options: Partial<TunnelOptions> & { port: number }): Promise<TunnelClient & { info: TunnelInfo }> {
+  const client = createTunnelClient({ server: server.url, token: TOKEN, host: '127.0.0.1', stateDir: stateDir(), proxy: false, ...options });
+  await client.start();
+  return client as TunnelClient & { info: TunnelInfo };
+}
+
+/** A fresh connection pool per test: nothing leaks between tests. */
+export function browser(): Dispatcher {
+  return new Agent({ keepAliveTimeout: 1_000, connections: 256 });
+}
+
+export interface Fetched {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  text: string;
+  json<T = unknown>(): T;
+}
+
+/** One request through undici, body read whole. */
+export async function fetchBuffer(url: string, options: Omit<Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher?: Dispatcher } = { method: 'GET' }): Promise<Fetched> {
+  const res = await request(url, { method: 'GET', ...options } as Parameters<typeof request>[1]);
+  const body = Buffer.from(await res.body.arrayBuffer());
+  const text = body.toString('utf8');
+  return { status: res.statusCode, headers: res.headers, body, text, json: () => JSON.parse(text) };
+}
