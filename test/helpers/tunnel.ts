@@ -77,9 +77,23 @@ export interface Fetched {
 }
 
 /** One request through undici, body read whole. */
-export async function fetchBuffer(url: string, options: Omit<Dispatcher.RequestOptions, 'origin' | 'path'> & { dispatcher?: Dispatcher } = { method: 'GET' }): Promise<Fetched> {
-  const res = await request(url, { method: 'GET', ...options } as Parameters<typeof request>[1]);
+export type FetchOptions = Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path'>> & { dispatcher?: Dispatcher };
+
+export async function fetchBuffer(url: string, options: FetchOptions = {}): Promise<Fetched> {
+  const res = await request(url, { ...options, method: options.method ?? 'GET' } as Parameters<typeof request>[1]);
   const body = Buffer.from(await res.body.arrayBuffer());
   const text = body.toString('utf8');
   return { status: res.statusCode, headers: res.headers, body, text, json: () => JSON.parse(text) };
+}
+
+/**
+ * Waits until `check()` is true, looking every 20 ms, for at most `timeoutMs`. For state that
+ * has no event to wait on (a tunnel's state in the server's listing); never a fixed sleep.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -109,11 +109,17 @@ export function createRegistry(deps: RegistryDeps): Registry {
     return options.publicUrl.replace('{host}', host).replace('{port}', String(port));
   }
 
+  /**
+   * A port's listener lives as long as someone holds the port, with or without a live tunnel: a
+   * browser reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather
+   * than a refused connection the cluster proxy turns into an anonymous 502.
+   */
   async function ensureListener(port: number): Promise<void> {
     if (listeners.has(port)) return;
     const listener = createTunnelListener(port, {
       options,
       lookup: (p) => byPort.get(p),
+      holder: (p) => allocator.holderOf(p)?.name,
       finished: deps.finished,
       rejected: deps.rejected,
     });
@@ -121,20 +127,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
     listeners.set(port, listener);
   }
 
-  function closeListener(port: number): void {
-    const listener = listeners.get(port);
-    if (!listener) return;
-    listeners.delete(port);
-    void listener.destroy();
-  }
-
-  function end(tunnel: TunnelSession, reason: string, error: HttpError, keepListener = false): void {
+  function end(tunnel: TunnelSession, reason: string, error: HttpError): void {
     byId.delete(tunnel.id);
     if (byPort.get(tunnel.port) === tunnel) byPort.delete(tunnel.port);
     if (byClient.get(tunnel.clientId) === tunnel) byClient.delete(tunnel.clientId);
     tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
     allocator.touch(tunnel.clientId);
-    if (!keepListener && !byPort.has(tunnel.port)) closeListener(tunnel.port);
     logger.log('info', 'tunnel.closed', { tunnel: tunnel.name, port: tunnel.port, id: tunnel.id, reason });
     store?.save();
   }
@@ -153,7 +151,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       const { port: candidate, evicted } = allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
       if (evicted) {
         const loser = byClient.get(evicted);
-        if (loser) end(loser, 'port reused for another tunnel', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'), true);
+        if (loser) end(loser, 'port reused for another tunnel', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'));
         logger.log('info', 'port.reused', { port: candidate });
       }
       try {
@@ -169,7 +167,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       }
     }
     if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
-    if (previous) end(previous, 'replaced by a new registration', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'), previous.port === port);
+    if (previous) end(previous, 'replaced by a new registration', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
 
     const id = randomBytes(16).toString('hex');
     const secret = randomBytes(32).toString('hex');
@@ -220,7 +218,18 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   return {
     async start() {
-      if (store) allocator.load(await store.load());
+      if (store) {
+        allocator.load(await store.load());
+        for (const { port, clientId } of allocator.list()) {
+          try {
+            await ensureListener(port);
+          } catch (error) {
+            logger.log('warn', 'port.unusable', { port, code: (error as NodeJS.ErrnoException).code });
+            allocator.markUnusable(port, UNUSABLE_PORT_MS);
+            allocator.release(clientId);
+          }
+        }
+      }
       sweepTimer = setInterval(sweep, Math.max(50, Math.min(1000, Math.floor(options.leaseMs / 4))));
       sweepTimer.unref();
     },

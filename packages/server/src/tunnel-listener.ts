@@ -30,6 +30,8 @@ export interface TunnelListener {
 export interface ListenerDeps {
   options: ResolvedServerOptions;
   lookup(port: number): TunnelSession | undefined;
+  /** Name of the tunnel that holds this port without being registered now, if any. */
+  holder(port: number): string | undefined;
   /** Called once per browser request when it is over, whatever the outcome. */
   finished(exchange: Exchange, tunnel: TunnelSession): void;
   /** Requests that never reach a tunnel (parse errors, refusals) are reported here. */
@@ -115,7 +117,14 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     }
     const tunnel = deps.lookup(port);
     if (!tunnel) {
-      const error = new HttpError('tunnel_offline', `No tunnel holds port ${port} any more. Start the developer's devtunnel client again.`, { retryAfter: 5 });
+      const name = deps.holder(port);
+      const error = new HttpError(
+        'tunnel_offline',
+        name
+          ? `The tunnel "${name}" on port ${port} is offline: the developer's devtunnel client is not running. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`
+          : `No tunnel holds port ${port}. Start a devtunnel client to get a port.`,
+        { retryAfter: 5 },
+      );
       deps.rejected(port, error, req);
       sendError(req, res, error, { close: !req.complete });
       return;

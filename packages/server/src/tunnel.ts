@@ -120,6 +120,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (closed) return 'closed';
     if (polls.size > 0) return 'connected';
     if (offlineSince !== undefined) return 'offline';
+    // A client busy with requests up to its cap has no poll waiting, yet it is alive; a dead one
+    // is caught by the disconnect grace or the request deadline.
+    if (pending.size > 0) return 'connected';
     return now() - stats.lastSeen > options.leaseMs ? 'offline' : 'connected';
   }
 
@@ -356,7 +359,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     },
 
     sweep(t) {
-      if (!closed && offlineSince === undefined && polls.size === 0 && t - stats.lastSeen > options.leaseMs) {
+      if (!closed && offlineSince === undefined && polls.size === 0 && pending.size === 0 && t - stats.lastSeen > options.leaseMs) {
         offlineSince = stats.lastSeen + options.leaseMs;
         for (const ex of [...queue]) fail(ex, offline());
       }

@@ -1,0 +1,214 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import type { TunnelError } from '@devtunnel/core';
+import { CLIENT_BIN, runBin, type Child } from '../helpers/child';
+import { startEchoApp, type EchoApp } from '../helpers/echo-app';
+import { closeServer, listen, rawExchange } from '../helpers/net';
+import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+
+/** Every failure a user can meet: its own status, code and message, and nothing hangs. */
+describe('failures a user can meet', () => {
+  let app: EchoApp;
+  const dispatcher = browser();
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    app = await startEchoApp();
+  });
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!();
+  });
+  afterAll(async () => {
+    await app.close();
+    await dispatcher.close();
+  });
+
+  async function tunnel(serverOptions: Parameters<typeof startServer>[0] = {}, clientOptions: Partial<Parameters<typeof startClient>[1]> = {}) {
+    const server = await startServer(serverOptions);
+    cleanup.push(() => server.close());
+    const client = await startClient(server, { port: app.port, ...clientOptions });
+    cleanup.push(() => client.close());
+    return { server, client, base: `http://127.0.0.1:${client.info.port}` };
+  }
+
+  test('tunnel closed by its client: its port answers 503 tunnel_offline naming it, page or JSON by Accept', async () => {
+    const { client, base } = await tunnel();
+    const name = client.info.name;
+    await client.close();
+    const page = await fetchBuffer(`${base}/`, { headers: { accept: 'text/html,application/xhtml+xml' }, dispatcher });
+    expect(page.status).toBe(503);
+    expect(page.headers['x-devtunnel-error']).toBe('tunnel_offline');
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(page.headers['retry-after']).toBe('5');
+    expect(page.text).toContain(name);
+    const api = await fetchBuffer(`${base}/api`, { headers: { accept: 'application/json' }, dispatcher });
+    expect(api.status).toBe(503);
+    expect(api.json()).toEqual({ error: { code: 'tunnel_offline', message: expect.stringContaining('offline') } });
+    // fetch() and module traffic that accept anything get text, never an HTML interstitial.
+    const fetchLike = await fetchBuffer(`${base}/module.js`, { headers: { accept: '*/*', 'sec-fetch-mode': 'cors' }, dispatcher });
+    expect(fetchLike.status).toBe(503);
+    expect(fetchLike.headers['content-type']).toMatch(/^text\/plain/);
+  });
+
+  test('client gone without a goodbye: its tunnel goes offline (503 tunnel_offline)', async () => {
+    const server = await startServer({ disconnectGraceMs: 100 });
+    cleanup.push(() => server.close());
+    const child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    cleanup.push(() => child.stop('SIGKILL'));
+    const { port } = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number };
+    expect((await fetchBuffer(`http://127.0.0.1:${port}/`, { dispatcher })).status).toBe(200);
+    await child.stop('SIGKILL');
+    const res = await waitForStatus(`http://127.0.0.1:${port}/`, 503, { accept: 'application/json' });
+    expect(res.headers['x-devtunnel-error']).toBe('tunnel_offline');
+    expect(server.tunnels().find((t) => t.port === port)?.state).toBe('offline');
+  });
+
+  async function waitForStatus(url: string, status: number, headers: Record<string, string>) {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const res = await fetchBuffer(url, { headers, dispatcher });
+      if (res.status === status || Date.now() > deadline) return res;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  test('local app refused: 502 local_app_refused naming host and port', async () => {
+    const dead = createServer();
+    const deadPort = await listen(dead);
+    await closeServer(dead);
+    const { base } = await tunnel({}, { port: deadPort });
+    const res = await fetchBuffer(`${base}/`, { headers: { accept: 'application/json' }, dispatcher });
+    expect(res.status).toBe(502);
+    expect(res.headers['x-devtunnel-error']).toBe('local_app_refused');
+    expect(res.json<{ error: { message: string } }>().error.message).toContain(`127.0.0.1:${deadPort}`);
+  });
+
+  test('local app too slow: 504 local_app_timeout from the client, before the server deadline', async () => {
+    const { base } = await tunnel();
+    const res = await fetchBuffer(`${base}/hang`, { dispatcher });
+    expect(res.status).toBe(504);
+    expect(res.headers['x-devtunnel-error']).toBe('local_app_timeout');
+  });
+
+  test('queue full: 503 queue_full with Retry-After; a request nobody polls for: 503 tunnel_busy', async () => {
+    const { base } = await tunnel(
+      { queueLimit: 1, waitForPollMs: 2_500, localTimeoutMs: 4_000, deadlineMs: 5_000, keepAliveTimeoutMs: 6_000, bodyIdleTimeoutMs: 6_000 },
+      { polls: 1, maxInFlight: 1 },
+    );
+    // One request occupies the only slot, one waits in the queue, the next is refused.
+    const first = fetchBuffer(`${base}/hang?occupied`, { dispatcher });
+    await waitUntilHit('/hang?occupied');
+    const second = fetchBuffer(`${base}/queued`, { dispatcher });
+    const third = await retryUntil(() => fetchBuffer(`${base}/third`, { dispatcher }), (r) => r.status === 503);
+    expect(third.headers['x-devtunnel-error']).toBe('queue_full');
+    expect(third.headers['retry-after']).toBe('1');
+    const queued = await second;
+    expect(queued.status).toBe(503);
+    expect(queued.headers['x-devtunnel-error']).toBe('tunnel_busy');
+    expect((await first).headers['x-devtunnel-error']).toBe('local_app_timeout');
+  });
+
+  async function waitUntilHit(path: string) {
+    const deadline = Date.now() + 5_000;
+    while (!app.hits.some((h) => h.url === path)) {
+      if (Date.now() > deadline) throw new Error(`the app never saw ${path}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async function retryUntil<T>(fn: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
+    for (let i = 0; i < 50; i++) {
+      const r = await fn();
+      if (ok(r)) return r;
+    }
+    throw new Error('condition never met');
+  }
+
+  test('bad token: start() rejects with TUNNEL_UNAUTHORIZED at once, without retrying', async () => {
+    const server = await startServer();
+    cleanup.push(() => server.close());
+    let attempts = 0;
+    const { createTunnelClient } = await import('@devtunnel/core');
+    const client = createTunnelClient({ server: server.url, token: 'wrong-token-wrong-token', port: app.port, stateDir: stateDir(), proxy: false });
+    client.on('reconnecting', () => attempts++);
+    await expect(client.start()).rejects.toMatchObject({ code: 'TUNNEL_UNAUTHORIZED', status: 401 });
+    expect(attempts).toBe(0);
+    expect(client.status).toBe('closed');
+  });
+
+  test('port range full: 503 port_range_full; the client reports it and keeps trying', async () => {
+    const server = await startServer({ tunnelPorts: undefined });
+    cleanup.push(() => server.close());
+    const holder = await startClient(server, { port: app.port });
+    cleanup.push(() => holder.close());
+    const narrow = await startServer({ tunnelPorts: `${holder.info.port + 1}-${holder.info.port + 1}` });
+    cleanup.push(() => narrow.close());
+    const first = await startClient(narrow, { port: app.port });
+    cleanup.push(() => first.close());
+    const { createTunnelClient } = await import('@devtunnel/core');
+    const second = createTunnelClient({ server: narrow.url, token: TOKEN, port: app.port, stateDir: stateDir(), proxy: false });
+    cleanup.push(() => second.close());
+    const reported = new Promise<TunnelError>((resolve) => second.once('reconnecting', (e) => resolve(e.error)));
+    void second.start().catch(() => {});
+    expect(await reported).toMatchObject({ code: 'TUNNEL_PORT_RANGE_FULL', status: 503 });
+    expect(second.status).not.toBe('closed');
+  });
+
+  test('client killed mid-request: the browser gets 502 client_disconnected quickly', async () => {
+    const server = await startServer({ disconnectGraceMs: 200 });
+    cleanup.push(() => server.close());
+    const child: Child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    cleanup.push(() => child.stop('SIGKILL'));
+    const registered = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number };
+    const pending = fetchBuffer(`http://127.0.0.1:${registered.port}/hang?killed`, { dispatcher });
+    await waitUntilHit('/hang?killed');
+    const killedAt = Date.now();
+    await child.stop('SIGKILL');
+    const res = await pending;
+    expect(res.text).toContain('disconnected');
+    expect(res.status).toBe(502);
+    expect(res.headers['x-devtunnel-error']).toBe('client_disconnected');
+    // Well before the server's own deadline (3 s here): the poll sockets closing told the server.
+    expect(Date.now() - killedAt).toBeLessThan(2_500);
+  });
+
+  test('browser abort: the local app sees its request closed', async () => {
+    const { client } = await tunnel();
+    const socket = connect(client.info.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /hang?abort HTTP/1.1\r\nHost: test\r\n\r\n');
+    await waitUntilHit('/hang?abort');
+    const aborted = app.abortedRequest('/hang');
+    socket.destroy();
+    await aborted;
+  });
+
+  test('browser abort while queued: the request is never replayed', async () => {
+    const { base, client, server } = await tunnel(
+      { waitForPollMs: 2_500, localTimeoutMs: 4_000, deadlineMs: 5_000, keepAliveTimeoutMs: 6_000, bodyIdleTimeoutMs: 6_000 },
+      { polls: 1, maxInFlight: 1 },
+    );
+    const queued = () => server.tunnels().find((t) => t.port === client.info.port)?.queued ?? 0;
+    const first = fetchBuffer(`${base}/hang?first`, { dispatcher });
+    await waitUntilHit('/hang?first');
+    const socket = connect(client.info.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /never-replayed HTTP/1.1\r\nHost: test\r\n\r\n');
+    await waitFor(() => queued() === 1, 5_000, 'the request to be queued');
+    socket.destroy();
+    await waitFor(() => queued() === 0, 5_000, 'the abandoned request to leave the queue');
+    await first;
+    // The slot is free again: a later request goes through and the dropped one never did.
+    expect((await fetchBuffer(`${base}/after`, { dispatcher })).status).toBe(200);
+    expect(app.hits.some((h) => h.url === '/never-replayed')).toBe(false);
+  });
+
+  test('a request with an Upgrade header gets 501 upgrade_not_supported, never a hang', async () => {
+    const { client } = await tunnel();
+    const res = await rawExchange(client.info.port, 'GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(res.statuses).toEqual([501]);
+    expect(res.text.toLowerCase()).toContain('x-devtunnel-error: upgrade_not_supported');
+  });
+});

@@ -1,0 +1,65 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = join(__dirname, '..', '..');
+export const CLIENT_BIN = join(ROOT, 'packages/core/dist/cli.js');
+export const SERVER_BIN = join(ROOT, 'packages/server/dist/cli.js');
+
+export interface Child {
+  process: ChildProcess;
+  /** Lines printed on stdout so far. */
+  lines: string[];
+  stderr(): string;
+  /** Resolves with the first stdout line matching, within `timeoutMs`. */
+  waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Sends `signal` and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs one of our built CLIs with the current Node, exactly as a user would. */
+export function runBin(bin: string, args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const waiters = new Set<(line: string) => void>();
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (const w of [...waiters]) w(line);
+  });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return {
+    process: child,
+    lines,
+    stderr: () => err,
+    waitForLine(match, timeoutMs = 10_000) {
+      const found = lines.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(onLine);
+          reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${err}`));
+        }, timeoutMs);
+        const onLine = (line: string) => {
+          if (!match(line)) return;
+          clearTimeout(timer);
+          waiters.delete(onLine);
+          resolve(line);
+        };
+        waiters.add(onLine);
+        void exited.then(() => {
+          if (!waiters.has(onLine)) return;
+          clearTimeout(timer);
+          waiters.delete(onLine);
+          reject(new Error(`process exited before a matching line; stdout:\n${lines.join('\n')}\nstderr:\n${err}`));
+        });
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
