@@ -139,7 +139,7 @@ describe('failures a user can meet', () => {
   });
 
   test('port range full: 503 port_range_full; the client reports it and keeps trying', async () => {
-    const server = await startServer({ tunnelPorts: undefined });
+    const server = await startServer();
     cleanup.push(() => server.close());
     const holder = await startClient(server, { port: app.port });
     cleanup.push(() => holder.close());

@@ -1,0 +1,163 @@
+import { mkdtempSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTunnelClient } from '@devtunnel/core';
+import { startEchoApp, type EchoApp } from '../helpers/echo-app';
+import { CLIENT_BIN, runBin } from '../helpers/child';
+import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+
+/** Ports: stable per developer, across client and server restarts; never shared. */
+describe('tunnel ports', () => {
+  let app: EchoApp;
+  const dispatcher = browser();
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    app = await startEchoApp();
+  });
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!();
+  });
+  afterAll(async () => {
+    await app.close();
+    await dispatcher.close();
+  });
+
+  async function server(options: Parameters<typeof startServer>[0] = {}) {
+    const s = await startServer(options);
+    cleanup.push(() => s.close());
+    return s;
+  }
+  async function client(s: { url: string }, options: Partial<Parameters<typeof startClient>[1]> = {}) {
+    const c = await startClient(s, { port: app.port, ...options });
+    cleanup.push(() => c.close());
+    return c;
+  }
+
+  test('the same developer gets the same port after a client restart', async () => {
+    const s = await server();
+    const dir = stateDir();
+    const first = await client(s, { stateDir: dir });
+    const port = first.info.port;
+    await first.close();
+    // Another developer registers meanwhile and must not get the reserved port.
+    const other = await client(s, { stateDir: stateDir() });
+    expect(other.info.port).not.toBe(port);
+    const again = await client(s, { stateDir: dir });
+    expect(again.info.port).toBe(port);
+    expect((await fetchBuffer(`http://127.0.0.1:${port}/`, { dispatcher })).status).toBe(200);
+  });
+
+  test('two developers never share a port, even when one asks for the other\'s', async () => {
+    const s = await server();
+    const alice = await client(s);
+    const bob = await client(s, { preferredPort: alice.info.port });
+    expect(bob.info.port).not.toBe(alice.info.port);
+    // Both answer, each on its own port.
+    expect((await fetchBuffer(`http://127.0.0.1:${alice.info.port}/`, { dispatcher })).status).toBe(200);
+    expect((await fetchBuffer(`http://127.0.0.1:${bob.info.port}/`, { dispatcher })).status).toBe(200);
+  });
+
+  test('a free preferred port is honoured', async () => {
+    const probe = await server();
+    const free = (await client(probe)).info.port + 3;
+    const c = await client(probe, { preferredPort: free });
+    expect(c.info.port).toBe(free);
+  });
+
+  test('a full range reuses the port of the tunnel inactive the longest; all active → 503', async () => {
+    const s = await server();
+    const base = (await client(s)).info.port + 1; // a range next to a known-free port
+    const narrow = await server({ tunnelPorts: `${base}-${base + 1}` });
+    const a = await client(narrow);
+    const b = await client(narrow);
+    expect(new Set([a.info.port, b.info.port])).toEqual(new Set([base, base + 1]));
+    await a.close(); // a's port stays reserved for a, but a is no longer active
+    const c = await client(narrow);
+    expect(c.info.port).toBe(a.info.port);
+    // b and c are active: nobody can be evicted.
+    const d = createTunnelClient({ server: narrow.url, token: TOKEN, port: app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
+    cleanup.push(() => d.close());
+    const refused = new Promise((resolve) => d.once('reconnecting', (e) => resolve(e.error.code)));
+    void d.start().catch(() => {});
+    expect(await refused).toBe('TUNNEL_PORT_RANGE_FULL');
+  });
+
+  test('a port another process holds is skipped', async () => {
+    const s = await server();
+    const known = (await client(s)).info.port;
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(known + 1, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => squatter.close(resolve)));
+    const narrow = await server({ tunnelPorts: `${known + 1}-${known + 2}` });
+    const c = await client(narrow);
+    expect(c.info.port).toBe(known + 2);
+  });
+
+  test('with --state-file, a server restart keeps every assignment and the client comes back by itself', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'devtunnel-state-')), 'state.json');
+    const first = await startServer({ stateFile: file });
+    const controlPort = first.port;
+    const tunnelPorts = first.options.tunnelPorts;
+    const c = createTunnelClient({ server: first.url, token: TOKEN, port: app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
+    cleanup.push(() => c.close());
+    const info = await c.start();
+    expect((await fetchBuffer(`http://127.0.0.1:${info.port}/before`, { dispatcher })).status).toBe(200);
+
+    const back = new Promise<{ port: number; reconnected: boolean }>((resolve) => c.on('registered', (e) => e.reconnected && resolve(e)));
+    await first.close();
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { version: number; assignments: Array<{ port: number }> };
+    expect(saved.version).toBe(1);
+    expect(saved.assignments.map((a) => a.port)).toContain(info.port);
+
+    // A new server process on the same control port, with a state file but a forgetful client:
+    // the client's preferred port is not what matters, the server's memory is.
+    const second = await startServer({ stateFile: file, port: controlPort, tunnelPorts });
+    cleanup.push(() => second.close());
+    const again = await back;
+    expect(again.port).toBe(info.port);
+    expect((await fetchBuffer(`http://127.0.0.1:${info.port}/after`, { dispatcher })).status).toBe(200);
+  });
+
+  test('the state file survives a restart even for a client that forgot its last port', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'devtunnel-state-')), 'state.json');
+    const dir = stateDir();
+    const first = await startServer({ stateFile: file });
+    const c1 = await startClient(first, { port: app.port, stateDir: dir });
+    const port = c1.info.port;
+    await c1.close();
+    await first.close();
+    const second = await server({ stateFile: file, tunnelPorts: first.options.tunnelPorts });
+    // Before the owner is back, its port answers "offline" by name rather than refusing.
+    const offline = await fetchBuffer(`http://127.0.0.1:${port}/`, { dispatcher });
+    expect(offline.headers['x-devtunnel-error']).toBe('tunnel_offline');
+    // Same identity, but its own memory of the port is gone: the server's memory decides.
+    const stateFile = join(dir, 'state.json');
+    const clientState = JSON.parse(await readFile(stateFile, 'utf8')) as { ports: Record<string, number> };
+    clientState.ports = {};
+    await writeFile(stateFile, JSON.stringify(clientState));
+    const c2 = await client(second, { stateDir: dir });
+    expect(c2.info.port).toBe(port);
+  });
+
+  test('a client that vanished goes offline, then expires; its port stays reserved for its owner', async () => {
+    const s = await server({ leaseMs: 1_500, expireMs: 2_000 });
+    const dir = stateDir();
+    const child = runBin(CLIENT_BIN, ['--server', s.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', dir, '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    cleanup.push(() => child.stop('SIGKILL'));
+    const { port, id } = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number; id: string };
+    await child.stop('SIGKILL'); // Ctrl+C of a dev server that has no exit hook looks like this
+    const state = () => s.tunnels().find((t) => t.port === port)?.state;
+    await waitFor(() => state() === 'offline', 5_000, 'offline');
+    await waitFor(() => state() === 'expired', 5_000, 'expiry');
+    expect(s.tunnels().find((t) => t.port === port)?.id).toBeUndefined();
+    // Another developer cannot take it while a free port exists; its owner gets it back.
+    const other = await client(s);
+    expect(other.info.port).not.toBe(port);
+    const back = await client(s, { stateDir: dir });
+    expect(back.info.port).toBe(port);
+    expect(back.info.id).not.toBe(id);
+  });
+});
