@@ -14,6 +14,8 @@ export interface Child {
   stderr(): string;
   /** Resolves with the first stdout line matching, within `timeoutMs`. */
   waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Waits for the process to exit on its own (bounded) and returns its exit code. */
+  exited(timeoutMs?: number): Promise<number | null>;
   /** Sends `signal` and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -56,6 +58,13 @@ export function runBin(bin: string, args: string[], env: Record<string, string> 
           reject(new Error(`process exited before a matching line; stdout:\n${lines.join('\n')}\nstderr:\n${err}`));
         });
       });
+    },
+    exited(timeoutMs = 10_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${err}`)), timeoutMs);
+      });
+      return Promise.race([exited, limit]).finally(() => clearTimeout(timer));
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
