@@ -8,6 +8,7 @@ export default defineConfig([
     clean: true,
     target: 'node20',
     sourcemap: true,
+    silent: true,
   },
   {
     // The CLI is an executable, not an import target: ESM only, with a shebang.
@@ -15,6 +16,7 @@ export default defineConfig([
     format: ['esm'],
     target: 'node20',
     sourcemap: true,
+    silent: true,
     banner: { js: '#!/usr/bin/env node' },
   },
 ]);
