@@ -309,6 +309,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       body.destroy();
       if (abort.signal.aborted || isAbort(error)) {
         finished(message, t0, 499, counter.bytes, 'cancelled');
+      } else if (asPoll && error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'too_many_polls')) {
+        // The server answers an upload only once the body is through: the browser has its
+        // response; only the poll part was refused.
+        finished(message, t0, response?.head.status ?? 502, counter.bytes, response?.head.error?.code);
+        if (error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
       } else if (error instanceof ServerAnswerError && (error.status === 404 || error.status === 410 || error.status === 409)) {
         // The browser left, or the server already answered it (deadline): nothing to recover.
         finished(message, t0, 499, counter.bytes, error.serverCode ?? 'cancelled');
