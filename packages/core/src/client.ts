@@ -319,8 +319,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         finished(message, t0, 499, counter.bytes, error.serverCode ?? 'cancelled');
         if (error.serverCode === 'unknown_tunnel' && s === session) channelFailed(error);
       } else {
-        finished(message, t0, 502, counter.bytes, 'channel_error');
-        if (!closed && s === session) channelFailed(error);
+        // The upload broke: the server cut it (the browser left), the local app's body failed
+        // mid-way, or the network did. The browser has been told (a cut connection); whether
+        // the channel itself is down is for the polls to find out, not for one upload.
+        finished(message, t0, 502, counter.bytes, 'upload_failed');
       }
     } finally {
       if (asPoll) waiting--;

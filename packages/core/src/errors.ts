@@ -34,5 +34,5 @@ export class TunnelError extends Error {
 /** Errors after which retrying is pointless: the user must change something first. */
 export function isFinal(error: unknown): boolean {
   const code = (error as TunnelError | undefined)?.code;
-  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_CLOSED';
+  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_PROTOCOL_ERROR' || code === 'TUNNEL_CLOSED';
 }

@@ -31,6 +31,9 @@ export interface ForwarderTimeouts {
   bodyIdleTimeoutMs: number;
 }
 
+/** Connecting to an app on the same machine is instant, or something is wrong. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /** Statuses that never carry a body (RFC 9110 §6.4.1), whatever the headers say. */
 const NO_BODY_STATUS = new Set([204, 304]);
 
@@ -51,7 +54,10 @@ function classify(error: unknown, target: LocalTarget, timeouts: ForwarderTimeou
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL') {
     return errorHead('local_app_refused', `Nothing answers at ${where} on the developer's machine (${code}). Start the local app, or check the port given to devtunnel.`);
   }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return errorHead('local_app_timeout', `The local app at ${where} did not accept a connection within ${CONNECT_TIMEOUT_MS / 1000} s. Is the machine overloaded, or a firewall dropping the port?`);
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return errorHead('local_app_timeout', `The local app at ${where} did not answer within ${Math.round(timeouts.localTimeoutMs / 1000)} s. It may be stuck or still compiling.`);
   }
   return errorHead('local_app_error', `The local app at ${where} failed to answer: ${e.message ?? String(error)}${code ? ` (${code})` : ''}.`);
@@ -83,7 +89,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       // `localhost` may resolve to ::1 first while the app listens on 127.0.0.1 (or the reverse):
       // try both address families (RFC 8305 "Happy Eyeballs").
       autoSelectFamily: true,
-      timeout: 10_000,
+      timeout: CONNECT_TIMEOUT_MS,
     },
   });
   const origin = describe(target);

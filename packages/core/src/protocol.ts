@@ -147,7 +147,6 @@ export const ERROR_CODES = Object.freeze({
   headers_too_large: 431,
   request_timeout: 408,
   unauthorized: 401,
-  forbidden: 403,
   rate_limited: 429,
   too_many_polls: 429,
   port_range_full: 503,

@@ -56,7 +56,7 @@ async function readState(file: string): Promise<StateFile | undefined> {
 
 async function writeState(dir: string, file: string, state: StateFile): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, file);
 }

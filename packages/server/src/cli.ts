@@ -42,8 +42,8 @@ Every option can also be set as an environment variable (shown in brackets).
 
 Options:
 ${serverFlags.map((f) => `  --${(f.flag + ' <value>').padEnd(30)} ${f.help} [${envName(f.flag)}]`).join('\n')}
-  --log-level <level>            debug, info, warn or error (default info) [DEVTUNNEL_LOG_LEVEL]
-  --help                         show this help
+  ${'--log-level <level>'.padEnd(32)} debug, info, warn or error (default info) [DEVTUNNEL_LOG_LEVEL]
+  ${'--help'.padEnd(32)} show this help
 `;
 
 function toValue(flag: string, kind: Kind, raw: string): string | number {

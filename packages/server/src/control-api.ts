@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { API_PREFIX, ID_PATTERN } from '@devtunnel/core/protocol';
+import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { ServerLogger } from './logger';
@@ -104,17 +104,21 @@ export function createControlHandler(deps: ControlDeps) {
   }
 
   function requireToken(req: IncomingMessage): void {
+    // Guessing the shared registration token is throttled per address.
+    if (throttled(req)) throw new HttpError('rate_limited', 'Too many failed authentications from this address; wait a minute.', { retryAfter: 60 });
     const given = bearer(req);
     if (given === undefined || !timingSafeEqual(sha256(given), tokenHash)) throw authFailed(req);
   }
 
-  function requireTunnel(req: IncomingMessage, id: string, allowToken = false): TunnelSession {
+  function requireTunnel(req: IncomingMessage, id: string): TunnelSession {
     const tunnel = ID_PATTERN.test(id) ? registry.get(id) : undefined;
     if (!tunnel) throw new HttpError('unknown_tunnel', 'No such tunnel: it expired, was closed, or the server restarted. Register again.');
     const given = bearer(req);
     if (given !== undefined && tunnel.verifySecret(given)) return tunnel;
-    if (allowToken && given !== undefined && timingSafeEqual(sha256(given), tokenHash)) return tunnel;
-    throw authFailed(req);
+    // Not counted towards the address's budget: a 256-bit secret cannot be guessed, and a
+    // throttle here would let one bad script behind a shared NAT cut everyone's polls.
+    logger.log('warn', 'auth.failed', { remote: req.socket.remoteAddress, path: req.url?.split('?')[0] });
+    throw new HttpError('unauthorized', 'Wrong tunnel secret for this tunnel; register again.');
   }
 
   function methodNotAllowed(allow: string): HttpError {
@@ -131,13 +135,16 @@ export function createControlHandler(deps: ControlDeps) {
       return json(res, 200, { status: 'ready', tunnels: registry.size });
     }
     if (!path.startsWith(`${API_PREFIX}/tunnels`)) throw new HttpError('not_found', `Nothing at ${path}. The API lives under ${API_PREFIX}/.`);
-    if (throttled(req)) throw new HttpError('rate_limited', 'Too many failed authentications from this address; wait a minute.', { retryAfter: 60 });
 
     const parts = path.slice(API_PREFIX.length + 1).split('/');
     // parts: ['tunnels'] | ['tunnels', id] | ['tunnels', id, 'poll'] | ['tunnels', id, 'requests', rid]
     if (parts.length === 1) {
       if (method === 'POST') {
         requireToken(req);
+        const spoken = req.headers[HEADER.protocol];
+        if (spoken !== undefined && spoken !== String(PROTOCOL_VERSION)) {
+          throw new HttpError('invalid_request', `This server speaks devtunnel protocol ${PROTOCOL_VERSION}; the client speaks ${String(spoken)}. Use matching versions of the client and the server.`);
+        }
         const body = await readJson(req);
         const answer = await registry.register(body, req.headers.host);
         return json(res, 201, answer);
@@ -156,7 +163,8 @@ export function createControlHandler(deps: ControlDeps) {
         return json(res, 200, { id: t.id, name: t.name, port: t.port, state: t.state() });
       }
       if (method === 'DELETE') {
-        requireTunnel(req, id, true);
+        // Only the tunnel's own secret: the registration token is shared by every developer.
+        requireTunnel(req, id);
         registry.remove(id, 'deregistered');
         res.writeHead(204).end();
         return;

@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createControlHandler } from './control-api';
-import type { HttpError } from './errors';
+import { HttpError } from './errors';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
+import { rawResponse } from './tunnel-listener';
 import type { Exchange, TunnelSession } from './tunnel';
 
 /**
@@ -95,7 +96,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   server.timeout = Math.max(o.bodyIdleTimeoutMs, o.pollTimeoutMs + 5_000);
   server.on('request', (req, res) => void handler(req, res));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (socket.writable) socket.end(rawResponse(400, 'Bad Request', new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
     else socket.destroy();
     logger.log('debug', 'control.client_error', { code: err.code });
   });

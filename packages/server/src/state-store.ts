@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { PortAssignment } from './ports';
@@ -29,7 +30,7 @@ export function createStateStore(file: string, entries: () => PortAssignment[], 
     while (dirty) {
       dirty = false;
       const body: StateFileV1 = { version: 1, assignments: entries() };
-      const tmp = `${file}.${process.pid}.tmp`;
+      const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
       try {
         await mkdir(dirname(file), { recursive: true });
         await writeFile(tmp, JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });

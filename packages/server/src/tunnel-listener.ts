@@ -87,6 +87,12 @@ function forwardedHeaders(req: IncomingMessage): Array<[string, string]> {
   return out;
 }
 
+/** A complete error answer for a socket Node's HTTP layer no longer manages; always closes. */
+export function rawResponse(status: number, reason: string, error: HttpError, extra = ''): string {
+  const body = `${status} ${error.code}: ${error.message}\n`;
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${HEADER.error}: ${error.code}\r\n${extra}\r\n${body}`;
+}
+
 export function createTunnelListener(port: number, deps: ListenerDeps): TunnelListener {
   const { options } = deps;
   const server: Server = createServer({
@@ -171,7 +177,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const error = new HttpError('method_not_supported', 'CONNECT is not supported by a devtunnel port.');
     deps.rejected(port, error, req);
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n${HEADER.error}: ${error.code}\r\n\r\n`);
+    socket.end(rawResponse(405, 'Method Not Allowed', error, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
   });
 
   // Bytes Node's parser rejected (smuggling attempts, oversized headers, slow headers): answer and
@@ -187,8 +193,9 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT'
           ? [408, 'Request Timeout', 'request_timeout']
           : [400, 'Bad Request', 'invalid_request'];
-    deps.rejected(port, new HttpError(code, `${reason} (${err.code ?? 'parse error'})`));
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n${HEADER.error}: ${code}\r\n\r\n`);
+    const error = new HttpError(code, `${reason}: the request could not be parsed as strict HTTP/1.1 (${err.code ?? 'parse error'}).`);
+    deps.rejected(port, error);
+    socket.end(rawResponse(status, reason, error));
   });
 
   return {

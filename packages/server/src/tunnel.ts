@@ -144,7 +144,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     settle(ex);
     ex.code = error.code;
     // A half-read upload leaves the connection in an unknown state: close it after the answer.
-    sendError(ex.req, ex.res, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete });
+    sendError(ex.req, ex.res, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete, headers: { 'x-request-id': ex.requestId } });
   }
 
   function settle(ex: Exchange): void {
