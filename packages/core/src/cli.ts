@@ -7,26 +7,9 @@ import { createTunnelClient, type RequestEvent } from './client';
 import { TunnelError } from './errors';
 import type { Logger } from './logger';
 import type { TunnelOptions } from './options';
+import { cliFlags } from './cli-flags';
 import { VERSION } from './version';
 
-/** Flags, each named like its `openTunnel` option (kebab-case here, camelCase there). */
-export const cliFlags = [
-  { flag: 'server', option: 'server', type: 'string', env: 'DEVTUNNEL_SERVER', help: 'URL of the tunnel server (required)' },
-  { flag: 'port', option: 'port', type: 'string', help: 'port of the local app (required)' },
-  { flag: 'host', option: 'host', type: 'string', help: 'host of the local app', default: 'localhost' },
-  { flag: 'https', option: 'https', type: 'boolean', help: 'talk https to the local app (self-signed accepted)', default: 'false' },
-  { flag: 'token', option: 'token', type: 'string', env: 'DEVTUNNEL_TOKEN', help: 'registration token (prefer the variable)' },
-  { flag: 'name', option: 'name', type: 'string', env: 'DEVTUNNEL_NAME', help: 'tunnel name shown by the server', default: '<user>-<port>' },
-  { flag: 'preferred-port', option: 'preferredPort', type: 'string', help: 'ask for this tunnel port', default: 'last one used' },
-  { flag: 'polls', option: 'polls', type: 'string', help: 'long-polls kept waiting', default: '8' },
-  { flag: 'max-in-flight', option: 'maxInFlight', type: 'string', help: 'requests handled at once, at most', default: '256' },
-  { flag: 'rewrite-host', option: 'rewriteHost', type: 'boolean', help: 'send Host: <host>:<port> to the local app', default: 'false' },
-  { flag: 'state-dir', option: 'stateDir', type: 'string', help: 'where identity and last port are kept', default: '$XDG_CONFIG_HOME/devtunnel or ~/.config/devtunnel' },
-  { flag: 'proxy', option: 'proxy', type: 'string', help: 'HTTP proxy for the server connection', default: 'HTTPS_PROXY etc.' },
-  { flag: 'json', option: undefined, type: 'boolean', help: 'print one JSON object per line per event' },
-  { flag: 'help', option: undefined, type: 'boolean', help: 'show this help' },
-  { flag: 'version', option: undefined, type: 'boolean', help: 'print the version' },
-] as const;
 
 const usage = `Usage: devtunnel --server <url> --port <local port> [options]
 
