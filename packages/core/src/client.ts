@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
 import { createControlChannel, ServerAnswerError, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
-import { createForwarder, type LocalResponse } from './forward';
+import { createForwarder, discard, type LocalResponse } from './forward';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
 import type { RequestMessage, ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
@@ -305,8 +305,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       const error = response.head.error?.code;
       finished(message, t0, response.head.status, counter.bytes, error);
     } catch (error) {
-      response?.body?.destroy();
-      body.destroy();
+      if (response?.body) discard(response.body);
+      discard(body);
       if (abort.signal.aborted || isAbort(error)) {
         finished(message, t0, 499, counter.bytes, 'cancelled');
       } else if (asPoll && error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'too_many_polls')) {

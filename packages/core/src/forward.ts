@@ -63,6 +63,12 @@ function classify(error: unknown, target: LocalTarget, timeouts: ForwarderTimeou
   return errorHead('local_app_error', `The local app at ${where} failed to answer: ${e.message ?? String(error)}${code ? ` (${code})` : ''}.`);
 }
 
+/** Drops a body we will not read. undici's destroy() emits an abort error: nobody must see it. */
+export function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
 function toPairs(headers: Record<string, string | string[] | undefined>): HeaderPairs {
   const out: HeaderPairs = [];
   for (const name in headers) {
@@ -121,6 +127,11 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       } catch (error) {
         if (signal.aborted) throw error;
         return classify(error, target, timeouts());
+      }
+      // RFC 9110 §15: a final status is 200-599 (1xx are interim and undici handles them).
+      if (res.statusCode < 200 || res.statusCode > 599) {
+        discard(res.body);
+        return errorHead('local_app_error', `The local app at ${origin} answered with status ${res.statusCode}, which is not a valid HTTP status.`);
       }
       const noBody = message.method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
       const headers = toPairs(res.headers);

@@ -38,6 +38,18 @@ export interface ListenerDeps {
   rejected(port: number, error: HttpError, req?: IncomingMessage): void;
 }
 
+/** RFC 9112 §3.2: origin-form, absolute-form (http/https), or asterisk-form for OPTIONS only. */
+function isValidTarget(target: string, method: string): boolean {
+  if (target.startsWith('/')) return true;
+  if (target === '*') return method === 'OPTIONS';
+  try {
+    const u = new URL(target);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /** Absolute-form targets (`GET http://host/path`) become origin-form (RFC 9112 §3.2). */
 function originForm(url: string): string {
   if (url.startsWith('/') || url === '*') return url;
@@ -51,6 +63,9 @@ function originForm(url: string): string {
 
 /** Validates what Node's parser accepted but we do not forward. */
 function check(req: IncomingMessage): HttpError | undefined {
+  if (req.httpVersionMajor !== 1) {
+    return new HttpError('invalid_request', `HTTP/${req.httpVersion} is not supported on a tunnel port; use HTTP/1.1.`);
+  }
   if (req.rawHeaders.length / 2 >= MAX_REQUEST_HEADERS) {
     return new HttpError('headers_too_large', `A request may carry at most ${MAX_REQUEST_HEADERS - 1} header lines.`);
   }
@@ -58,8 +73,11 @@ function check(req: IncomingMessage): HttpError | undefined {
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
   }
-  // RFC 9112 §3.2: a server MUST respond 400 to a request with more than one Host field.
+  // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request with no Host field, or more than one.
   if (hosts > 1) return new HttpError('invalid_request', 'The request has more than one Host header.');
+  if (hosts === 0 && req.httpVersionMinor >= 1) return new HttpError('invalid_request', 'An HTTP/1.1 request needs a Host header.');
+  const target = req.url ?? '';
+  if (!isValidTarget(target, req.method!)) return new HttpError('invalid_request', 'The request target must be a path (/…), an absolute http(s) URL, or * for OPTIONS.');
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) {
     // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; treat TE there as faulty framing.
@@ -93,6 +111,41 @@ export function rawResponse(status: number, reason: string, error: HttpError, ex
   return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${HEADER.error}: ${error.code}\r\n${extra}\r\n${body}`;
 }
 
+/** Turns an accepted request into the message for the client and the exchange that tracks it. */
+function createExchange(req: IncomingMessage, res: ServerResponse, now: number): Exchange {
+  const te = req.headers['transfer-encoding'] !== undefined;
+  const cl = req.headers['content-length'];
+  // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
+  const headers = stripHopByHop(pairsFromRaw(req.rawHeaders)).filter(([name]) => name.length !== 15 || name.toLowerCase() !== 'x-forwarded-for');
+  const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
+  if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
+  headers.push(...forwardedHeaders(req));
+  const message: RequestMessage = {
+    type: 'request',
+    id: randomBytes(16).toString('hex'),
+    method: req.method!,
+    url: originForm(req.url!),
+    headers,
+    bodyLength: te ? null : cl === undefined ? 0 : Number(cl),
+  };
+  return {
+    id: message.id,
+    requestId,
+    req,
+    res,
+    message,
+    state: 'queued',
+    arrivedAt: now,
+    dispatchedAt: undefined,
+    respondedAt: undefined,
+    timer: undefined,
+    upload: undefined,
+    code: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
+
 export function createTunnelListener(port: number, deps: ListenerDeps): TunnelListener {
   const { options } = deps;
   const server: Server = createServer({
@@ -105,7 +158,8 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     keepAliveTimeout: options.keepAliveTimeoutMs,
     // Node checks the two timeouts above only this often (default 30 s).
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(options.headersTimeoutMs / 8))),
-    requireHostHeader: true,
+    // We check Host ourselves, to answer with our code and close (RFC 9112 §3.2).
+    requireHostHeader: false,
     noDelay: true,
   });
   // One above the cap, so a request at the cap is visible and refused rather than silently cut.
@@ -114,13 +168,25 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   // Socket idle timeout: no byte either way for this long ends the connection.
   server.timeout = options.bodyIdleTimeoutMs;
 
+  /**
+   * Connections we refused or whose bytes the parser rejected. Nothing more from them is trusted:
+   * a request Node already parsed behind the bad one (pipelined) is dropped, never forwarded.
+   */
+  const distrusted = new WeakSet<Socket>();
+
+  function refuse(req: IncomingMessage, res: ServerResponse, error: HttpError): void {
+    distrusted.add(req.socket);
+    deps.rejected(port, error, req);
+    sendError(req, res, error, { close: true });
+  }
+
   server.on('request', function tunnelRequest(req: IncomingMessage, res: ServerResponse) {
-    const problem = check(req);
-    if (problem) {
-      deps.rejected(port, problem, req);
-      sendError(req, res, problem, { close: true });
+    if (distrusted.has(req.socket)) {
+      res.destroy();
       return;
     }
+    const problem = check(req);
+    if (problem) return refuse(req, res, problem);
     const tunnel = deps.lookup(port);
     if (!tunnel) {
       const name = deps.holder(port);
@@ -135,42 +201,36 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
       sendError(req, res, error, { close: !req.complete });
       return;
     }
-    const te = req.headers['transfer-encoding'] !== undefined;
-    const cl = req.headers['content-length'];
-    // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
-    const headers = stripHopByHop(pairsFromRaw(req.rawHeaders)).filter(([name]) => name.length !== 15 || name.toLowerCase() !== 'x-forwarded-for');
-    const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
-    if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
-    headers.push(...forwardedHeaders(req));
-    const message: RequestMessage = {
-      type: 'request',
-      id: randomBytes(16).toString('hex'),
-      method: req.method!,
-      url: originForm(req.url!),
-      headers,
-      bodyLength: te ? null : cl === undefined ? 0 : Number(cl),
-    };
-    const exchange: Exchange = {
-      id: message.id,
-      requestId,
-      req,
-      res,
-      message,
-      state: 'queued',
-      arrivedAt: options.now(),
-      dispatchedAt: undefined,
-      respondedAt: undefined,
-      timer: undefined,
-      upload: undefined,
-      code: undefined,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    res.once('close', () => {
+    const exchange = createExchange(req, res, options.now());
+    const socket = req.socket;
+    let over = false;
+    let submitted = false;
+    const end = () => {
+      if (over) return;
+      over = true;
+      socket.off('close', end);
       if (exchange.state !== 'done') tunnel.abandon(exchange);
-      deps.finished(exchange, tunnel);
-    });
-    tunnel.submit(exchange);
+      // A request the parser failed before it was handed over was logged as rejected already.
+      if (submitted) deps.finished(exchange, tunnel);
+    };
+    res.once('close', end);
+    // A pipelined response waiting for its turn has no socket yet and would never see 'close'.
+    socket.once('close', end);
+    const submit = () => {
+      if (distrusted.has(socket) || socket.destroyed) {
+        exchange.state = 'done';
+        return;
+      }
+      submitted = true;
+      tunnel.submit(exchange);
+    };
+    // A request with a body waits until the parser has gone through the bytes it already holds:
+    // if that body is malformed (a smuggling attempt arrives in one packet), the parser fails it
+    // first and the request never reaches the client. setImmediate, not a microtask: Node drains
+    // microtasks between parser callbacks, before the rest of the packet is parsed. Requests
+    // without a body have nothing left to check and go at once.
+    if (exchange.message.bodyLength === 0) submit();
+    else setImmediate(submit);
   });
 
   // CONNECT makes a tunnel of its own; we are not a forward proxy.
@@ -183,8 +243,14 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   // Bytes Node's parser rejected (smuggling attempts, oversized headers, slow headers): answer and
   // close; they never reach a tunnel, a client or a local app.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (err.code === 'ECONNRESET' && !socket.bytesWritten && !(socket as { parser?: unknown }).parser)) {
-      socket.destroy();
+    const refusedBefore = distrusted.has(socket);
+    distrusted.add(socket);
+    // A response already under way on this connection (Node's internal `_httpMessage`, the check
+    // its own default handler makes) cannot be followed by another: close instead.
+    const busy = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (refusedBefore || busy || !socket.writable || err.code === 'ECONNRESET') {
+      if (refusedBefore && socket.writable) socket.end();
+      else socket.destroy();
       return;
     }
     const [status, reason, code]: [number, string, ErrorCode] =
