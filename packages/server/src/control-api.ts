@@ -61,8 +61,9 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_JSON_BYTES) {
+        // Stop reading; the error answer closes the connection behind it.
+        req.pause();
         reject(new HttpError('payload_too_large', `The body may be at most ${MAX_JSON_BYTES} bytes.`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);

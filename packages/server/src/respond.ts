@@ -109,10 +109,11 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     };
     const broke = () =>
       finish(() => {
-        // The client stopped mid-body or sent more than it declared.
+        // The client stopped mid-body, or sent more or less than it declared: the browser's
+        // connection is cut (a truncated body must never look complete), the upload refused.
         tunnel.settle(ex);
         browser.destroy();
-        if (!req.complete || ex.bytesOut !== limit) req.destroy();
+        sendError(req, res, new HttpError('invalid_request', `The response body did not match its declared length (${ex.bytesOut} bytes for ${String(limit)}).`), { fallback: 'json', close: true });
       });
     const onDrain = () => req.resume();
     const onData = (chunk: Buffer) => {
