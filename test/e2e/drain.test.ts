@@ -1,0 +1,54 @@
+import { startEchoApp, type EchoApp } from '../helpers/echo-app';
+import { browser, fetchBuffer, startClient, startServer } from '../helpers/tunnel';
+
+/** SIGTERM (server.close()): stop accepting, let in-flight requests finish, tell clients to come back. */
+describe('graceful shutdown', () => {
+  let app: EchoApp;
+  const dispatcher = browser();
+  beforeAll(async () => {
+    app = await startEchoApp();
+  });
+  afterAll(async () => {
+    await app.close();
+    await dispatcher.close();
+  });
+
+  test('in-flight requests finish, new ones are refused, the client is told to come back', async () => {
+    const server = await startServer({ drainTimeoutMs: 5_000 });
+    const client = await startClient(server, { port: app.port });
+    try {
+      const base = `http://127.0.0.1:${client.info.port}`;
+      const reconnecting = new Promise((resolve) => client.once('reconnecting', (e) => resolve(e.error.code)));
+      // A slow request is in flight when the server is told to stop.
+      const inFlight = fetchBuffer(`${base}/slow?delay=400`, { dispatcher });
+      while (!app.hits.some((h) => h.url === '/slow?delay=400')) await new Promise((r) => setTimeout(r, 10));
+      const closing = server.close();
+      // Readiness drops at once, so the load balancer stops sending new tunnels here.
+      const ready = await fetchBuffer(`${server.url}/readyz`, { dispatcher });
+      expect([ready.status, ready.headers['x-devtunnel-error']]).toEqual([503, 'server_shutting_down']);
+      expect((await inFlight).status).toBe(200);
+      expect(await reconnecting).toBe('TUNNEL_SERVER_UNREACHABLE');
+      await closing;
+      // Everything is closed afterwards: the tunnel port refuses connections.
+      await expect(fetchBuffer(`${base}/after`, { dispatcher })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  test('the drain budget bounds the wait for a request that never ends', async () => {
+    const server = await startServer({ drainTimeoutMs: 300 });
+    const client = await startClient(server, { port: app.port });
+    try {
+      const hanging = fetchBuffer(`http://127.0.0.1:${client.info.port}/hang?drain`, { dispatcher }).catch((e: Error) => e);
+      while (!app.hits.some((h) => h.url === '/hang?drain')) await new Promise((r) => setTimeout(r, 10));
+      await server.close();
+      const outcome = await hanging;
+      // Cut or answered with an error: never left hanging past the budget.
+      expect(outcome instanceof Error || (outcome as { status: number }).status >= 500).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+});
