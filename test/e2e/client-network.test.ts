@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { createTunnelClient } from '@devtunnel/core';
 import { CLIENT_BIN, runBin } from '../helpers/child';
-import { startEchoApp, type EchoApp, type EchoBody } from '../helpers/echo-app';
+import type { EchoBody } from '../helpers/echo-app';
 import { closeServer, listen } from '../helpers/net';
-import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN } from '../helpers/tunnel';
+import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN } from '../helpers/tunnel';
 
 const fixtures = join(__dirname, '..', 'fixtures');
 const cert = readFileSync(join(fixtures, 'localhost-cert.pem'));
@@ -39,26 +39,14 @@ async function startConnectProxy() {
 }
 
 describe('the client on real networks', () => {
-  let app: EchoApp;
-  const dispatcher = browser();
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    app = await startEchoApp();
-  });
-  afterEach(async () => {
-    while (cleanup.length) await cleanup.pop()!();
-  });
-  afterAll(async () => {
-    await app.close();
-    await dispatcher.close();
-  });
+  const suite = useEchoSuite();
+  const { dispatcher } = suite;
 
   async function serverAndClient(clientOptions: Partial<Parameters<typeof startClient>[1]> & { port: number }) {
     const server = await startServer();
-    cleanup.push(() => server.close());
+    suite.defer(() => server.close());
     const client = await startClient(server, clientOptions);
-    cleanup.push(() => client.close());
+    suite.defer(() => client.close());
     return { server, client, base: `http://127.0.0.1:${client.info.port}` };
   }
 
@@ -66,7 +54,7 @@ describe('the client on real networks', () => {
     const https = createHttpsServer({ cert, key }, (req: IncomingMessage, res: ServerResponse) => res.end(`secure ${req.url}`));
     https.listen(0, '127.0.0.1');
     await once(https, 'listening');
-    cleanup.push(() => new Promise((r) => https.close(r)).then(() => https.closeAllConnections()));
+    suite.defer(() => new Promise((r) => https.close(r)).then(() => https.closeAllConnections()));
     const { base } = await serverAndClient({ port: (https.address() as AddressInfo).port, host: 'localhost', https: true });
     const res = await fetchBuffer(`${base}/tls`, { dispatcher });
     expect(res.text).toBe('secure /tls');
@@ -76,24 +64,24 @@ describe('the client on real networks', () => {
     const v6 = createHttpServer((_req, res) => res.end('over ::1'));
     v6.listen(0, '::1');
     await once(v6, 'listening');
-    cleanup.push(() => closeServer(v6));
+    suite.defer(() => closeServer(v6));
     const { base } = await serverAndClient({ port: (v6.address() as AddressInfo).port, host: '::1' });
     expect((await fetchBuffer(`${base}/`, { dispatcher })).text).toBe('over ::1');
   });
 
   test('the original Host is kept by default; rewriteHost sends the local address instead', async () => {
-    const kept = await serverAndClient({ port: app.port });
+    const kept = await serverAndClient({ port: suite.app.port });
     expect((await fetchBuffer(`${kept.base}/`, { headers: { host: 'shop.test.example.com' }, dispatcher })).json<EchoBody>().headers.host).toBe('shop.test.example.com');
-    const rewritten = await serverAndClient({ port: app.port, rewriteHost: true });
+    const rewritten = await serverAndClient({ port: suite.app.port, rewriteHost: true });
     const echo = (await fetchBuffer(`${rewritten.base}/`, { headers: { host: 'shop.test.example.com' }, dispatcher })).json<EchoBody>();
-    expect(echo.headers.host).toBe(`127.0.0.1:${app.port}`);
+    expect(echo.headers.host).toBe(`127.0.0.1:${suite.app.port}`);
     expect(echo.headers['x-forwarded-host']).toBe('shop.test.example.com');
   });
 
   test('a corporate proxy carries the server connection, never the local one', async () => {
     const proxy = await startConnectProxy();
-    cleanup.push(() => proxy.close());
-    const { server, base } = await serverAndClient({ port: app.port, proxy: proxy.url });
+    suite.defer(() => proxy.close());
+    const { server, base } = await serverAndClient({ port: suite.app.port, proxy: proxy.url });
     expect((await fetchBuffer(`${base}/via-proxy`, { dispatcher })).status).toBe(200);
     expect(proxy.targets.length).toBeGreaterThan(0);
     expect(new Set(proxy.targets)).toEqual(new Set([`127.0.0.1:${server.port}`]));
@@ -101,22 +89,22 @@ describe('the client on real networks', () => {
 
   test('HTTPS_PROXY / HTTP_PROXY from the environment apply to the server connection only', async () => {
     const proxy = await startConnectProxy();
-    cleanup.push(() => proxy.close());
+    suite.defer(() => proxy.close());
     const server = await startServer();
-    cleanup.push(() => server.close());
+    suite.defer(() => server.close());
     const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY, http_proxy: process.env.http_proxy, no_proxy: process.env.no_proxy };
     Object.assign(process.env, { HTTP_PROXY: proxy.url, http_proxy: proxy.url, NO_PROXY: '', no_proxy: '' });
     let client;
     try {
       // `proxy` unset: the environment decides (read when the client is created).
-      client = createTunnelClient({ server: server.url, token: TOKEN, port: app.port, host: '127.0.0.1', stateDir: stateDir() });
+      client = createTunnelClient({ server: server.url, token: TOKEN, port: suite.app.port, host: '127.0.0.1', stateDir: stateDir() });
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
     }
-    cleanup.push(() => client.close());
+    suite.defer(() => client.close());
     const info = await client.start();
     expect((await fetchBuffer(`http://127.0.0.1:${info.port}/env-proxy`, { dispatcher })).status).toBe(200);
     expect(new Set(proxy.targets)).toEqual(new Set([`127.0.0.1:${server.port}`]));
@@ -124,7 +112,7 @@ describe('the client on real networks', () => {
 
   test('a TLS-inspecting front: NODE_EXTRA_CA_CERTS makes its certificate trusted', async () => {
     const server = await startServer();
-    cleanup.push(() => server.close());
+    suite.defer(() => server.close());
     // A TLS terminator in front of the control API, like a corporate proxy or the ingress.
     const front = createTlsServer({ cert, key }, (tls) => {
       const upstream = connect(server.port, '127.0.0.1');
@@ -134,17 +122,17 @@ describe('the client on real networks', () => {
     });
     front.listen(0, '127.0.0.1');
     await once(front, 'listening');
-    cleanup.push(() => new Promise((r) => front.close(r)));
+    suite.defer(() => new Promise((r) => front.close(r)));
     const url = `https://localhost:${(front.address() as AddressInfo).port}`;
-    const args = ['--server', url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'];
+    const args = ['--server', url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'];
 
     const untrusted = runBin(CLIENT_BIN, args, { DEVTUNNEL_TOKEN: TOKEN });
-    cleanup.push(() => untrusted.stop('SIGKILL'));
+    suite.defer(() => untrusted.stop('SIGKILL'));
     const refused = JSON.parse(await untrusted.waitForLine((l) => l.includes('"reconnecting"'))) as { error: string };
     expect(refused.error).toMatch(/certificate/i);
 
     const trusted = runBin(CLIENT_BIN, args, { DEVTUNNEL_TOKEN: TOKEN, NODE_EXTRA_CA_CERTS: join(fixtures, 'localhost-cert.pem') });
-    cleanup.push(() => trusted.stop('SIGKILL'));
+    suite.defer(() => trusted.stop('SIGKILL'));
     const registered = JSON.parse(await trusted.waitForLine((l) => l.includes('"registered"'))) as { port: number };
     expect((await fetchBuffer(`http://127.0.0.1:${registered.port}/through-tls`, { dispatcher })).status).toBe(200);
   });
@@ -155,7 +143,7 @@ describe('the client on real networks', () => {
     await once(dead, 'listening');
     const deadPort = (dead.address() as AddressInfo).port;
     await new Promise((r) => dead.close(r));
-    const client = createTunnelClient({ server: `http://127.0.0.1:${deadPort}`, token: TOKEN, port: app.port, stateDir: stateDir(), proxy: false });
+    const client = createTunnelClient({ server: `http://127.0.0.1:${deadPort}`, token: TOKEN, port: suite.app.port, stateDir: stateDir(), proxy: false });
     const attempts: string[] = [];
     const twice = new Promise<void>((resolve) =>
       client.on('reconnecting', (e) => {

@@ -3,32 +3,19 @@ import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import type { TunnelError } from '@devtunnel/core';
 import { CLIENT_BIN, runBin, type Child } from '../helpers/child';
-import { startEchoApp, type EchoApp } from '../helpers/echo-app';
 import { closeServer, listen, rawExchange } from '../helpers/net';
-import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** Every failure a user can meet: its own status, code and message, and nothing hangs. */
 describe('failures a user can meet', () => {
-  let app: EchoApp;
-  const dispatcher = browser();
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    app = await startEchoApp();
-  });
-  afterEach(async () => {
-    while (cleanup.length) await cleanup.pop()!();
-  });
-  afterAll(async () => {
-    await app.close();
-    await dispatcher.close();
-  });
+  const suite = useEchoSuite();
+  const { dispatcher } = suite;
 
   async function tunnel(serverOptions: Parameters<typeof startServer>[0] = {}, clientOptions: Partial<Parameters<typeof startClient>[1]> = {}) {
     const server = await startServer(serverOptions);
-    cleanup.push(() => server.close());
-    const client = await startClient(server, { port: app.port, ...clientOptions });
-    cleanup.push(() => client.close());
+    suite.defer(() => server.close());
+    const client = await startClient(server, { port: suite.app.port, ...clientOptions });
+    suite.defer(() => client.close());
     return { server, client, base: `http://127.0.0.1:${client.info.port}` };
   }
 
@@ -54,9 +41,9 @@ describe('failures a user can meet', () => {
 
   test('client gone without a goodbye: its tunnel goes offline (503 tunnel_offline)', async () => {
     const server = await startServer({ disconnectGraceMs: 100 });
-    cleanup.push(() => server.close());
-    const child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
-    cleanup.push(() => child.stop('SIGKILL'));
+    suite.defer(() => server.close());
+    const child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    suite.defer(() => child.stop('SIGKILL'));
     const { port } = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number };
     expect((await fetchBuffer(`http://127.0.0.1:${port}/`, { dispatcher })).status).toBe(200);
     await child.stop('SIGKILL');
@@ -112,7 +99,7 @@ describe('failures a user can meet', () => {
 
   async function waitUntilHit(path: string) {
     const deadline = Date.now() + 5_000;
-    while (!app.hits.some((h) => h.url === path)) {
+    while (!suite.app.hits.some((h) => h.url === path)) {
       if (Date.now() > deadline) throw new Error(`the app never saw ${path}`);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -128,10 +115,10 @@ describe('failures a user can meet', () => {
 
   test('bad token: start() rejects with TUNNEL_UNAUTHORIZED at once, without retrying', async () => {
     const server = await startServer();
-    cleanup.push(() => server.close());
+    suite.defer(() => server.close());
     let attempts = 0;
     const { createTunnelClient } = await import('@devtunnel/core');
-    const client = createTunnelClient({ server: server.url, token: 'wrong-token-wrong-token', port: app.port, stateDir: stateDir(), proxy: false });
+    const client = createTunnelClient({ server: server.url, token: 'wrong-token-wrong-token', port: suite.app.port, stateDir: stateDir(), proxy: false });
     client.on('reconnecting', () => attempts++);
     await expect(client.start()).rejects.toMatchObject({ code: 'TUNNEL_UNAUTHORIZED', status: 401 });
     expect(attempts).toBe(0);
@@ -140,16 +127,16 @@ describe('failures a user can meet', () => {
 
   test('port range full: 503 port_range_full; the client reports it and keeps trying', async () => {
     const server = await startServer();
-    cleanup.push(() => server.close());
-    const holder = await startClient(server, { port: app.port });
-    cleanup.push(() => holder.close());
+    suite.defer(() => server.close());
+    const holder = await startClient(server, { port: suite.app.port });
+    suite.defer(() => holder.close());
     const narrow = await startServer({ tunnelPorts: `${holder.info.port + 1}-${holder.info.port + 1}` });
-    cleanup.push(() => narrow.close());
-    const first = await startClient(narrow, { port: app.port });
-    cleanup.push(() => first.close());
+    suite.defer(() => narrow.close());
+    const first = await startClient(narrow, { port: suite.app.port });
+    suite.defer(() => first.close());
     const { createTunnelClient } = await import('@devtunnel/core');
-    const second = createTunnelClient({ server: narrow.url, token: TOKEN, port: app.port, stateDir: stateDir(), proxy: false });
-    cleanup.push(() => second.close());
+    const second = createTunnelClient({ server: narrow.url, token: TOKEN, port: suite.app.port, stateDir: stateDir(), proxy: false });
+    suite.defer(() => second.close());
     const reported = new Promise<TunnelError>((resolve) => second.once('reconnecting', (e) => resolve(e.error)));
     void second.start().catch(() => {});
     expect(await reported).toMatchObject({ code: 'TUNNEL_PORT_RANGE_FULL', status: 503 });
@@ -158,9 +145,9 @@ describe('failures a user can meet', () => {
 
   test('client killed mid-request: the browser gets 502 client_disconnected quickly', async () => {
     const server = await startServer({ disconnectGraceMs: 200 });
-    cleanup.push(() => server.close());
-    const child: Child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
-    cleanup.push(() => child.stop('SIGKILL'));
+    suite.defer(() => server.close());
+    const child: Child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    suite.defer(() => child.stop('SIGKILL'));
     const registered = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number };
     const pending = fetchBuffer(`http://127.0.0.1:${registered.port}/hang?killed`, { dispatcher });
     await waitUntilHit('/hang?killed');
@@ -180,7 +167,7 @@ describe('failures a user can meet', () => {
     await once(socket, 'connect');
     socket.write('GET /hang?abort HTTP/1.1\r\nHost: test\r\n\r\n');
     await waitUntilHit('/hang?abort');
-    const aborted = app.abortedRequest('/hang');
+    const aborted = suite.app.abortedRequest('/hang');
     socket.destroy();
     await aborted;
   });
@@ -202,7 +189,7 @@ describe('failures a user can meet', () => {
     await first;
     // The slot is free again: a later request goes through and the dropped one never did.
     expect((await fetchBuffer(`${base}/after`, { dispatcher })).status).toBe(200);
-    expect(app.hits.some((h) => h.url === '/never-replayed')).toBe(false);
+    expect(suite.app.hits.some((h) => h.url === '/never-replayed')).toBe(false);
   });
 
   test('a request with an Upgrade header gets 501 upgrade_not_supported, never a hang', async () => {

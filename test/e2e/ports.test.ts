@@ -4,35 +4,22 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTunnelClient } from '@devtunnel/core';
-import { startEchoApp, type EchoApp } from '../helpers/echo-app';
 import { CLIENT_BIN, runBin } from '../helpers/child';
-import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** Ports: stable per developer, across client and server restarts; never shared. */
 describe('tunnel ports', () => {
-  let app: EchoApp;
-  const dispatcher = browser();
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    app = await startEchoApp();
-  });
-  afterEach(async () => {
-    while (cleanup.length) await cleanup.pop()!();
-  });
-  afterAll(async () => {
-    await app.close();
-    await dispatcher.close();
-  });
+  const suite = useEchoSuite();
+  const { dispatcher } = suite;
 
   async function server(options: Parameters<typeof startServer>[0] = {}) {
     const s = await startServer(options);
-    cleanup.push(() => s.close());
+    suite.defer(() => s.close());
     return s;
   }
   async function client(s: { url: string }, options: Partial<Parameters<typeof startClient>[1]> = {}) {
-    const c = await startClient(s, { port: app.port, ...options });
-    cleanup.push(() => c.close());
+    const c = await startClient(s, { port: suite.app.port, ...options });
+    suite.defer(() => c.close());
     return c;
   }
 
@@ -78,8 +65,8 @@ describe('tunnel ports', () => {
     const c = await client(narrow);
     expect(c.info.port).toBe(a.info.port);
     // b and c are active: nobody can be evicted.
-    const d = createTunnelClient({ server: narrow.url, token: TOKEN, port: app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
-    cleanup.push(() => d.close());
+    const d = createTunnelClient({ server: narrow.url, token: TOKEN, port: suite.app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
+    suite.defer(() => d.close());
     const refused = new Promise((resolve) => d.once('reconnecting', (e) => resolve(e.error.code)));
     void d.start().catch(() => {});
     expect(await refused).toBe('TUNNEL_PORT_RANGE_FULL');
@@ -90,7 +77,7 @@ describe('tunnel ports', () => {
     const known = (await client(s)).info.port;
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(known + 1, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((resolve) => squatter.close(resolve)));
+    suite.defer(() => new Promise((resolve) => squatter.close(resolve)));
     const narrow = await server({ tunnelPorts: `${known + 1}-${known + 2}` });
     const c = await client(narrow);
     expect(c.info.port).toBe(known + 2);
@@ -101,8 +88,8 @@ describe('tunnel ports', () => {
     const first = await startServer({ stateFile: file });
     const controlPort = first.port;
     const tunnelPorts = first.options.tunnelPorts;
-    const c = createTunnelClient({ server: first.url, token: TOKEN, port: app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
-    cleanup.push(() => c.close());
+    const c = createTunnelClient({ server: first.url, token: TOKEN, port: suite.app.port, host: '127.0.0.1', stateDir: stateDir(), proxy: false });
+    suite.defer(() => c.close());
     const info = await c.start();
     expect((await fetchBuffer(`http://127.0.0.1:${info.port}/before`, { dispatcher })).status).toBe(200);
 
@@ -115,7 +102,7 @@ describe('tunnel ports', () => {
     // A new server process on the same control port, with a state file but a forgetful client:
     // the client's preferred port is not what matters, the server's memory is.
     const second = await startServer({ stateFile: file, port: controlPort, tunnelPorts });
-    cleanup.push(() => second.close());
+    suite.defer(() => second.close());
     const again = await back;
     expect(again.port).toBe(info.port);
     expect((await fetchBuffer(`http://127.0.0.1:${info.port}/after`, { dispatcher })).status).toBe(200);
@@ -125,7 +112,7 @@ describe('tunnel ports', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'devtunnel-state-')), 'state.json');
     const dir = stateDir();
     const first = await startServer({ stateFile: file });
-    const c1 = await startClient(first, { port: app.port, stateDir: dir });
+    const c1 = await startClient(first, { port: suite.app.port, stateDir: dir });
     const port = c1.info.port;
     await c1.close();
     await first.close();
@@ -145,8 +132,8 @@ describe('tunnel ports', () => {
   test('a client that vanished goes offline, then expires; its port stays reserved for its owner', async () => {
     const s = await server({ leaseMs: 1_500, expireMs: 2_000 });
     const dir = stateDir();
-    const child = runBin(CLIENT_BIN, ['--server', s.url, '--port', String(app.port), '--host', '127.0.0.1', '--state-dir', dir, '--json'], { DEVTUNNEL_TOKEN: TOKEN });
-    cleanup.push(() => child.stop('SIGKILL'));
+    const child = runBin(CLIENT_BIN, ['--server', s.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', dir, '--json'], { DEVTUNNEL_TOKEN: TOKEN });
+    suite.defer(() => child.stop('SIGKILL'));
     const { port, id } = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number; id: string };
     await child.stop('SIGKILL'); // Ctrl+C of a dev server that has no exit hook looks like this
     const state = () => s.tunnels().find((t) => t.port === port)?.state;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import { createTunnelClient, type TunnelClient, type TunnelInfo, type TunnelOptions } from '@devtunnel/core';
+import { startEchoApp, type EchoApp } from './echo-app';
 import { createTunnelServer, type ServerLogger, type ServerOptions, type TunnelServer } from '@devtunnel/server';
 
 export const TOKEN = 'test-token-0123456789abcdef';
@@ -96,4 +97,31 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * The shared frame of a suite: one echo app for the whole file, one browser pool, and a list of
+ * things each test started, closed after it (newest first). Call inside `describe`.
+ */
+export function useEchoSuite() {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const suite = {
+    app: undefined as unknown as EchoApp,
+    dispatcher: browser(),
+    /** Closes `close` after the current test. */
+    defer(close: () => Promise<unknown>) {
+      cleanup.push(close);
+    },
+  };
+  beforeAll(async () => {
+    suite.app = await startEchoApp();
+  });
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!();
+  });
+  afterAll(async () => {
+    await suite.app?.close();
+    await suite.dispatcher.close();
+  });
+  return suite;
 }
