@@ -205,6 +205,32 @@ describe('control-plane authentication and integrity', () => {
     });
   });
 
+  describe("tunnel calls need the tunnel's own secret, in the Authorization header", () => {
+    type Call = (t: RegisterResponse, suffix: string, authorization?: string) => Promise<Answer>;
+    const calls: Array<[string, Call]> = [
+      ['poll', (t, q, authorization) => api('GET', `${paths.poll(t.id)}${q}`, { authorization })],
+      ['check', (t, q, authorization) => api('GET', `${paths.tunnel(t.id)}${q}`, { authorization })],
+      ['deregister', (t, q, authorization) => api('DELETE', `${paths.tunnel(t.id)}${q}`, { authorization })],
+      ['answer', (t, q, authorization) => api('POST', `${paths.response(t.id, randomBytes(16).toString('hex'))}${q}`, { authorization, headers: { 'content-type': CONTENT_TYPE_FRAME }, body: good('x') })],
+    ];
+    const credentials: Array<[string, (t: RegisterResponse) => { query?: string; authorization?: string }]> = [
+      ['no Authorization header', () => ({})],
+      ['a wrong secret', () => ({ authorization: bearer('0'.repeat(64)) })],
+      ['the secret in the query string only', (t) => ({ query: `?secret=${t.secret}&access_token=${t.secret}` })],
+      ['the secret as Basic credentials', (t) => ({ authorization: `Basic ${Buffer.from(`x:${t.secret}`).toString('base64')}` })],
+      ['lower-case "bearer" with a wrong secret', () => ({ authorization: `bearer ${'0'.repeat(64)}` })],
+      ['the secret with a character cut', (t) => ({ authorization: bearer(t.secret.slice(0, -1)) })],
+    ];
+    const table = calls.flatMap(([call, run]) => credentials.map(([cred, make]) => [call, cred, run, make] as const));
+    test.each(table)('%s with %s → 401, and the tunnel is untouched', async (_call, _cred, run, make) => {
+      const a = await tunnel();
+      const { query = '', authorization } = make(a);
+      expectUnauthorized(await run(a, query, authorization));
+      expect(server.tunnels().find((t) => t.id === a.id)?.state).toBe('connected');
+      await expectServes(a);
+    });
+  });
+
   describe("one tunnel's secret gives no power over another tunnel", () => {
     let a: RegisterResponse;
     let b: RegisterResponse;

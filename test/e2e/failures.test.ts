@@ -192,10 +192,12 @@ describe('failures a user can meet', () => {
     expect(suite.app.hits.some((h) => h.url === '/never-replayed')).toBe(false);
   });
 
-  test('a request with an Upgrade header gets 501 upgrade_not_supported, never a hang', async () => {
+  test('an upgrade the local app does not speak: the browser gets the app\'s own answer, never a hang', async () => {
     const { client } = await tunnel();
     const res = await rawExchange(client.info.port, 'GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
-    expect(res.statuses).toEqual([501]);
-    expect(res.text.toLowerCase()).toContain('x-devtunnel-error: upgrade_not_supported');
+    // The echo app has no upgrade handler and answers 200: a refusal, passed on, then closed.
+    expect(res.statuses).toEqual([200]);
+    expect(res.closedByServer).toBe(true);
+    expect(res.text).toContain('"url":"/ws"');
   });
 });

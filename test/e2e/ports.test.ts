@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTunnelClient } from '@devtunnel/core';
 import { CLIENT_BIN, runBin } from '../helpers/child';
-import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+import { useEchoSuite, fetchBuffer, freeRange, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** Ports: stable per developer, across client and server restarts; never shared. */
 describe('tunnel ports', () => {
@@ -48,16 +48,15 @@ describe('tunnel ports', () => {
   });
 
   test('a free preferred port is honoured', async () => {
-    const probe = await server();
-    const free = (await client(probe)).info.port + 3;
-    const c = await client(probe, { preferredPort: free });
-    expect(c.info.port).toBe(free);
+    const { from, range } = await freeRange(4);
+    const s = await server({ tunnelPorts: range });
+    const c = await client(s, { preferredPort: from + 3 });
+    expect(c.info.port).toBe(from + 3);
   });
 
   test('a full range reuses the port of the tunnel inactive the longest; all active → 503', async () => {
-    const s = await server();
-    const base = (await client(s)).info.port + 1; // a range next to a known-free port
-    const narrow = await server({ tunnelPorts: `${base}-${base + 1}` });
+    const { from: base, range } = await freeRange(2);
+    const narrow = await server({ tunnelPorts: range });
     const a = await client(narrow);
     const b = await client(narrow);
     expect(new Set([a.info.port, b.info.port])).toEqual(new Set([base, base + 1]));
@@ -73,14 +72,16 @@ describe('tunnel ports', () => {
   });
 
   test('a port another process holds is skipped', async () => {
-    const s = await server();
-    const known = (await client(s)).info.port;
+    const { from, range } = await freeRange(2);
     const squatter = createServer();
-    await new Promise<void>((resolve) => squatter.listen(known + 1, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(from, '127.0.0.1', resolve);
+    });
     suite.defer(() => new Promise((resolve) => squatter.close(resolve)));
-    const narrow = await server({ tunnelPorts: `${known + 1}-${known + 2}` });
+    const narrow = await server({ tunnelPorts: range });
     const c = await client(narrow);
-    expect(c.info.port).toBe(known + 2);
+    expect(c.info.port).toBe(from + 1);
   });
 
   test('with --state-file, a server restart keeps every assignment and the client comes back by itself', async () => {

@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -27,12 +28,31 @@ export const fastTimings = Object.freeze({
 } satisfies ServerOptions);
 
 /**
- * A range of tunnel ports unlikely to collide with other test files running in parallel; the
- * server skips any port another process holds, so a collision costs nothing but a port.
+ * A range of tunnel ports unlikely to collide with other test files running in parallel. It stays
+ * below Linux's ephemeral range (32768-60999), where the tests' own outgoing connections take
+ * their ports; the server skips any port another process holds anyway.
  */
 export function portRange(size = 10): string {
-  const from = 20_000 + Math.floor(Math.random() * 2_000) * 20;
+  const from = 10_000 + Math.floor(Math.random() * 1_100) * 20;
   return `${from}-${from + size - 1}`;
+}
+
+/** A range of `size` ports that are all free right now (checked by binding them); bounded tries. */
+export async function freeRange(size: number): Promise<{ from: number; to: number; range: string }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const from = 10_000 + Math.floor(Math.random() * 22_000);
+    const ok = await Promise.all(Array.from({ length: size }, (_, i) => bindable(from + i)));
+    if (ok.every(Boolean)) return { from, to: from + size - 1, range: `${from}-${from + size - 1}` };
+  }
+  throw new Error(`no ${size} free adjacent ports found`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createNetServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
 }
 
 /** A JSON-lines logger that keeps lines in memory, for assertions on what was logged. */

@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
 import { createControlChannel, ServerAnswerError, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
-import { createForwarder, discard, type LocalResponse } from './forward';
+import { createForwarder, discard, isUpgraded, type LocalResponse } from './forward';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
-import type { RequestMessage, ServerMessage } from './protocol';
+import { CLIENT_FEATURES, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
 import { VERSION } from './version';
 
@@ -75,6 +76,12 @@ function pathOf(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
+/** A local socket's bytes after an upgrade, starting with what came with the 101. */
+async function* fromSocket(socket: Socket, rest: Buffer): AsyncIterable<Uint8Array> {
+  if (rest.length > 0) yield rest;
+  for await (const chunk of socket) yield chunk as Uint8Array;
+}
+
 /** Counts the bytes of a body as they pass, for the request log. */
 async function* counted(body: Readable, counter: { bytes: number }): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
@@ -102,6 +109,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   }));
   const backoff = createBackoff();
   const inFlight = new Map<string, AbortController>();
+  /** Open upgraded connections (WebSockets), to close with the channel. */
+  const upgrades = new Map<string, AbortController>();
   let identity: ClientIdentity | undefined;
   let info: TunnelInfo | undefined;
   let status: TunnelClient['status'] = 'connecting';
@@ -129,6 +138,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       preferredPort: o.preferredPort ?? info?.port ?? identity.lastPort,
       localPort: o.port,
       version: VERSION,
+      features: [...CLIENT_FEATURES],
     });
     session = s;
     info = { port: s.port, url: s.url, name: s.name, id: s.id, target: targetName };
@@ -212,6 +222,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   function channelFailed(error: unknown): void {
     if (closed || recovering) return;
     log.debug(`devtunnel: channel error: ${(error as Error).message}`);
+    // Their far ends lived on the server: whatever happened to it, they are gone.
+    for (const abort of upgrades.values()) abort.abort();
     if (status === 'connected') status = 'reconnecting';
     recovering = (async () => {
       const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
@@ -270,7 +282,58 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       inFlight.get(message.id)?.abort();
       return;
     }
-    void handle(s, message, body);
+    if (message.upgrade) void handleUpgrade(s, message, body);
+    else void handle(s, message, body);
+  }
+
+  /**
+   * An upgrade (WebSocket): replayed against the local app; a refusal goes back like any response.
+   * After a 101 the app's bytes stream up in the response upload and the browser's come down in
+   * `GET …/upstream`, until either side closes (docs/protocol.md, "Upgrades").
+   */
+  async function handleUpgrade(s: Session, message: RequestMessage, body: Readable): Promise<void> {
+    active++;
+    const t0 = performance.now();
+    const abort = new AbortController();
+    inFlight.set(message.id, abort);
+    body.resume();
+    const result = await forwarder.upgrade(message, abort.signal);
+    inFlight.delete(message.id);
+    if (!isUpgraded(result)) {
+      const counter = { bytes: 0 };
+      try {
+        await control.respond(s, message.id, result.head, result.body ? counted(result.body, counter) : null, false, abort.signal);
+        finished(message, t0, result.head.status, counter.bytes, result.head.error?.code);
+      } catch {
+        if (result.body) discard(result.body);
+        finished(message, t0, 502, counter.bytes, abort.signal.aborted ? 'cancelled' : 'upload_failed');
+      } finally {
+        active--;
+        topUp();
+      }
+      return;
+    }
+    // An open upgraded connection holds no poll slot: it may live for hours.
+    active--;
+    topUp();
+    finished(message, t0, 101, 0);
+    const { socket, head, rest } = result;
+    upgrades.set(message.id, abort);
+    const end = () => {
+      socket.destroy();
+      abort.abort();
+      upgrades.delete(message.id);
+    };
+    abort.signal.addEventListener('abort', () => socket.destroy(), { once: true });
+    socket.on('error', end);
+    socket.once('close', end);
+    // The app's bytes, up. Ends when the app closes its side; a refusal (410) means the browser left.
+    control.respond(s, message.id, head, fromSocket(socket, rest), false, abort.signal).then((next) => next?.body.resume(), end);
+    // The browser's bytes, down. Their end half-closes the local side, as the browser did.
+    control.upstream(s, message.id, abort.signal).then((down) => {
+      down.on('error', end);
+      down.pipe(socket);
+    }, end);
   }
 
   function finished(message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: string): void {
@@ -341,6 +404,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     sleeper.abort();
     closing = (async () => {
       for (const abort of inFlight.values()) abort.abort();
+      for (const abort of upgrades.values()) abort.abort();
       const s = session;
       if (s) {
         try {

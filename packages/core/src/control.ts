@@ -38,6 +38,8 @@ export interface ControlChannel {
     asPoll: boolean,
     signal: AbortSignal,
   ): Promise<PollResult>;
+  /** After a 101: the browser's bytes for upgrade `requestId`, as a stream with no idle limit. */
+  upstream(session: Session, requestId: string, signal: AbortSignal): Promise<Readable>;
   /** Resolves when the session still exists; throws `unknown_tunnel` (404) when it does not. */
   check(session: Session): Promise<void>;
   deregister(session: Session): Promise<void>;
@@ -181,6 +183,20 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
       });
       return pollAnswer(res, 'response upload');
+    },
+
+    async upstream(session, requestId, signal) {
+      const res = await request(url(paths.upstream(session.id, requestId)), {
+        dispatcher,
+        method: 'GET',
+        headers: { authorization: bearer(session.secret) },
+        signal,
+        headersTimeout: CALL_TIMEOUT_MS,
+        // A WebSocket may be quiet for an hour: the tunnel's polls tell whether the server lives.
+        bodyTimeout: 0,
+      });
+      if (res.statusCode !== 200) throw await answerError(res, 'upstream');
+      return res.body;
     },
 
     async check(session) {

@@ -1,6 +1,9 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { ErrorCode, HeaderPairs, RequestMessage, ResponseHead } from './protocol';
+import { pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
 /**
  * Replays one tunnelled request against the local app and returns the response head plus its body
@@ -19,8 +22,17 @@ export interface LocalResponse {
   body: Readable | null;
 }
 
+/** The local app accepted an upgrade: its 101 head, its socket, and bytes it already sent. */
+export interface Upgraded {
+  head: ResponseHead;
+  socket: Socket;
+  rest: Buffer;
+}
+
 export interface Forwarder {
   forward(message: RequestMessage, body: Readable | null, signal: AbortSignal): Promise<LocalResponse>;
+  /** Performs an upgrade against the local app: upgraded, or its refusal as an ordinary response. */
+  upgrade(message: RequestMessage, signal: AbortSignal): Promise<Upgraded | LocalResponse>;
   close(): Promise<void>;
 }
 
@@ -101,16 +113,21 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
   const origin = describe(target);
   const rewrittenHost = target.port === (target.https ? 443 : 80) ? target.host : `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
 
+  function flatHeaders(message: RequestMessage): string[] {
+    const flat: string[] = [];
+    for (const [name, value] of message.headers) {
+      if (target.rewriteHost && name.length === 4 && name.toLowerCase() === 'host') {
+        flat.push(name, rewrittenHost);
+      } else {
+        flat.push(name, value);
+      }
+    }
+    return flat;
+  }
+
   return {
     async forward(message, body, signal) {
-      const flat: string[] = [];
-      for (const [name, value] of message.headers) {
-        if (target.rewriteHost && name.length === 4 && name.toLowerCase() === 'host') {
-          flat.push(name, rewrittenHost);
-        } else {
-          flat.push(name, value);
-        }
-      }
+      const flat = flatHeaders(message);
       if (message.bodyLength !== null && message.bodyLength > 0) flat.push('content-length', String(message.bodyLength));
       const t = timeouts();
       let res: Dispatcher.ResponseData;
@@ -143,8 +160,55 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       }
       return { head: { status: res.statusCode, headers, bodyLength: contentLength(res.headers) }, body: res.body };
     },
+    upgrade(message, signal) {
+      // node:http, not undici: it hands over the socket after a 101 and the answer otherwise.
+      return new Promise((resolve) => {
+        const t = timeouts();
+        let settled = false;
+        const settle = (value: Upgraded | LocalResponse) => {
+          if (settled) return;
+          settled = true;
+          resolve(value);
+        };
+        const req = (target.https ? httpsRequest : httpRequest)({
+          host: target.host,
+          port: target.port,
+          method: message.method,
+          path: message.url,
+          headers: flatHeaders(message),
+          signal,
+          rejectUnauthorized: false,
+          setHost: false,
+          // Passed on to net.connect (Happy Eyeballs, as for plain requests); missing from the types.
+          ...({ autoSelectFamily: true } as object),
+        });
+        req.setTimeout(t.localTimeoutMs, () => req.destroy(Object.assign(new Error('no answer to the upgrade'), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+        req.once('upgrade', (res: IncomingMessage, socket: Socket, rest: Buffer) => {
+          socket.setTimeout(0);
+          socket.setNoDelay(true);
+          settle({ head: { status: 101, headers: pairsFromRaw(res.rawHeaders), bodyLength: null }, socket, rest });
+        });
+        req.once('response', (res: IncomingMessage) => {
+          // A refusal (400, 403, 426…): returned to the browser as it is.
+          req.setTimeout(0);
+          const cl = res.headers['content-length'];
+          const bodyLength = typeof cl === 'string' && /^\d{1,15}$/.test(cl) ? Number(cl) : null;
+          settle({ head: { status: res.statusCode ?? 502, headers: pairsFromRaw(res.rawHeaders), bodyLength }, body: res });
+        });
+        req.once('error', (error) => {
+          if (signal.aborted) return settle(errorHead('local_app_error', 'cancelled'));
+          settle(classify(error, target, t));
+        });
+        req.end();
+      });
+    },
     async close() {
       await dispatcher.destroy();
     },
   };
+}
+
+/** True when `result` is an accepted upgrade rather than a response. */
+export function isUpgraded(result: Upgraded | LocalResponse): result is Upgraded {
+  return 'socket' in result;
 }

@@ -11,6 +11,9 @@
  */
 
 export const PROTOCOL_VERSION = 1;
+
+/** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
+export const CLIENT_FEATURES = Object.freeze(['upgrade']);
 export const API_PREFIX = '/api/v1';
 
 /** Header names used on the control channel (lower case, as Node and undici report them). */
@@ -37,6 +40,9 @@ export const paths = Object.freeze({
   poll: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/poll`,
   response: (id: string, requestId: string) =>
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}`,
+  /** After a 101: the browser's bytes, streamed to the client as a response body. */
+  upstream: (id: string, requestId: string) =>
+    `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}/upstream`,
 });
 
 /** Header list as `[name, value]` pairs: keeps order, case and repeated headers (Set-Cookie). */
@@ -57,6 +63,11 @@ export interface RegisterRequest {
   localPort?: number;
   /** Client software version (informational). */
   version?: string;
+  /**
+   * Optional abilities of the client. `upgrade`: it can carry HTTP/1.1 upgrades (WebSocket). The
+   * server sends upgrade requests only to clients that say so, and answers 501 for older ones.
+   */
+  features?: string[];
 }
 
 /** Timing values the client must use; all in milliseconds. */
@@ -105,6 +116,12 @@ export interface RequestMessage {
   headers: HeaderPairs;
   /** Body length when known, `null` for a chunked upload; 0 when there is no body. */
   bodyLength: number | null;
+  /**
+   * An HTTP/1.1 upgrade (WebSocket and others): `headers` keep `Connection: Upgrade` and
+   * `Upgrade`; the client performs the upgrade against the local app. After a 101 the app's bytes
+   * travel in the response upload, the browser's in `GET …/upstream` (docs/protocol.md).
+   */
+  upgrade?: true;
 }
 
 /** Poll answer: the browser went away; stop working on this request. */
@@ -143,6 +160,7 @@ export const ERROR_CODES = Object.freeze({
   tunnel_timeout: 504,
   bad_response: 502,
   upgrade_not_supported: 501,
+  too_many_upgrades: 503,
   method_not_supported: 405,
   headers_too_large: 431,
   request_timeout: 408,
@@ -314,8 +332,9 @@ export function parseResponseHead(value: unknown): ResponseHead {
     }
     return { status: ERROR_CODES[e.code as ErrorCode], headers: [], bodyLength: 0, error: { code: e.code as ErrorCode, message: e.message } };
   }
-  // RFC 9110 §15: three-digit codes; 1xx are interim and never a final answer here.
-  if (!isInt(h.status, 200, 599)) throw new FrameError(`response status ${String(h.status)} is not a final status`);
+  // RFC 9110 §15: three-digit codes; 1xx are interim and never a final answer here, but for 101
+  // Switching Protocols, which the server accepts only in answer to an upgrade request.
+  if (!isInt(h.status, 200, 599) && h.status !== 101) throw new FrameError(`response status ${String(h.status)} is not a final status`);
   if (!isHeaderPairs(h.headers)) throw new FrameError('response headers must be [name, value] pairs');
   if (h.bodyLength !== null && !isInt(h.bodyLength, 0, Number.MAX_SAFE_INTEGER)) {
     throw new FrameError('response bodyLength must be a non-negative integer or null');
@@ -336,7 +355,9 @@ export function parseServerMessage(value: unknown): ServerMessage {
   if (bodyLength !== null && !isInt(bodyLength, 0, Number.MAX_SAFE_INTEGER)) {
     throw new FrameError('request bodyLength must be a non-negative integer or null');
   }
-  return { type: 'request', id: m.id, method: m.method, url: m.url, headers: m.headers, bodyLength };
+  const message: RequestMessage = { type: 'request', id: m.id, method: m.method, url: m.url, headers: m.headers, bodyLength };
+  if (m.upgrade === true) message.upgrade = true;
+  return message;
 }
 
 /** The part of a Node `Readable` that {@link readFrameHead} uses (structural, so no import). */

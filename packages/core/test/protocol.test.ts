@@ -90,11 +90,15 @@ describe('stripHopByHop', () => {
 });
 
 describe('message validation', () => {
-  test('response heads: final statuses only, well-formed headers and length', () => {
+  test('response heads: final statuses (and 101), well-formed headers and length', () => {
     expect(parseResponseHead({ status: 200, headers: [['a', 'b']], bodyLength: null })).toEqual({ status: 200, headers: [['a', 'b']], bodyLength: null });
-    for (const bad of [null, 'x', { status: 101, headers: [], bodyLength: 0 }, { status: 99, headers: [], bodyLength: 0 }, { status: 600, headers: [], bodyLength: 0 }, { status: 200, headers: [['a']], bodyLength: 0 }, { status: 200, headers: [], bodyLength: -1 }, { status: 200, headers: [], bodyLength: 1.5 }, { status: 200, headers: 'x', bodyLength: 0 }]) {
+    for (const bad of [null, 'x', { status: 100, headers: [], bodyLength: 0 }, { status: 99, headers: [], bodyLength: 0 }, { status: 600, headers: [], bodyLength: 0 }, { status: 200, headers: [['a']], bodyLength: 0 }, { status: 200, headers: [], bodyLength: -1 }, { status: 200, headers: [], bodyLength: 1.5 }, { status: 200, headers: 'x', bodyLength: 0 }]) {
       expect(() => parseResponseHead(bad)).toThrow(FrameError);
     }
+  });
+
+  test('101 passes (the server accepts it only in answer to an upgrade)', () => {
+    expect(parseResponseHead({ status: 101, headers: [['Upgrade', 'websocket']], bodyLength: null }).status).toBe(101);
   });
 
   test('an error head takes its status from the code table', () => {

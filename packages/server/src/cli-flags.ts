@@ -23,6 +23,7 @@ export const serverFlags: ReadonlyArray<{ flag: string; option: keyof ServerOpti
   { flag: 'disconnect-grace-ms', option: 'disconnectGraceMs', kind: 'ms', help: 'after all polls dropped, wait this long before failing requests' },
   { flag: 'queue-limit', option: 'queueLimit', kind: 'count', help: 'requests waiting for a poll, per tunnel (then 503)' },
   { flag: 'max-polls', option: 'maxPolls', kind: 'count', help: 'polls a tunnel may keep waiting (then 429)' },
+  { flag: 'max-upgrades', option: 'maxUpgrades', kind: 'count', help: 'WebSockets (upgraded connections) a tunnel may carry at once (then 503)' },
   { flag: 'drain-timeout-ms', option: 'drainTimeoutMs', kind: 'ms', help: 'on SIGTERM, in-flight requests get this long' },
 ];
 

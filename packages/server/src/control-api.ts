@@ -7,6 +7,7 @@ import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
 import type { Registry } from './registry';
 import { handleResponseUpload } from './respond';
+import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
 
 /**
@@ -20,6 +21,7 @@ import type { TunnelSession } from './tunnel';
  *   DELETE /api/v1/tunnels/:id                     deregister          (tunnel secret or token)
  *   GET    /api/v1/tunnels/:id/poll                long-poll           (tunnel secret)
  *   POST   /api/v1/tunnels/:id/requests/:rid       response upload     (tunnel secret)
+ *   GET    /api/v1/tunnels/:id/requests/:rid/upstream  a WebSocket's browser bytes (tunnel secret)
  */
 export interface ControlDeps {
   options: ResolvedServerOptions;
@@ -176,6 +178,16 @@ export function createControlHandler(deps: ControlDeps) {
     if (parts.length === 3 && parts[2] === 'poll') {
       if (method !== 'GET') throw methodNotAllowed('GET');
       requireTunnel(req, id).addPoll(req, res);
+      return;
+    }
+
+    if (parts.length === 5 && parts[2] === 'requests' && parts[4] === 'upstream') {
+      if (method !== 'GET') throw methodNotAllowed('GET');
+      const tunnel = requireTunnel(req, id);
+      const rid = parts[3] ?? '';
+      const exchange = ID_PATTERN.test(rid) ? tunnel.findUpgrade(rid) : new HttpError('unknown_request', 'No such request on this tunnel.');
+      if (exchange instanceof HttpError) throw exchange;
+      handleUpstream(exchange, req, res);
       return;
     }
 

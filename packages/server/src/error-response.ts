@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { HEADER } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
 
@@ -94,4 +94,13 @@ export function sendError(req: IncomingMessage | undefined, res: ServerResponse,
   }
   res.writeHead(error.status, headers);
   res.end(body);
+}
+
+/** A complete error answer for a socket Node's HTTP layer no longer manages; always closes. */
+export function rawResponse(error: HttpError, options: { status?: number; extra?: string } = {}): string {
+  const status = options.status ?? error.status;
+  const reason = STATUS_CODES[status] ?? 'Error';
+  const extra = options.extra ?? '';
+  const body = `${status} ${error.code}: ${error.message}\n`;
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${HEADER.error}: ${error.code}\r\n${extra}\r\n${body}`;
 }

@@ -56,6 +56,8 @@ export interface ServerOptions {
   queueLimit?: number;
   /** Polls a tunnel may keep waiting; beyond it 429 `too_many_polls`. @default 32 */
   maxPolls?: number;
+  /** Upgraded connections (WebSockets) a tunnel may carry at once; beyond it 503 `too_many_upgrades`. @default 256 */
+  maxUpgrades?: number;
   /** On close (SIGTERM), in-flight requests get this long to finish. @default 20000 */
   drainTimeoutMs?: number;
   /** Where JSON log lines go. @default silent (the CLI logs to stdout) */
@@ -89,6 +91,7 @@ export const serverDefaults = Object.freeze({
   disconnectGraceMs: 1_000,
   queueLimit: 1024,
   maxPolls: 32,
+  maxUpgrades: 256,
   drainTimeoutMs: 20_000,
 } satisfies ServerOptions);
 
@@ -120,7 +123,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     const v = o[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 1 || v > 86_400_000) throw invalid(key, `must be a number of milliseconds from 1 to 86400000 (got ${JSON.stringify(v)}).`);
   }
-  for (const key of ['queueLimit', 'maxPolls'] as const) {
+  for (const key of ['queueLimit', 'maxPolls', 'maxUpgrades'] as const) {
     const v = o[key];
     if (!Number.isInteger(v) || v < 1 || v > 100_000) throw invalid(key, `must be an integer from 1 to 100000 (got ${JSON.stringify(v)}).`);
   }

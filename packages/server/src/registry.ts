@@ -83,6 +83,9 @@ function validate(body: unknown): Required<Pick<RegisterRequest, 'clientId'>> & 
       throw new HttpError('invalid_request', `${key} must be a port number.`);
     }
   }
+  if (b.features !== undefined && (!Array.isArray(b.features) || b.features.length > 32 || !b.features.every((f) => typeof f === 'string' && /^[a-z0-9-]{1,32}$/.test(f)))) {
+    throw new HttpError('invalid_request', 'features must be a short list of lower-case names.');
+  }
   if (b.version !== undefined && (typeof b.version !== 'string' || !/^[\w.+-]{1,40}$/.test(b.version))) {
     throw new HttpError('invalid_request', 'version must be a short version string.');
   }
@@ -173,7 +176,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     const secret = randomBytes(32).toString('hex');
     const secretHash = sha256(secret);
     const tunnel = createTunnelSession(
-      { id, clientId: req.clientId, name, port, localPort: req.localPort, version: req.version },
+      { id, clientId: req.clientId, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []) },
       {
         options,
         logger: logger.child({ tunnel: name, port }),

@@ -3,6 +3,7 @@ import { HEADER, headerValue, parseResponseHead, readFrameHead, stripHopByHop, t
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
+import { handleUpgradeUpload } from './upgrade';
 
 /**
  * A client's response upload (`POST /api/v1/tunnels/:id/requests/:requestId`): its frame head
@@ -68,7 +69,14 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     return discardThenAnswer(tunnel, req, res);
   }
 
-  const browser = ex.res;
+  if (ex.upgrade) return handleUpgradeUpload(tunnel, ex, head, req, res);
+  if (head.status === 101) {
+    tunnel.fail(ex, bad('101 Switching Protocols in answer to a request that asked for no upgrade'));
+    sendError(req, res, new HttpError('invalid_request', '101 is only a valid answer to an upgrade request.'), { fallback: 'json', close: true });
+    return;
+  }
+
+  const browser = ex.res!;
   if (ex.state !== 'responding' || browser.destroyed) {
     // The browser left while the client was working: tell the client to stop sending.
     sendError(req, res, new HttpError('browser_gone', 'The browser closed this request.'), { fallback: 'json', close: true });

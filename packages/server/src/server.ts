@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createControlHandler } from './control-api';
+import { rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
-import { rawResponse } from './tunnel-listener';
 import type { Exchange, TunnelSession } from './tunnel';
 
 /**
@@ -50,8 +50,9 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
 
   function finished(ex: Exchange, tunnel: TunnelSession): void {
     const t = o.now();
-    const status = ex.res.headersSent ? ex.res.statusCode : 499;
-    const complete = ex.res.writableFinished;
+    // An upgrade is logged when its connection closes: status 101, totalMs its lifetime.
+    const status = ex.upgrade ? (ex.upgrade.status ?? 499) : ex.res!.headersSent ? ex.res!.statusCode : 499;
+    const complete = ex.upgrade ? ex.upgrade.status !== undefined : ex.res!.writableFinished;
     tunnel.stats.bytesIn += ex.bytesIn;
     tunnel.stats.bytesOut += ex.bytesOut;
     if (status >= 500 || (ex.code !== undefined && ex.code !== 'browser_gone') || !complete) tunnel.stats.errors++;
@@ -96,7 +97,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   server.timeout = Math.max(o.bodyIdleTimeoutMs, o.pollTimeoutMs + 5_000);
   server.on('request', (req, res) => void handler(req, res));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable) socket.end(rawResponse(400, 'Bad Request', new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
+    if (socket.writable) socket.end(rawResponse(new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
     else socket.destroy();
     logger.log('debug', 'control.client_error', { code: err.code });
   });

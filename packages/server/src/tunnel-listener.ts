@@ -2,10 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HEADER, pairsFromRaw, stripHopByHop, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
-import { sendError } from './error-response';
+import { rawResponse, sendError } from './error-response';
+import { createUpgradeState } from './upgrade';
 import { HttpError } from './errors';
 import type { ResolvedServerOptions } from './options';
-import type { Exchange, TunnelSession } from './tunnel';
+import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
 /**
  * The browser-facing listener of one tunnel port. Node's strict parser with limits set on purpose;
@@ -88,9 +89,6 @@ function check(req: IncomingMessage): HttpError | undefined {
       return new HttpError('invalid_request', `Transfer-Encoding "${te}" is not supported; only "chunked" is.`);
     }
   }
-  if (req.headers.upgrade !== undefined) {
-    return new HttpError('upgrade_not_supported', 'This tunnel does not carry protocol upgrades (WebSocket) yet; the page works, live reload does not.');
-  }
   return undefined;
 }
 
@@ -105,14 +103,8 @@ function forwardedHeaders(req: IncomingMessage): Array<[string, string]> {
   return out;
 }
 
-/** A complete error answer for a socket Node's HTTP layer no longer manages; always closes. */
-export function rawResponse(status: number, reason: string, error: HttpError, extra = ''): string {
-  const body = `${status} ${error.code}: ${error.message}\n`;
-  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${HEADER.error}: ${error.code}\r\n${extra}\r\n${body}`;
-}
-
 /** Turns an accepted request into the message for the client and the exchange that tracks it. */
-function createExchange(req: IncomingMessage, res: ServerResponse, now: number): Exchange {
+function createExchange(req: IncomingMessage, res: ServerResponse | undefined, now: number, upgrade?: UpgradeState): Exchange {
   const te = req.headers['transfer-encoding'] !== undefined;
   const cl = req.headers['content-length'];
   // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
@@ -120,19 +112,23 @@ function createExchange(req: IncomingMessage, res: ServerResponse, now: number):
   const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
   if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
   headers.push(...forwardedHeaders(req));
+  // An upgrade keeps the two hop-by-hop fields that ask for it: the local app must see them.
+  if (upgrade) headers.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? '']);
   const message: RequestMessage = {
     type: 'request',
     id: randomBytes(16).toString('hex'),
     method: req.method!,
     url: originForm(req.url!),
     headers,
-    bodyLength: te ? null : cl === undefined ? 0 : Number(cl),
+    bodyLength: upgrade ? 0 : te ? null : cl === undefined ? 0 : Number(cl),
   };
+  if (upgrade) message.upgrade = true;
   return {
     id: message.id,
     requestId,
     req,
     res,
+    upgrade,
     message,
     state: 'queued',
     arrivedAt: now,
@@ -168,6 +164,17 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   // Socket idle timeout: no byte either way for this long ends the connection.
   server.timeout = options.bodyIdleTimeoutMs;
 
+  function offlineError(p: number): HttpError {
+    const name = deps.holder(p);
+    return new HttpError(
+      'tunnel_offline',
+      name
+        ? `The tunnel "${name}" on port ${p} is offline: the developer's devtunnel client is not running. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`
+        : `No tunnel holds port ${p}. Start a devtunnel client to get a port.`,
+      { retryAfter: 5 },
+    );
+  }
+
   /**
    * Connections we refused or whose bytes the parser rejected. Nothing more from them is trusted:
    * a request Node already parsed behind the bad one (pipelined) is dropped, never forwarded.
@@ -189,14 +196,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     if (problem) return refuse(req, res, problem);
     const tunnel = deps.lookup(port);
     if (!tunnel) {
-      const name = deps.holder(port);
-      const error = new HttpError(
-        'tunnel_offline',
-        name
-          ? `The tunnel "${name}" on port ${port} is offline: the developer's devtunnel client is not running. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`
-          : `No tunnel holds port ${port}. Start a devtunnel client to get a port.`,
-        { retryAfter: 5 },
-      );
+      const error = offlineError(port);
       deps.rejected(port, error, req);
       sendError(req, res, error, { close: !req.complete });
       return;
@@ -233,11 +233,38 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     else setImmediate(submit);
   });
 
+  // `Connection: Upgrade` + `Upgrade: …` (WebSocket, HMR): Node hands over the raw socket.
+  server.on('upgrade', function tunnelUpgrade(req: IncomingMessage, socket: Socket, head: Buffer) {
+    socket.on('error', () => socket.destroy());
+    if (distrusted.has(socket)) return void socket.destroy();
+    const problem = check(req);
+    const tunnel = problem ? undefined : deps.lookup(port);
+    const tooOld = tunnel && !tunnel.features.has('upgrade')
+      ? new HttpError('upgrade_not_supported', `The devtunnel client of "${tunnel.name}" is too old to carry WebSockets; update it (the page works, live reload does not).`)
+      : undefined;
+    if (problem || !tunnel || tooOld) {
+      const error = problem ?? tooOld ?? offlineError(port);
+      distrusted.add(socket);
+      deps.rejected(port, error, req);
+      socket.end(rawResponse(error));
+      return;
+    }
+    const exchange = createExchange(req, undefined, options.now(), createUpgradeState(socket, head));
+    let over = false;
+    socket.once('close', () => {
+      if (over) return;
+      over = true;
+      if (exchange.state !== 'done') tunnel.abandon(exchange);
+      deps.finished(exchange, tunnel);
+    });
+    tunnel.submit(exchange);
+  });
+
   // CONNECT makes a tunnel of its own; we are not a forward proxy.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const error = new HttpError('method_not_supported', 'CONNECT is not supported by a devtunnel port.');
     deps.rejected(port, error, req);
-    socket.end(rawResponse(405, 'Method Not Allowed', error, 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
+    socket.end(rawResponse(error, { extra: 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n' }));
   });
 
   // Bytes Node's parser rejected (smuggling attempts, oversized headers, slow headers): answer and
@@ -253,15 +280,15 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
       else socket.destroy();
       return;
     }
-    const [status, reason, code]: [number, string, ErrorCode] =
+    const [reason, code]: [string, ErrorCode] =
       err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large', 'headers_too_large']
+        ? ['Request Header Fields Too Large', 'headers_too_large']
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT'
-          ? [408, 'Request Timeout', 'request_timeout']
-          : [400, 'Bad Request', 'invalid_request'];
+          ? ['Request Timeout', 'request_timeout']
+          : ['Bad Request', 'invalid_request'];
     const error = new HttpError(code, `${reason}: the request could not be parsed as strict HTTP/1.1 (${err.code ?? 'parse error'}).`);
     deps.rejected(port, error);
-    socket.end(rawResponse(status, reason, error));
+    socket.end(rawResponse(error));
   });
 
   return {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { CONTENT_TYPE_FRAME, encodeHead, type CancelMessage, type RequestMessage, type ServerMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
@@ -11,6 +12,28 @@ import type { ResolvedServerOptions } from './options';
  * long-poll. Every wait here has a timer; every map entry has a way out.
  */
 
+/**
+ * The browser side of an upgrade request (WebSocket…): Node hands over the raw socket, so answers
+ * are written by hand (upgrade.ts). Lives from the request until the upgraded connection closes.
+ */
+export interface UpgradeState {
+  readonly socket: Socket;
+  /** Bytes that followed the request head in the same packet: the start of the browser's stream. */
+  readonly head: Buffer;
+  /** Status written to the browser, once one was. */
+  status: number | undefined;
+  /** The client's `GET …/upstream`, which carries the browser's bytes after the 101. */
+  upstream: { req: IncomingMessage; res: ServerResponse } | undefined;
+  /** Called when the upstream request arrives (set while the 101 is being set up). */
+  onUpstream: (() => void) | undefined;
+  /** Run once by `close()`. */
+  readonly onClose: Array<() => void>;
+  /** Answers the browser with an error and closes the connection. */
+  fail(error: HttpError): void;
+  /** Tears the whole upgraded connection down (browser socket, upload, upstream). Idempotent. */
+  close(): void;
+}
+
 /** One browser request on its way through the tunnel. */
 export interface Exchange {
   /** Dispatch id: 128-bit random, single-use, valid for this tunnel only. */
@@ -18,9 +41,12 @@ export interface Exchange {
   /** `X-Request-Id` seen by the local app and the logs. */
   readonly requestId: string;
   readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  /** The browser's response; absent for an upgrade request (see `upgrade`). */
+  readonly res: ServerResponse | undefined;
+  readonly upgrade: UpgradeState | undefined;
   readonly message: RequestMessage;
-  state: 'queued' | 'dispatched' | 'responding' | 'done';
+  /** `upgraded`: a 101 went out and bytes flow both ways until either side closes. */
+  state: 'queued' | 'dispatched' | 'responding' | 'upgraded' | 'done';
   readonly arrivedAt: number;
   dispatchedAt: number | undefined;
   respondedAt: number | undefined;
@@ -58,13 +84,22 @@ export interface TunnelSession {
   readonly port: number;
   readonly localPort: number | undefined;
   readonly version: string | undefined;
+  /** What the client said it can do (`upgrade`…). */
+  readonly features: ReadonlySet<string>;
   readonly stats: TunnelStats;
   state(): TunnelState;
   /** Whether a client is polling now (for port reuse decisions). */
   isActive(): boolean;
   readonly pollsWaiting: number;
   readonly queued: number;
+  /** Requests handed to the client and not answered yet. */
   readonly inFlight: number;
+  /** Upgraded connections (WebSockets) open now. */
+  readonly upgraded: number;
+  /** Marks an exchange upgraded (a 101 went out); false when the tunnel's cap is reached. */
+  markUpgraded(exchange: Exchange): void;
+  /** The client's `GET …/upstream` for an upgrade: the exchange, or why not. */
+  findUpgrade(id: string): Exchange | HttpError;
   /** Checks the per-tunnel secret in constant time. */
   verifySecret(secret: string): boolean;
   /** A browser request arrived on this tunnel's port. */
@@ -100,6 +135,7 @@ export interface TunnelInit {
   port: number;
   localPort: number | undefined;
   version: string | undefined;
+  features: ReadonlySet<string>;
 }
 
 export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelSession {
@@ -115,6 +151,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   let draining: HttpError | undefined;
   let closed = false;
   let lostTimer: NodeJS.Timeout | undefined;
+  /** Upgrade requests admitted and not over (counted against maxUpgrades). */
+  const upgrades = new Set<Exchange>();
+  let upgraded = 0;
 
   function state(): TunnelState {
     if (closed) return 'closed';
@@ -122,7 +161,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (offlineSince !== undefined) return 'offline';
     // A client busy with requests up to its cap has no poll waiting, yet it is alive; a dead one
     // is caught by the disconnect grace or the request deadline.
-    if (pending.size > 0) return 'connected';
+    if (awaiting() > 0) return 'connected';
     return now() - stats.lastSeen > options.leaseMs ? 'offline' : 'connected';
   }
 
@@ -143,8 +182,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (ex.state === 'done') return;
     settle(ex);
     ex.code = error.code;
+    if (ex.upgrade) return ex.upgrade.fail(error);
     // A half-read upload leaves the connection in an unknown state: close it after the answer.
-    sendError(ex.req, ex.res, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete, headers: { 'x-request-id': ex.requestId } });
+    sendError(ex.req, ex.res!, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete, headers: { 'x-request-id': ex.requestId } });
   }
 
   function settle(ex: Exchange): void {
@@ -152,10 +192,17 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       const i = queue.indexOf(ex);
       if (i >= 0) queue.splice(i, 1);
     }
+    if (ex.state === 'upgraded') upgraded--;
+    if (ex.upgrade) upgrades.delete(ex);
     clearTimer(ex);
     pending.delete(ex.id);
     ex.state = 'done';
   }
+
+  const browserGone = (ex: Exchange) => (ex.upgrade ? ex.upgrade.socket.destroyed : ex.res!.destroyed);
+
+  /** Requests the client owes an answer: upgraded connections do not prove it is alive. */
+  const awaiting = () => pending.size - upgraded;
 
   function armDeadline(ex: Exchange): void {
     clearTimer(ex);
@@ -211,6 +258,11 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     answerPoll(poll, ex.message, ex);
   }
 
+  function closeUpgraded(ex: Exchange): void {
+    settle(ex);
+    ex.upgrade?.close();
+  }
+
   function requeue(ex: Exchange): void {
     if (ex.state !== 'dispatched' || closed) return;
     pending.delete(ex.id);
@@ -254,7 +306,10 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       offlineSince = now();
       logger.log('warn', 'tunnel.client_lost', { inFlight: pending.size, queued: queue.length });
       const gone = new HttpError('client_disconnected', `The developer's devtunnel client disconnected while handling this request. Retry once it is back.`);
-      for (const ex of [...pending.values()]) if (ex.state === 'dispatched') fail(ex, gone);
+      for (const ex of [...pending.values()]) {
+        if (ex.state === 'dispatched') fail(ex, gone);
+        else if (ex.state === 'upgraded') closeUpgraded(ex);
+      }
       for (const ex of [...queue]) fail(ex, offline());
     }, options.disconnectGraceMs);
     lostTimer.unref();
@@ -267,6 +322,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     port: init.port,
     localPort: init.localPort,
     version: init.version,
+    features: init.features,
     stats,
     state,
     isActive: () => state() === 'connected',
@@ -277,7 +333,24 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       return queue.length;
     },
     get inFlight() {
-      return pending.size;
+      return awaiting();
+    },
+    get upgraded() {
+      return upgraded;
+    },
+
+    markUpgraded(ex) {
+      clearTimer(ex);
+      ex.state = 'upgraded';
+      upgraded++;
+    },
+
+    findUpgrade(id) {
+      const ex = pending.get(id);
+      if (!ex?.upgrade) return new HttpError('unknown_request', 'No upgrade with this id is in progress on this tunnel.');
+      if (ex.upgrade.upstream) return new HttpError('request_answered', 'This upgrade already has its upstream.');
+      seen();
+      return ex;
     },
     verifySecret: deps.verifySecret,
 
@@ -286,6 +359,12 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       stats.lastRequestAt = now();
       if (draining) return fail(ex, draining);
       if (state() !== 'connected') return fail(ex, offline());
+      if (ex.upgrade) {
+        if (upgrades.size >= options.maxUpgrades) {
+          return fail(ex, new HttpError('too_many_upgrades', `The tunnel "${init.name}" already carries ${options.maxUpgrades} upgraded connections (WebSockets). Close some, or raise --max-upgrades on the server.`, { retryAfter: 5 }));
+        }
+        upgrades.add(ex);
+      }
       if (controls.length === 0) {
         const poll = takePoll();
         if (poll) return deliver(ex, poll);
@@ -314,7 +393,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       if (control) return answerPoll(poll, control);
       while (queue.length > 0) {
         const ex = queue.shift()!;
-        if (ex.state !== 'queued' || ex.res.destroyed) continue;
+        if (ex.state !== 'queued' || browserGone(ex)) continue;
         return deliver(ex, poll);
       }
       if (polls.size >= options.maxPolls) {
@@ -356,12 +435,15 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       ex.code ??= 'browser_gone';
       if (was === 'dispatched') sendControl({ type: 'cancel', id: ex.id });
       if (was === 'responding') ex.upload?.destroy();
+      if (was === 'upgraded' || ex.upgrade) ex.upgrade?.close();
     },
 
     sweep(t) {
-      if (!closed && offlineSince === undefined && polls.size === 0 && pending.size === 0 && t - stats.lastSeen > options.leaseMs) {
+      if (!closed && offlineSince === undefined && polls.size === 0 && awaiting() === 0 && t - stats.lastSeen > options.leaseMs) {
         offlineSince = stats.lastSeen + options.leaseMs;
         for (const ex of [...queue]) fail(ex, offline());
+        // The client stopped polling: its upgraded connections are as dead as it is.
+        for (const ex of [...pending.values()]) if (ex.state === 'upgraded') closeUpgraded(ex);
       }
     },
 
@@ -386,10 +468,11 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       }
       for (const ex of [...queue]) fail(ex, pendingReason);
       for (const ex of [...pending.values()]) {
-        if (ex.state === 'responding') {
+        if (ex.state === 'responding' || ex.state === 'upgraded') {
           settle(ex);
           ex.upload?.destroy();
-          ex.res.destroy();
+          ex.res?.destroy();
+          ex.upgrade?.close();
         } else fail(ex, pendingReason);
       }
       controls.length = 0;
