@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import WebSocket from 'ws';
 
 const require = createRequire(import.meta.url);
 const bin = (pkg) => join(dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'cli.js');
@@ -35,8 +36,7 @@ function run(file, args) {
 }
 
 // The local app runs in its own process too, so the three hops compete for the 2 cores as deployed.
-const appSource = `require('node:http').createServer((q, s) => { s.writeHead(200, {'content-type': 'text/plain', 'content-length': 1024}); s.end(Buffer.alloc(1024, 'x')); }).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`;
-const app = spawn(process.execPath, ['-e', appSource], { stdio: ['ignore', 'pipe', 'inherit'] });
+const app = spawn(process.execPath, [join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'app.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
 children.push(app);
 const appPort = Number(await line(app.stdout, (l) => /^\d+$/.test(l)));
 
@@ -62,6 +62,50 @@ for (let i = 0; i < ROUNDS; i++) {
   results.direct.push(await measure(`http://127.0.0.1:${appPort}/`));
   results.tunnel.push(await measure(`${registered.url}/`));
 }
+/** WebSocket: round-trip latency (one message at a time) and messages per second (64 in flight). */
+async function wsMeasure(url, count = 3000) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const payload = Buffer.alloc(64, 'm');
+  const rtts = [];
+  for (let i = 0; i < 500; i++) {
+    const t = performance.now();
+    await new Promise((resolve) => {
+      ws.once('message', resolve);
+      ws.send(payload);
+    });
+    rtts.push(performance.now() - t);
+  }
+  const start = performance.now();
+  await new Promise((resolve) => {
+    let sent = 0;
+    let got = 0;
+    const pump = () => {
+      while (sent < count && sent - got < 64) {
+        ws.send(payload);
+        sent++;
+      }
+    };
+    ws.on('message', () => {
+      if (++got === count) resolve();
+      else pump();
+    });
+    pump();
+  });
+  const mps = count / ((performance.now() - start) / 1000);
+  ws.terminate();
+  return { mps, rtt: median(rtts) };
+}
+
+const wsResults = { direct: [], tunnel: [] };
+for (let i = 0; i < ROUNDS; i++) {
+  wsResults.direct.push(await wsMeasure(`ws://127.0.0.1:${appPort}/`));
+  wsResults.tunnel.push(await wsMeasure(`${registered.url.replace('http', 'ws')}/`));
+}
+
 const summary = (rs) => ({ rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) });
 const d = summary(results.direct);
 const t = summary(results.tunnel);
@@ -69,4 +113,10 @@ console.log(`\nsmall GETs (1 KiB), ${CONNECTIONS} connections, ${ROUNDS} × ${DU
 console.log(`  direct   ${d.rps.toFixed(0).padStart(7)} req/s   p50 ${d.p50} ms   p99 ${d.p99} ms`);
 console.log(`  tunnel   ${t.rps.toFixed(0).padStart(7)} req/s   p50 ${t.p50} ms   p99 ${t.p99} ms`);
 console.log(`  ratio    ${(t.rps / d.rps).toFixed(3)} × direct`);
+const wd = { mps: median(wsResults.direct.map((r) => r.mps)), rtt: median(wsResults.direct.map((r) => r.rtt)) };
+const wt = { mps: median(wsResults.tunnel.map((r) => r.mps)), rtt: median(wsResults.tunnel.map((r) => r.rtt)) };
+console.log(`\nWebSocket echo, 64-byte messages, ${ROUNDS} rounds, medians`);
+console.log(`  direct   ${wd.mps.toFixed(0).padStart(7)} msg/s (64 in flight)   round trip ${wd.rtt.toFixed(2)} ms`);
+console.log(`  tunnel   ${wt.mps.toFixed(0).padStart(7)} msg/s (64 in flight)   round trip ${wt.rtt.toFixed(2)} ms`);
+console.log(`  ratio    ${(wt.mps / wd.mps).toFixed(3)} × direct msg/s, ${(wt.rtt / wd.rtt).toFixed(1)} × direct round trip`);
 for (const c of children) c.kill('SIGTERM');
