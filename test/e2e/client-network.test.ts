@@ -78,6 +78,27 @@ describe('the client on real networks', () => {
     expect(echo.headers['x-forwarded-host']).toBe('shop.test.example.com');
   });
 
+  test('allowedHosts: a host on the list stays, any other is rewritten so a host check never blocks', async () => {
+    const { base } = await serverAndClient({ port: suite.app.port, allowedHosts: ['.test.example.com'] });
+    const kept = (await fetchBuffer(`${base}/`, { headers: { host: 'shop.test.example.com' }, dispatcher })).json<EchoBody>();
+    expect(kept.headers.host).toBe('shop.test.example.com');
+    const other = (await fetchBuffer(`${base}/`, { headers: { host: 'evil.example.org' }, dispatcher })).json<EchoBody>();
+    expect(other.headers.host).toBe(`127.0.0.1:${suite.app.port}`);
+    expect(other.headers['x-forwarded-host']).toBe('evil.example.org');
+  });
+
+  test('retarget: a dev server that restarted elsewhere keeps its tunnel', async () => {
+    const second = createHttpServer((_req, res) => res.end('the new server'));
+    const secondPort = await listen(second);
+    suite.defer(() => closeServer(second));
+    const { client, base } = await serverAndClient({ port: suite.app.port });
+    const before = client.info.port;
+    client.retarget({ port: secondPort });
+    expect((await fetchBuffer(`${base}/`, { dispatcher })).text).toBe('the new server');
+    expect(client.info.port).toBe(before);
+    expect(client.info.target).toBe(`http://127.0.0.1:${secondPort}`);
+  });
+
   test('a corporate proxy carries the server connection, never the local one', async () => {
     const proxy = await startConnectProxy();
     suite.defer(() => proxy.close());

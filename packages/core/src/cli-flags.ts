@@ -11,6 +11,7 @@ export const cliFlags = [
   { flag: 'polls', option: 'polls', type: 'string', help: 'long-polls kept waiting', default: '8' },
   { flag: 'max-in-flight', option: 'maxInFlight', type: 'string', help: 'requests handled at once, at most', default: '256' },
   { flag: 'rewrite-host', option: 'rewriteHost', type: 'boolean', help: 'send Host: <host>:<port> to the local app', default: 'false' },
+  { flag: 'allowed-hosts', option: 'allowedHosts', type: 'string', help: 'hosts the local app accepts (comma list); others get Host rewritten', default: 'none' },
   { flag: 'state-dir', option: 'stateDir', type: 'string', help: 'where identity and last port are kept', default: '$XDG_CONFIG_HOME/devtunnel or ~/.config/devtunnel' },
   { flag: 'proxy', option: 'proxy', type: 'string', help: 'HTTP proxy for the server connection', default: 'HTTPS_PROXY etc.' },
   { flag: 'json', option: undefined, type: 'boolean', help: 'print one JSON object per line per event' },

@@ -58,6 +58,11 @@ export interface TunnelClient {
   on<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
   off<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
   once<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  /**
+   * Points the tunnel at the local app's new address, keeping the registration and the tunnel port
+   * (a dev server that restarted on another port or address).
+   */
+  retarget(target: { port?: number; host?: string; https?: boolean }): void;
   /** Deregisters and stops. Idempotent; resolves when everything is released. */
   close(): Promise<void>;
 }
@@ -101,7 +106,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   // An 'error' event without a listener must not crash the host (a Vite dev server).
   emitter.on('error', () => {});
   const control = createControlChannel({ server: o.server, token: o.token, proxy: o.proxy, version: VERSION });
-  const target = { host: o.host, port: o.port, https: o.https, rewriteHost: o.rewriteHost };
+  const target = { host: o.host, port: o.port, https: o.https, rewriteHost: o.rewriteHost, allowedHosts: o.allowedHosts };
   let session: Session | undefined;
   const forwarder = createForwarder(target, () => ({
     localTimeoutMs: session?.timing.localTimeoutMs ?? 50_000,
@@ -122,7 +127,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   let waiting = 0;
   /** Requests being replayed or answered. */
   let active = 0;
-  const targetName = `${o.https ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
+  const describeTarget = () => `${target.https ? 'https' : 'http'}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  let targetName = describeTarget();
 
   const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
 
@@ -451,6 +457,12 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     once(event, listener) {
       emitter.once(event, listener as (...args: unknown[]) => void);
       return client;
+    },
+    retarget(next) {
+      forwarder.retarget(next);
+      targetName = describeTarget();
+      if (info) info = { ...info, target: targetName };
+      log.info(`devtunnel: now forwarding to ${targetName}`);
     },
     close,
   };

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
@@ -15,6 +15,8 @@ export interface LocalTarget {
   port: number;
   https: boolean;
   rewriteHost: boolean;
+  /** Hosts the local app accepts; others get `Host` rewritten (see `TunnelOptions.allowedHosts`). */
+  allowedHosts: readonly string[] | undefined;
 }
 
 export interface LocalResponse {
@@ -33,6 +35,8 @@ export interface Forwarder {
   forward(message: RequestMessage, body: Readable | null, signal: AbortSignal): Promise<LocalResponse>;
   /** Performs an upgrade against the local app: upgraded, or its refusal as an ordinary response. */
   upgrade(message: RequestMessage, signal: AbortSignal): Promise<Upgraded | LocalResponse>;
+  /** Points the forwarder at another local address (a dev server restarted on another port). */
+  retarget(target: Partial<Pick<LocalTarget, 'host' | 'port' | 'https'>>): void;
   close(): Promise<void>;
 }
 
@@ -110,14 +114,20 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       timeout: CONNECT_TIMEOUT_MS,
     },
   });
-  const origin = describe(target);
-  const rewrittenHost = target.port === (target.https ? 443 : 80) ? target.host : `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  let origin = '';
+  let localHost = '';
+  function aim(): void {
+    origin = describe(target);
+    localHost = target.port === (target.https ? 443 : 80) ? target.host : `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  }
+  aim();
 
   function flatHeaders(message: RequestMessage): string[] {
     const flat: string[] = [];
     for (const [name, value] of message.headers) {
-      if (target.rewriteHost && name.length === 4 && name.toLowerCase() === 'host') {
-        flat.push(name, rewrittenHost);
+      // The original Host stays in X-Forwarded-Host, which the server always sets.
+      if (name.length === 4 && name.toLowerCase() === 'host' && (target.rewriteHost || (target.allowedHosts && !isHostAllowed(value, target.allowedHosts)))) {
+        flat.push(name, localHost);
       } else {
         flat.push(name, value);
       }
@@ -202,10 +212,29 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         req.end();
       });
     },
+    retarget(next) {
+      Object.assign(target, Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined)));
+      aim();
+    },
     async close() {
       await dispatcher.destroy();
     },
   };
+}
+
+/**
+ * Whether a `Host` value passes an allow-list with Vite's and webpack-dev-server's rules: an exact
+ * host name, or `.example.com` for the domain and all its subdomains; IP literals and `localhost`
+ * (and `*.localhost`) always pass (RFC 6761 §6.3).
+ */
+export function isHostAllowed(hostHeader: string, allowed: readonly string[]): boolean {
+  const host = hostHeader.startsWith('[') ? hostHeader.slice(1, hostHeader.indexOf(']')) : hostHeader.replace(/:\d+$/, '');
+  const name = host.toLowerCase();
+  if (isIP(name) || name === 'localhost' || name.endsWith('.localhost')) return true;
+  return allowed.some((entry) => {
+    const e = entry.toLowerCase();
+    return e.startsWith('.') ? name === e.slice(1) || name.endsWith(e) : name === e;
+  });
 }
 
 /** True when `result` is an accepted upgrade rather than a response. */

@@ -55,6 +55,16 @@ export interface TunnelOptions {
    */
   rewriteHost?: boolean;
   /**
+   * Host names the local app accepts in `Host` (a dev server's allow-list: Vite's
+   * `server.allowedHosts`, webpack-dev-server's `allowedHosts`). A request for any other host
+   * reaches the app with `Host` rewritten to the local address, the original kept in
+   * `X-Forwarded-Host`, so a page loaded through the cluster never meets a host-check 403. Same
+   * patterns as Vite: `shop.test.example.com`, or `.test.example.com` for a domain and its
+   * subdomains; IP addresses and `localhost` always pass. The plugins fill it in.
+   * @default undefined (Host is never rewritten, unless `rewriteHost`)
+   */
+  allowedHosts?: string[];
+  /**
    * Directory of the small state file keeping this laptop's identity and last port per local
    * port, or `false` to keep nothing (a new identity and port each run).
    * @default `$XDG_CONFIG_HOME/devtunnel` or `~/.config/devtunnel`
@@ -81,6 +91,7 @@ export interface ResolvedTunnelOptions {
   polls: number;
   maxInFlight: number;
   rewriteHost: boolean;
+  allowedHosts: string[] | undefined;
   stateDir: string | false | undefined;
   proxy: string | false | undefined;
   logger: Logger;
@@ -151,6 +162,9 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
       throw invalid('proxy', `must be a proxy URL such as http://proxy.corp:3128, or false (got ${JSON.stringify(options.proxy)}).`);
     }
   }
+  if (options.allowedHosts !== undefined && (!Array.isArray(options.allowedHosts) || !options.allowedHosts.every((h) => typeof h === 'string' && /^\.?[A-Za-z0-9.-]+$/.test(h)))) {
+    throw invalid('allowedHosts', `must be a list of host names such as ["shop.test.example.com", ".test.example.com"] (got ${JSON.stringify(options.allowedHosts)}).`);
+  }
   const polls = intOption('polls', options.polls, tunnelDefaults.polls, 1, 64);
   return {
     server,
@@ -163,6 +177,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     polls,
     maxInFlight: intOption('maxInFlight', options.maxInFlight, tunnelDefaults.maxInFlight, polls, 10_000),
     rewriteHost: options.rewriteHost ?? tunnelDefaults.rewriteHost,
+    allowedHosts: options.allowedHosts,
     stateDir: options.stateDir,
     proxy: options.proxy,
     logger: options.logger ?? silentLogger,
