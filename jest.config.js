@@ -27,6 +27,9 @@ module.exports = {
     project('core', ['<rootDir>/packages/core/test']),
     project('server', ['<rootDir>/packages/server/test']),
     project('e2e', ['<rootDir>/test/e2e']),
+    // Real Chromium (Debian's package): `npm run test:browser`, which .ci/run runs after
+    // installing it. Kept out of `npm test` so that a machine with only Node and npm passes it.
+    { ...project('browser', ['<rootDir>/test/browser']), testTimeout: 60000 },
   ],
   testTimeout: 30000,
 };

@@ -7,6 +7,7 @@ export const cliFlags = [
   { flag: 'https', option: 'https', type: 'boolean', help: 'talk https to the local app (self-signed accepted)', default: 'false' },
   { flag: 'token', option: 'token', type: 'string', env: 'DEVTUNNEL_TOKEN', help: 'registration token (prefer the variable)' },
   { flag: 'name', option: 'name', type: 'string', env: 'DEVTUNNEL_NAME', help: 'tunnel name shown by the server', default: '<user>-<port>' },
+  { flag: 'identity', option: 'identity', type: 'string', help: 'what makes this the same tunnel next time', default: 'the local port' },
   { flag: 'preferred-port', option: 'preferredPort', type: 'string', help: 'ask for this tunnel port', default: 'last one used' },
   { flag: 'polls', option: 'polls', type: 'string', help: 'long-polls kept waiting', default: '8' },
   { flag: 'max-in-flight', option: 'maxInFlight', type: 'string', help: 'requests handled at once, at most', default: '256' },

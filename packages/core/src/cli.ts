@@ -44,6 +44,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions
     https: v.https === true ? true : undefined,
     name: str('name') ?? env.DEVTUNNEL_NAME,
     preferredPort: intFlag('preferred-port', str('preferred-port')),
+    identity: str('identity'),
     polls: intFlag('polls', str('polls')),
     maxInFlight: intFlag('max-in-flight', str('max-in-flight')),
     rewriteHost: v['rewrite-host'] === true ? true : undefined,

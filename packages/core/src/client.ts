@@ -137,7 +137,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   }
 
   async function register(reconnected: boolean): Promise<void> {
-    identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port);
+    identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port, o.identity);
     const s = await control.register({
       clientId: identity.clientId,
       name: o.name ?? identity.defaultName,

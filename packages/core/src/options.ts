@@ -32,6 +32,12 @@ export interface TunnelOptions {
    */
   name?: string;
   /**
+   * What makes this tunnel the same tunnel next time (same identity, same port): by default the
+   * local port. The plugins pass the project's root, since a dev server may move from 5173 to 5174.
+   * @default the local port
+   */
+  identity?: string;
+  /**
    * Ask for this tunnel port. By default the client asks for the port it had last time for this
    * server and local port; the server honours it when free or already yours.
    */
@@ -88,6 +94,7 @@ export interface ResolvedTunnelOptions {
   https: boolean;
   name: string | undefined;
   preferredPort: number | undefined;
+  identity: string | undefined;
   polls: number;
   maxInFlight: number;
   rewriteHost: boolean;
@@ -174,6 +181,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     https: options.https ?? tunnelDefaults.https,
     name: options.name,
     preferredPort: portOption('preferredPort', options.preferredPort, false),
+    identity: options.identity,
     polls,
     maxInFlight: intOption('maxInFlight', options.maxInFlight, tunnelDefaults.maxInFlight, polls, 10_000),
     rewriteHost: options.rewriteHost ?? tunnelDefaults.rewriteHost,

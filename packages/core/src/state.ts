@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir, hostname, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 /**
  * The laptop-side memory of a tunnel: a random key that makes this machine's identity
@@ -62,14 +62,18 @@ async function writeState(dir: string, file: string, state: StateFile): Promise<
 }
 
 /**
- * Loads (or creates) this laptop's identity for `server` + `localPort`. With `dir === false`
+ * Loads (or creates) this laptop's identity for `server` + what makes the tunnel the same one
+ * next time: `identity` when given (a plugin passes the project's root, so a dev server that moved
+ * from port 5173 to 5174 keeps its tunnel), else the local port. With `dir === false`
  * nothing is read or written and the identity is new each run.
  */
-export async function loadIdentity(dir: string | false, server: URL, localPort: number): Promise<ClientIdentity> {
+export async function loadIdentity(dir: string | false, server: URL, localPort: number, identity?: string): Promise<ClientIdentity> {
   const user = userName();
-  const base = `${user}@${hostname()}:${localPort}`;
-  const slot = `${server.origin} ${localPort}`;
-  const defaultName = safeName(`${user}-${localPort}`);
+  // The client id must be short printable ASCII: a path is named by its last part and a hash.
+  const label = identity === undefined ? String(localPort) : `${safeName(basename(identity))}~${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
+  const base = `${user}@${hostname()}:${label}`;
+  const slot = `${server.origin} ${identity ?? localPort}`;
+  const defaultName = safeName(`${user}-${identity === undefined ? localPort : basename(identity)}`);
   if (dir === false) {
     return { clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, lastPort: undefined, savePort: async () => {} };
   }

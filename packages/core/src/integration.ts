@@ -1,0 +1,78 @@
+import { isIP, type AddressInfo } from 'node:net';
+import type { TunnelClient } from './client';
+
+/**
+ * What every dev-server plugin (Vite, webpack, rspack) needs around a tunnel, kept here so the
+ * plugins only translate their host's hooks: whether to run, where the dev server really listens,
+ * which host names the cluster uses, and the status lines a developer reads.
+ */
+
+/** Why a plugin stays off, or `undefined` when it runs. `env` is the host's `process.env`. */
+export function disabledReason(env: Record<string, string | undefined>, enabled: boolean | undefined): string | undefined {
+  if (enabled === true) return undefined;
+  if (enabled === false) return 'disabled by the plugin option enabled: false';
+  if (env.DEVTUNNEL === '0' || env.DEVTUNNEL === 'false') return 'disabled by DEVTUNNEL=0';
+  if (env.VITEST) return 'off under Vitest';
+  if (env.CI && env.CI !== '0' && env.CI !== 'false') return 'off in CI (CI is set); pass enabled: true to force it';
+  return undefined;
+}
+
+/**
+ * The literal address to dial for a server's bound address: a wildcard (`0.0.0.0`, `::`) becomes
+ * the loopback of its family; `localhost` is never used, it may resolve to the other family.
+ */
+export function dialAddress(address: AddressInfo | string | null): { host: string; port: number } | undefined {
+  if (!address || typeof address === 'string') return undefined; // a pipe: nothing to tunnel to
+  const host = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+  return { host, port: address.port };
+}
+
+/**
+ * The domain the cluster's sites probably live in, from the tunnel server's URL:
+ * `https://devtunnel.test.example.com` → `.test.example.com` (the domain and its subdomains, in the
+ * allow-list syntax of Vite and webpack-dev-server). Nothing for IP addresses or short names.
+ */
+export function clusterDomain(server: string | undefined): string | undefined {
+  if (!server) return undefined;
+  let host: string;
+  try {
+    host = new URL(server).hostname;
+  } catch {
+    return undefined;
+  }
+  if (isIP(host.replace(/^\[|\]$/g, ''))) return undefined;
+  const labels = host.split('.');
+  return labels.length >= 3 ? `.${labels.slice(1).join('.')}` : undefined;
+}
+
+export interface StatusLog {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * Turns a tunnel's events into the few lines a developer wants: connected (with the URL), lost
+ * (once, not at every retry), back, and final errors. Returns a function that stops listening.
+ */
+export function reportStatus(client: TunnelClient, log: StatusLog): () => void {
+  let lost = false;
+  const onRegistered = (info: { url: string; name: string; target: string; reconnected: boolean }) => {
+    log.info(`${lost || info.reconnected ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
+    lost = false;
+  };
+  const onReconnecting = (event: { error: Error; delayMs: number }) => {
+    if (lost) return;
+    lost = true;
+    log.warn(`${client.info ? 'lost' : 'not connected yet'}: ${event.error.message} The dev server keeps working locally.`);
+  };
+  const onError = (error: Error) => log.error(`stopped: ${error.message}`);
+  client.on('registered', onRegistered);
+  client.on('reconnecting', onReconnecting);
+  client.on('error', onError);
+  return () => {
+    client.off('registered', onRegistered);
+    client.off('reconnecting', onReconnecting);
+    client.off('error', onError);
+  };
+}

@@ -1,0 +1,164 @@
+import type { AddressInfo } from 'node:net';
+import { styleText } from 'node:util';
+import { clusterDomain, createTunnelClient, dialAddress, disabledReason, reportStatus, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import type { Logger, Plugin, PreviewServer, ResolvedConfig, ViteDevServer } from 'vite';
+
+/**
+ * `devTunnel()`: start `vite` and the app answers in the shared test cluster. Translation only:
+ * the tunnel itself is `@devtunnel/core`.
+ */
+export interface DevTunnelOptions extends Partial<Omit<TunnelOptions, 'port' | 'host' | 'https' | 'logger'>> {
+  /**
+   * Run the tunnel. By default it runs for `vite` (serve), and stays off under Vitest, in CI
+   * (`CI` set) and with `DEVTUNNEL=0`.
+   */
+  enabled?: boolean;
+  /** Also tunnel `vite preview`. @default false */
+  preview?: boolean;
+}
+
+/** A restarted server (config edit) has this long to come back before the tunnel closes. */
+const RESTART_GRACE_MS = 5_000;
+
+interface Session {
+  client: TunnelClient;
+  grace: NodeJS.Timeout | undefined;
+}
+
+/**
+ * One tunnel per project and server, kept at module level: Vite's `server.restart()` builds a new
+ * server and calls the plugin factory again, and the tunnel (registration, port) must survive it.
+ */
+const sessions = new Map<string, Session>();
+
+const colors = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (style: Parameters<typeof styleText>[0], text: string) => (colors ? styleText(style, text) : text);
+
+export function devTunnel(options: DevTunnelOptions = {}): Plugin {
+  const server = options.server ?? process.env.DEVTUNNEL_SERVER;
+  const token = options.token ?? process.env.DEVTUNNEL_TOKEN;
+  const name = options.name ?? process.env.DEVTUNNEL_NAME;
+  let off = disabledReason(process.env, options.enabled);
+  let config: ResolvedConfig | undefined;
+  let logger: Logger | undefined;
+
+  const log = {
+    info: (m: string) => logger?.info(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
+    warn: (m: string) => logger?.warn(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
+    error: (m: string) => logger?.error(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
+  };
+
+  function attach(httpServer: NonNullable<ViteDevServer['httpServer']>, https: boolean, printUrls: { printUrls(): void } | undefined, allowed: string[] | true | undefined): void {
+    const key = `${config!.root}\0${server}\0${options.name ?? ''}`;
+    let session = sessions.get(key);
+    if (printUrls) {
+      const original = printUrls.printUrls.bind(printUrls);
+      printUrls.printUrls = () => {
+        original();
+        const url = session?.client.info?.url;
+        logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${url ? paint('cyan', url) : paint('dim', `connecting to ${server}…`)}`);
+      };
+    }
+    httpServer.once('listening', () => {
+      const target = dialAddress(httpServer.address() as AddressInfo | string | null);
+      if (!target) return log.warn('the dev server listens on a pipe, not a port: nothing to tunnel.');
+      if (session) {
+        // A restart: same tunnel, same port, new server behind it.
+        clearTimeout(session.grace);
+        session.grace = undefined;
+        session.client.retarget({ ...target, https });
+        return;
+      }
+      let client: TunnelClient;
+      try {
+        client = createTunnelClient({
+          ...options,
+          name,
+          server: server!,
+          token: token!,
+          port: target.port,
+          host: target.host,
+          https,
+          // The project, not the port, is the tunnel: Vite may bind 5174 when 5173 is taken.
+          identity: config!.root,
+          // A host Vite would refuse reaches it as localhost; one it accepts keeps its name.
+          allowedHosts: allowed === true ? undefined : allowed,
+        });
+      } catch (error) {
+        log.error((error as Error).message);
+        return;
+      }
+      session = { client, grace: undefined };
+      sessions.set(key, session);
+      reportStatus(client, log);
+      // Never awaited: the dev server must not wait for, or fail with, the tunnel.
+      client.start().catch(() => {});
+    });
+    httpServer.once('close', () => {
+      const s = sessions.get(key);
+      if (!s) return;
+      clearTimeout(s.grace);
+      s.grace = setTimeout(() => {
+        sessions.delete(key);
+        void s.client.close();
+      }, RESTART_GRACE_MS);
+      s.grace.unref();
+    });
+  }
+
+  return {
+    name: 'devtunnel',
+    apply: (_config, env) => env.command === 'serve' && (!env.isPreview || options.preview === true),
+
+    config(user) {
+      if (off) return;
+      if (!server || !token) {
+        off = !server ? 'DEVTUNNEL_SERVER is not set (or pass devTunnel({ server }))' : 'DEVTUNNEL_TOKEN is not set';
+        return;
+      }
+      // Let the cluster's host names through Vite's host check, without disabling it.
+      const domain = clusterDomain(server);
+      const hosts = [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])];
+      if (hosts.length === 0) return;
+      const patch: { server: { allowedHosts: string[] }; preview?: { allowedHosts: string[] } } = { server: { allowedHosts: hosts } };
+      // preview.allowedHosts defaults to server's only while the user leaves it unset.
+      if (Array.isArray(user.preview?.allowedHosts)) patch.preview = { allowedHosts: hosts };
+      return patch;
+    },
+
+    configResolved(resolved) {
+      config = resolved;
+      logger = resolved.logger;
+      if (off && !/Vitest|CI is set|enabled: false/.test(off)) logger.info(`  ${paint('bold', 'devtunnel')} ${off}: no tunnel.`);
+    },
+
+    configureServer(viteServer: ViteDevServer) {
+      if (off) return;
+      const httpServer = viteServer.httpServer;
+      if (!httpServer) {
+        log.warn('Vite runs in middleware mode, so the plugin cannot see the port your server listens on. Open the tunnel from your server instead: openTunnel({ server, token, port }) from @devtunnel/core, once it listens.');
+        return;
+      }
+      attach(httpServer, Boolean(viteServer.config.server.https), viteServer, viteServer.config.server.allowedHosts);
+    },
+
+    configurePreviewServer(previewServer: PreviewServer) {
+      if (off || !options.preview) return;
+      attach(previewServer.httpServer as NonNullable<ViteDevServer['httpServer']>, Boolean(previewServer.config.preview.https), previewServer, previewServer.config.preview.allowedHosts);
+    },
+
+    // Vite ≥ 8.3 says why it closes: on 'close' (Ctrl+C in the CLI's terminal, SIGTERM) deregister
+    // now instead of after the restart grace. Older versions ignore the hook.
+    async closeServer({ reason }: { reason: 'restart' | 'close' }) {
+      if (reason !== 'close' || !config) return;
+      const key = `${config.root}\0${server}\0${options.name ?? ''}`;
+      const s = sessions.get(key);
+      if (!s) return;
+      sessions.delete(key);
+      clearTimeout(s.grace);
+      await s.client.close();
+    },
+  } as Plugin;
+}
+
+export default devTunnel;

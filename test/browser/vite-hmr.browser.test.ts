@@ -1,0 +1,89 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BrowserContext, Frame, Page } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../helpers/browser';
+import { ROOT, runBin, type Child } from '../helpers/child';
+import { startServer, TOKEN } from '../helpers/tunnel';
+
+/**
+ * The whole story in a real browser: Chromium → stand-in company web proxy → tunnel server →
+ * tunnel client in Vite (examples/vite-app with @devtunnel/vite-plugin) → an edit → HMR.
+ */
+describe('a Vite app through the cluster, in Chromium', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let gateway: Child;
+  let vite: Child;
+  let app: string;
+  let shop: string;
+  let browser: BrowserContext;
+
+  beforeAll(async () => {
+    // A copy of the example inside the repository, so it resolves vite and the plugin.
+    const scratch = join(ROOT, '.artifacts', 'tmp');
+    mkdirSync(scratch, { recursive: true });
+    app = mkdtempSync(join(scratch, 'vite-app-'));
+    cpSync(join(ROOT, 'examples/vite-app'), app, { recursive: true, filter: (p) => !p.includes('node_modules') });
+    server = await startServer();
+    gateway = runBin(join(ROOT, 'examples/cluster/gateway.mjs'), [server.url], { DEVTUNNEL_TOKEN: TOKEN });
+    shop = `http://127.0.0.1:${(JSON.parse(await gateway.waitForLine((l) => l.startsWith('{'))) as { port: number }).port}`;
+    vite = runBin(join(ROOT, 'node_modules/vite/bin/vite.js'), ['--port', '0', '--clearScreen', 'false', app], {
+      DEVTUNNEL_SERVER: server.url,
+      DEVTUNNEL_TOKEN: TOKEN,
+      DEVTUNNEL_NAME: 'demo',
+      DEVTUNNEL: '1',
+      CI: '',
+      XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
+    });
+    await vite.waitForLine((l) => l.includes('devtunnel') && l.includes('connected:'), 30_000);
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await vite?.stop('SIGTERM');
+    await gateway?.stop('SIGTERM');
+    await server?.close();
+  });
+
+  async function cartFrame(page: Page): Promise<Frame> {
+    const handle = await page.waitForSelector('#cart-frame');
+    const frame = await handle.contentFrame();
+    if (!frame) throw new Error('no cart frame');
+    return frame;
+  }
+
+  test('the site shows the cart from the laptop, and an edit updates it in place', async () => {
+    const page = await browser.newPage();
+    const reloads: string[] = [];
+    page.on('framenavigated', (f) => reloads.push(f.url()));
+    // The override cookie, as a developer sets it: the gateway now sends /cart/ to the tunnel.
+    await page.goto(`${shop}/__override/demo`);
+    expect(await page.textContent('#routing')).toContain('routed to your laptop');
+    const frame = await cartFrame(page);
+    await frame.waitForFunction(`document.querySelector('#message')?.textContent?.includes('Fresh from the laptop')`, undefined, { timeout: 15_000 });
+    // State a reload would lose.
+    await frame.click('#add');
+    await frame.click('#add');
+    expect(await frame.textContent('#count')).toBe('2');
+    const navigationsBefore = reloads.length;
+
+    const file = join(app, 'src/message.js');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/'[^']*'/, "'Edited on the laptop, delivered by HMR through the tunnel.'"));
+    await frame.waitForFunction(`document.querySelector('#message')?.textContent?.includes('delivered by HMR')`, undefined, { timeout: 15_000 });
+    // Updated in place: no navigation, the counter kept its value.
+    expect(await frame.textContent('#count')).toBe('2');
+    expect(reloads.length).toBe(navigationsBefore);
+    await page.screenshot({ path: join(ARTIFACTS, 'vite-hmr-through-the-tunnel.png'), fullPage: true });
+    await page.close();
+  }, 60_000);
+
+  test('without the cookie the same page shows the cluster\'s own cart', async () => {
+    const page = await browser.newPage();
+    await browser.clearCookies();
+    await page.goto(`${shop}/`);
+    const frame = await cartFrame(page);
+    await frame.waitForSelector('#message');
+    expect(await frame.textContent('#message')).toContain("cluster's own cart");
+    await page.close();
+  }, 30_000);
+});
