@@ -12,7 +12,7 @@ export interface Child {
   /** Lines printed on stdout so far. */
   lines: string[];
   stderr(): string;
-  /** Resolves with the first stdout line matching, within `timeoutMs`. */
+  /** Resolves with the first line matching, on stdout or stderr, within `timeoutMs`. */
   waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
   /** Waits for the process to exit on its own (bounded) and returns its exit code. */
   exited(timeoutMs?: number): Promise<number | null>;
@@ -24,11 +24,16 @@ export interface Child {
 export function runBin(bin: string, args: string[], env: Record<string, string> = {}): Child {
   const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
+  const errLines: string[] = [];
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   const waiters = new Set<(line: string) => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(line);
+    for (const w of [...waiters]) w(line);
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    err += line + '\n';
+    errLines.push(line);
     for (const w of [...waiters]) w(line);
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
@@ -37,7 +42,7 @@ export function runBin(bin: string, args: string[], env: Record<string, string> 
     lines,
     stderr: () => err,
     waitForLine(match, timeoutMs = 10_000) {
-      const found = lines.find(match);
+      const found = lines.find(match) ?? errLines.find(match);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
