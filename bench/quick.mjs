@@ -44,7 +44,7 @@ const appPort = Number(await line(app.stdout, (l) => /^\d+$/.test(l)));
 const server = run(bin('@devtunnel/server'), ['--host', '127.0.0.1', '--port', '0', '--tunnel-ports', process.env.BENCH_TUNNEL_PORTS ?? '39000-39019']);
 const controlPort = JSON.parse(await line(server.stdout, (l) => l.includes('"server.listening"'))).port;
 server.stdout.resume();
-const client = run(bin('@devtunnel/core'), ['--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', '/tmp/devtunnel-bench-state', '--json']);
+const client = run(bin('@devtunnel/core'), ['--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', '/tmp/devtunnel-bench-state', '--json', ...(process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boolean)]);
 const registered = JSON.parse(await line(client.stdout, (l) => l.includes('"registered"')));
 client.stdout.resume();
 

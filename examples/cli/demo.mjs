@@ -1,4 +1,4 @@
-// `npm run demo`: a tunnel server with a generated token, a small local app and the devtunnel
+// `npm run demo:cli`: a tunnel server with a generated token, a small local app and the devtunnel
 // client, all on this machine. Prints the tunnel URL and a curl command that goes through it;
 // Ctrl+C stops every process it started.
 import { spawn } from 'node:child_process';

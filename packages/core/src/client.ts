@@ -370,7 +370,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       // Let the upload double as the next poll when polls are short: saves a round trip per request.
       asPoll = !closed && waiting < pollTarget();
       if (asPoll) waiting++;
-      next = await control.respond(s, message.id, response.head, response.body ? counted(response.body, counter) : null, asPoll, abort.signal);
+      if (response.bytes) counter.bytes = response.bytes.length;
+      next = await control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort.signal);
       const error = response.head.error?.code;
       finished(message, t0, response.head.status, counter.bytes, error);
     } catch (error) {

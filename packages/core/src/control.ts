@@ -34,7 +34,7 @@ export interface ControlChannel {
     session: Session,
     requestId: string,
     head: ResponseHead,
-    body: AsyncIterable<Uint8Array> | null,
+    body: AsyncIterable<Uint8Array> | Uint8Array | null,
     asPoll: boolean,
     signal: AbortSignal,
   ): Promise<PollResult>;
@@ -175,8 +175,9 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         dispatcher,
         method: 'POST',
         headers,
-        // undici streams async iterables with backpressure; its types only list Readable.
-        body: body ? (prepend(headBytes, body) as unknown as Readable) : headBytes,
+        // A small body goes in the same write as its head; a stream is sent as it comes (undici
+        // streams async iterables with backpressure; its types only list Readable).
+        body: body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : (prepend(headBytes, body) as unknown as Readable),
         signal,
         // undici counts this from the end of the upload: the server answers once it has the body.
         headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,

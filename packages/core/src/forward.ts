@@ -21,8 +21,14 @@ export interface LocalTarget {
 
 export interface LocalResponse {
   head: ResponseHead;
+  /** The body as a stream (large or of unknown length), or… */
   body: Readable | null;
+  /** …the whole body, read already because it is small: it goes up in one write with the head. */
+  bytes?: Buffer;
 }
+
+/** Bodies up to this size (with a Content-Length) are read whole and uploaded in one write. */
+const SMALL_BODY = 64 * 1024;
 
 /** The local app accepted an upgrade: its 101 head, its socket, and bytes it already sent. */
 export interface Upgraded {
@@ -168,7 +174,18 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         await res.body.dump();
         return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
       }
-      return { head: { status: res.statusCode, headers, bodyLength: contentLength(res.headers) }, body: res.body };
+      const bodyLength = contentLength(res.headers);
+      if (bodyLength !== null && bodyLength <= SMALL_BODY) {
+        // Most dev-server answers (modules, JSON): one buffer, one upload write, no stream.
+        try {
+          const bytes = Buffer.from(await res.body.arrayBuffer());
+          return { head: { status: res.statusCode, headers, bodyLength: bytes.length }, body: null, bytes };
+        } catch (error) {
+          if (signal.aborted) throw error;
+          return classify(error, target, timeouts());
+        }
+      }
+      return { head: { status: res.statusCode, headers, bodyLength }, body: res.body };
     },
     upgrade(message, signal) {
       // node:http, not undici: it hands over the socket after a 101 and the answer otherwise.

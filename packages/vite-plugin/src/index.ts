@@ -80,8 +80,8 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
           host: target.host,
           https,
           // The project, not the port, is the tunnel: Vite may bind 5174 when 5173 is taken.
-          identity: config!.root,
-          // A host Vite would refuse reaches it as localhost; one it accepts keeps its name.
+          identity: options.identity ?? config!.root,
+          // A host Vite would refuse reaches it as the dialled address; one it accepts keeps its name.
           allowedHosts: allowed === true ? undefined : allowed,
         });
       } catch (error) {
@@ -136,7 +136,7 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
       if (off) return;
       const httpServer = viteServer.httpServer;
       if (!httpServer) {
-        log.warn('Vite runs in middleware mode, so the plugin cannot see the port your server listens on. Open the tunnel from your server instead: openTunnel({ server, token, port }) from @devtunnel/core, once it listens.');
+        log.warn('Vite runs in middleware mode, so the plugin cannot see the port your server listens on. Open the tunnel from your server once it listens: createTunnelClient({ server, token, port }).start() from @devtunnel/core (do not await it: it retries while the tunnel server is unreachable).');
         return;
       }
       attach(httpServer, Boolean(viteServer.config.server.https), viteServer, viteServer.config.server.allowedHosts);

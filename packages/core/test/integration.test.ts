@@ -1,0 +1,30 @@
+import { clusterDomain, dialAddress, disabledReason } from '../src/integration';
+
+describe('what dev-server plugins share', () => {
+  test('disabledReason: explicit option first, then DEVTUNNEL=0, Vitest, CI', () => {
+    expect(disabledReason({ CI: 'true' }, true)).toBeUndefined();
+    expect(disabledReason({}, false)).toMatch(/enabled: false/);
+    expect(disabledReason({ DEVTUNNEL: '0' }, undefined)).toMatch(/DEVTUNNEL=0/);
+    expect(disabledReason({ VITEST: 'true' }, undefined)).toMatch(/Vitest/);
+    expect(disabledReason({ CI: 'true' }, undefined)).toMatch(/CI/);
+    expect(disabledReason({ CI: 'false' }, undefined)).toBeUndefined();
+    expect(disabledReason({}, undefined)).toBeUndefined();
+  });
+
+  test('dialAddress: wildcards become the loopback of their family; pipes have no port', () => {
+    expect(dialAddress({ address: '0.0.0.0', family: 'IPv4', port: 5173 })).toEqual({ host: '127.0.0.1', port: 5173 });
+    expect(dialAddress({ address: '::', family: 'IPv6', port: 5173 })).toEqual({ host: '::1', port: 5173 });
+    expect(dialAddress({ address: '::1', family: 'IPv6', port: 5174 })).toEqual({ host: '::1', port: 5174 });
+    expect(dialAddress('/tmp/vite.sock')).toBeUndefined();
+    expect(dialAddress(null)).toBeUndefined();
+  });
+
+  test('clusterDomain: the tunnel server\'s parent domain, never for IPs or short names', () => {
+    expect(clusterDomain('https://devtunnel.test.example.com')).toBe('.test.example.com');
+    expect(clusterDomain('http://127.0.0.1:8080')).toBeUndefined();
+    expect(clusterDomain('http://[::1]:8080')).toBeUndefined();
+    expect(clusterDomain('http://tunnels:8080')).toBeUndefined();
+    expect(clusterDomain('not a url')).toBeUndefined();
+    expect(clusterDomain(undefined)).toBeUndefined();
+  });
+});
