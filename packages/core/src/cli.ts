@@ -85,7 +85,19 @@ async function main(): Promise<number> {
     return 0;
   }
   const { options, json } = parsed;
-  const out = (line: string) => process.stdout.write(line + '\n');
+  // One write per event-loop turn, however many request lines it holds.
+  let pending = '';
+  const flush = () => {
+    if (!pending) return;
+    const text = pending;
+    pending = '';
+    process.stdout.write(text);
+  };
+  const out = (line: string) => {
+    if (!pending) setImmediate(flush);
+    pending += line + '\n';
+  };
+  process.on('exit', flush);
   const event = (name: string, fields: Record<string, unknown>) => out(JSON.stringify({ event: name, time: new Date().toISOString(), ...fields }));
   const logger: Logger = {
     debug: () => {},

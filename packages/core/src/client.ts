@@ -256,10 +256,17 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     void close();
   }
 
-  /** Keeps `polls` long-polls waiting on the server, within the in-flight cap. */
+  /**
+   * Keeps enough polls on the server. A request being handled counts as a poll to come: its
+   * response upload goes back as one (`x-devtunnel-poll`), so under load the client sends two
+   * requests per browser request (the local one and the upload), not three. A few polls always
+   * wait idle anyway, so a burst or a long request (SSE) never leaves the server without one.
+   */
   function topUp(): void {
     if (closed || recovering || !session) return;
-    while (waiting < pollTarget() && waiting + active < o.maxInFlight) {
+    const target = pollTarget();
+    const idleFloor = Math.max(1, Math.floor(target / 4));
+    while ((waiting < idleFloor || waiting + active < target) && waiting < target && waiting + active < o.maxInFlight) {
       waiting++;
       void pollOnce(session);
     }
@@ -360,6 +367,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     const abort = new AbortController();
     inFlight.set(message.id, abort);
     let asPoll = false;
+    let reported = false;
     let next: PollResult = null;
     const counter = { bytes: 0 };
     let response: LocalResponse | undefined;
@@ -367,17 +375,26 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       // No body: let the poll's (empty) body end now so its connection goes back to the pool.
       if (message.bodyLength === 0) body.resume();
       response = await forwarder.forward(message, message.bodyLength === 0 ? null : body, abort.signal);
-      // Let the upload double as the next poll when polls are short: saves a round trip per request.
-      asPoll = !closed && waiting < pollTarget();
+      // A whole (small) answer lets its upload double as the next poll when polls are short: one
+      // request fewer per browser request. A streamed one (large, SSE) never holds a poll slot.
+      asPoll = response.body === null && !closed && waiting < pollTarget();
       if (asPoll) waiting++;
       if (response.bytes) counter.bytes = response.bytes.length;
-      next = await control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort.signal);
-      const error = response.head.error?.code;
-      finished(message, t0, response.head.status, counter.bytes, error);
+      const upload = control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort.signal);
+      // Its answer may wait for the next browser request: report this one now, it is on its way.
+      if (asPoll) {
+        reported = true;
+        finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
+      }
+      next = await upload;
+      if (!reported) finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
     } catch (error) {
       if (response?.body) discard(response.body);
       discard(body);
-      if (abort.signal.aborted || isAbort(error)) {
+      if (reported) {
+        // Already reported as sent; only a lost channel still matters.
+        if (error instanceof ServerAnswerError && error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
+      } else if (abort.signal.aborted || isAbort(error)) {
         finished(message, t0, 499, counter.bytes, 'cancelled');
       } else if (asPoll && error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'too_many_polls')) {
         // The server answers an upload only once the body is through: the browser has its

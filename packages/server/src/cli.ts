@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from './errors';
-import { createJsonLogger, type LogLevel } from './logger';
+import { createBatchedWriter, createJsonLogger, type LogLevel } from './logger';
 import type { ServerOptions } from './options';
 import { envName, serverFlags, type Kind } from './cli-flags';
 import { createTunnelServer } from './server';
@@ -54,7 +54,9 @@ async function main(): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const logger = createJsonLogger((line) => process.stdout.write(line), parsed.level);
+  const out = createBatchedWriter((text) => process.stdout.write(text));
+  process.on('exit', out.flush);
+  const logger = createJsonLogger(out.write, parsed.level);
   let server;
   try {
     server = createTunnelServer({ ...parsed.options, logger });

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
+import { randomId } from './ids';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
 import { createPortAllocator, type PortAllocator } from './ports';
@@ -59,9 +60,6 @@ export interface RegistryDeps {
 /** How long a port that another process holds is skipped before we try it again. */
 const UNUSABLE_PORT_MS = 60_000;
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
 
 function owner(clientId: string): string {
   const hash = clientId.lastIndexOf('#');
@@ -172,15 +170,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
     if (previous) end(previous, 'replaced by a new registration', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
 
-    const id = randomBytes(16).toString('hex');
+    const id = randomId();
     const secret = randomBytes(32).toString('hex');
-    const secretHash = sha256(secret);
+    const secretBytes = Buffer.from(secret);
     const tunnel = createTunnelSession(
       { id, clientId: req.clientId, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []) },
       {
         options,
         logger: logger.child({ tunnel: name, port }),
-        verifySecret: (candidate) => timingSafeEqual(sha256(candidate), secretHash),
+        // Constant-time compare of equal-length values; a wrong length is simply wrong.
+        verifySecret: (candidate) => candidate.length === secretBytes.length && timingSafeEqual(Buffer.from(candidate), secretBytes),
       },
     );
     byId.set(id, tunnel);

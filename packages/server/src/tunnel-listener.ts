@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HEADER, pairsFromRaw, stripHopByHop, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
 import { rawResponse, sendError } from './error-response';
+import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
 import { HttpError } from './errors';
 import type { ResolvedServerOptions } from './options';
@@ -116,7 +117,7 @@ function createExchange(req: IncomingMessage, res: ServerResponse | undefined, n
   if (upgrade) headers.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? '']);
   const message: RequestMessage = {
     type: 'request',
-    id: randomBytes(16).toString('hex'),
+    id: randomId(),
     method: req.method!,
     url: originForm(req.url!),
     headers,
@@ -160,7 +161,6 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   });
   // One above the cap, so a request at the cap is visible and refused rather than silently cut.
   server.maxHeadersCount = MAX_REQUEST_HEADERS + 1;
-  server.maxRequestsPerSocket = 1000;
   // Socket idle timeout: no byte either way for this long ends the connection.
   server.timeout = options.bodyIdleTimeoutMs;
 
