@@ -5,6 +5,7 @@ const moduleNameMapper = {
   '^@devtunnel/core$': '<rootDir>/packages/core/src/index.ts',
   '^@devtunnel/core/protocol$': '<rootDir>/packages/core/src/protocol.ts',
   '^@devtunnel/server$': '<rootDir>/packages/server/src/index.ts',
+  '^@devtunnel/webpack-plugin$': '<rootDir>/packages/webpack-plugin/src/index.ts',
 };
 
 const transform = {
@@ -26,6 +27,7 @@ module.exports = {
   projects: [
     project('core', ['<rootDir>/packages/core/test']),
     project('server', ['<rootDir>/packages/server/test']),
+    project('webpack-plugin', ['<rootDir>/packages/webpack-plugin/test']),
     project('e2e', ['<rootDir>/test/e2e']),
     // Real Chromium (Debian's package): `npm run test:browser`, which .ci/run runs after
     // installing it. Kept out of `npm test` so that a machine with only Node and npm passes it.

@@ -1,5 +1,5 @@
 import { isIP, type AddressInfo } from 'node:net';
-import type { TunnelClient } from './client';
+import type { TunnelClient, TunnelInfo } from './client';
 
 /**
  * What every dev-server plugin (Vite, webpack, rspack) needs around a tunnel, kept here so the
@@ -55,10 +55,11 @@ export interface StatusLog {
  * Turns a tunnel's events into the few lines a developer wants: connected (with the URL), lost
  * (once, not at every retry), back, and final errors. Returns a function that stops listening.
  */
-export function reportStatus(client: TunnelClient, log: StatusLog): () => void {
+export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (info: TunnelInfo) => string): () => void {
   let lost = false;
-  const onRegistered = (info: { url: string; name: string; target: string; reconnected: boolean }) => {
-    log.info(`${lost || info.reconnected ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
+  const onRegistered = (info: TunnelInfo & { reconnected: boolean }) => {
+    const again = lost || info.reconnected;
+    log.info(!again && firstLine ? firstLine(info) : `${again ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
     lost = false;
   };
   const onReconnecting = (event: { error: Error; delayMs: number }) => {

@@ -7,12 +7,30 @@ import { startServer, TOKEN } from '../helpers/tunnel';
 
 /**
  * The whole story in a real browser: Chromium → stand-in company web proxy → tunnel server →
- * tunnel client in Vite (examples/vite-app with @devtunnel/vite-plugin) → an edit → HMR.
+ * tunnel client in the dev server → an edit → HMR. The same page and assertions for Vite
+ * (examples/vite-app, @devtunnel/vite-plugin) and webpack (examples/webpack-app, withTunnel()).
  */
-describe('a Vite app through the cluster, in Chromium', () => {
+const apps = [
+  {
+    name: 'Vite',
+    example: 'examples/vite-app',
+    bin: 'node_modules/vite/bin/vite.js',
+    args: (dir: string) => ['--port', '0', '--clearScreen', 'false', dir],
+    registered: (l: string) => l.includes('devtunnel') && l.includes('connected:'),
+  },
+  {
+    name: 'webpack',
+    example: 'examples/webpack-app',
+    bin: 'node_modules/webpack-cli/bin/cli.js',
+    args: (dir: string) => ['serve', '--config', join(dir, 'webpack.config.js')],
+    registered: (l: string) => /Tunnel: http:\/\/\S+ →/.test(l),
+  },
+] as const;
+
+describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
   let server: Awaited<ReturnType<typeof startServer>>;
   let gateway: Child;
-  let vite: Child;
+  let devServer: Child;
   let app: string;
   let shop: string;
   let browser: BrowserContext;
@@ -21,12 +39,12 @@ describe('a Vite app through the cluster, in Chromium', () => {
     // A copy of the example inside the repository, so it resolves vite and the plugin.
     const scratch = join(ROOT, '.artifacts', 'tmp');
     mkdirSync(scratch, { recursive: true });
-    app = mkdtempSync(join(scratch, 'vite-app-'));
-    cpSync(join(ROOT, 'examples/vite-app'), app, { recursive: true, filter: (p) => !p.includes('node_modules') });
+    app = mkdtempSync(join(scratch, `${spec.name.toLowerCase()}-app-`));
+    cpSync(join(ROOT, spec.example), app, { recursive: true, filter: (p) => !p.includes('node_modules') && !p.includes('/dist') });
     server = await startServer();
     gateway = runBin(join(ROOT, 'examples/cluster/gateway.mjs'), [server.url], { DEVTUNNEL_TOKEN: TOKEN });
     shop = `http://127.0.0.1:${(JSON.parse(await gateway.waitForLine((l) => l.startsWith('{'))) as { port: number }).port}`;
-    vite = runBin(join(ROOT, 'node_modules/vite/bin/vite.js'), ['--port', '0', '--clearScreen', 'false', app], {
+    devServer = runBin(join(ROOT, spec.bin), spec.args(app), {
       DEVTUNNEL_SERVER: server.url,
       DEVTUNNEL_TOKEN: TOKEN,
       DEVTUNNEL_NAME: 'demo',
@@ -34,13 +52,13 @@ describe('a Vite app through the cluster, in Chromium', () => {
       CI: '',
       XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
     });
-    await vite.waitForLine((l) => l.includes('devtunnel') && l.includes('connected:'), 30_000);
+    await devServer.waitForLine(spec.registered, 60_000);
     browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    await vite?.stop('SIGTERM');
+    await devServer?.stop('SIGTERM');
     await gateway?.stop('SIGTERM');
     await server?.close();
   });
@@ -73,7 +91,7 @@ describe('a Vite app through the cluster, in Chromium', () => {
     // Updated in place: no navigation, the counter kept its value.
     expect(await frame.textContent('#count')).toBe('2');
     expect(reloads.length).toBe(navigationsBefore);
-    await page.screenshot({ path: join(ARTIFACTS, 'vite-hmr-through-the-tunnel.png'), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, `${spec.name.toLowerCase()}-hmr-through-the-tunnel.png`), fullPage: true });
     await page.close();
   }, 60_000);
 

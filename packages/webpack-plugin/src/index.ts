@@ -1,0 +1,186 @@
+import type { AddressInfo } from 'node:net';
+import { clusterDomain, createTunnelClient, dialAddress, disabledReason, reportStatus, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+
+/**
+ * webpack-dev-server 5/6 and @rspack/dev-server: `devServer: withTunnel({ ...yourOptions })`.
+ * Translation only: the tunnel itself is `@devtunnel/core`. Written against the option names the
+ * three dev servers share (onListening, allowedHosts, client.webSocketURL, webSocketServer,
+ * devMiddleware.publicPath), so no type of theirs is needed at run time.
+ */
+export interface DevTunnelOptions extends Partial<Omit<TunnelOptions, 'port' | 'host' | 'https' | 'logger'>> {
+  /** Run the tunnel. By default it runs, and stays off in CI (`CI` set) and with `DEVTUNNEL=0`. */
+  enabled?: boolean;
+  /**
+   * The path prefix the cluster's web proxy serves the app under, e.g. `/cart/`. Defaults to
+   * `devMiddleware.publicPath` when that is a path; sets where the HMR socket lives.
+   */
+  publicPath?: string;
+}
+
+/** The parts of a dev server (webpack-dev-server or rspack's) the plugin uses. */
+interface DevServerLike {
+  server?: { address(): AddressInfo | string | null; once(event: 'close', listener: () => void): unknown } | null;
+  compiler?: CompilerLike | { compilers: CompilerLike[] };
+  options?: { server?: string | { type?: string } };
+}
+
+interface InfrastructureLogger {
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+interface CompilerLike {
+  context: string;
+  options: { devServer?: DevServerOptions | false };
+  getInfrastructureLogger(name: string): InfrastructureLogger;
+  hooks: { shutdown: { tapPromise(name: string, fn: () => Promise<void>): void } };
+}
+
+/** The dev server options the plugin reads or extends; everything else passes through untouched. */
+export interface DevServerOptions {
+  onListening?: (devServer: any) => void;
+  allowedHosts?: 'auto' | 'all' | string | string[];
+  client?: false | ({ webSocketURL?: string | Record<string, unknown> } & Record<string, unknown>);
+  webSocketServer?: false | string | ({ type?: string; options?: Record<string, unknown> } & Record<string, unknown>);
+  devMiddleware?: { publicPath?: string } & Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export const PLUGIN_NAME = 'DevTunnelPlugin';
+/** Name of the infrastructure logger: lines read `<i> [devtunnel] Tunnel: …`. */
+const LOGGER_NAME = 'devtunnel';
+
+/** Sessions by project, so a dev server started twice in one process (tests, restarts) reuses its tunnel. */
+const sessions = new Map<string, TunnelClient>();
+
+/**
+ * Merges the cluster's host names into `allowedHosts` without ever widening it: `'all'` stays
+ * `'all'` (the user chose it), `'auto'`/unset becomes a list (localhost and IPs stay allowed, as
+ * in `'auto'`), a string or a list gains the names.
+ */
+export function mergeAllowedHosts(current: DevServerOptions['allowedHosts'], hosts: string[]): 'all' | string[] {
+  if (current === 'all') return 'all';
+  const base = current === undefined || current === 'auto' ? [] : Array.isArray(current) ? current : [current];
+  return [...new Set([...base, ...hosts])];
+}
+// (An empty result means 'auto': only localhost and IP addresses, which always pass.)
+
+/** `/cart` → `/cart/`; `auto`, full URLs and `/` mean no prefix. */
+function prefixOf(publicPath: string | undefined): string {
+  if (!publicPath || !publicPath.startsWith('/')) return '/';
+  return publicPath.endsWith('/') ? publicPath : `${publicPath}/`;
+}
+
+function firstCompiler(compiler: DevServerLike['compiler']): CompilerLike | undefined {
+  if (!compiler) return undefined;
+  return 'compilers' in compiler ? compiler.compilers[0] : compiler;
+}
+
+/**
+ * Returns `devServer` extended so that the dev server answers in the cluster: your `onListening`
+ * still runs first, `allowedHosts` gains the cluster's domain, the HMR client URL follows the
+ * page's own origin (only if you left it unset).
+ */
+export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, options: DevTunnelOptions = {}): T & DevServerOptions {
+  const server = options.server ?? process.env.DEVTUNNEL_SERVER;
+  const token = options.token ?? process.env.DEVTUNNEL_TOKEN;
+  const name = options.name ?? process.env.DEVTUNNEL_NAME;
+  const userOnListening = devServer.onListening;
+  const off = disabledReason(process.env, options.enabled) ?? (!server ? 'DEVTUNNEL_SERVER is not set (or pass withTunnel(devServer, { server }))' : !token ? 'DEVTUNNEL_TOKEN is not set' : undefined);
+
+  if (off) {
+    return {
+      ...devServer,
+      onListening(ds: DevServerLike) {
+        userOnListening?.(ds);
+        if (!/CI is set|enabled: false/.test(off)) firstCompiler(ds.compiler)?.getInfrastructureLogger(LOGGER_NAME).info(`devtunnel: ${off}: no tunnel.`);
+      },
+    };
+  }
+
+  const domain = clusterDomain(server);
+  const hosts = [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])];
+  const allowedHosts = mergeAllowedHosts(devServer.allowedHosts, hosts);
+  const prefix = prefixOf(options.publicPath ?? devServer.devMiddleware?.publicPath);
+  const extended: T = { ...devServer };
+  // The dev servers refuse an empty list: with nothing to add, 'auto' (or the user's value) stays.
+  if (allowedHosts !== 'all' && allowedHosts.length > 0) extended.allowedHosts = allowedHosts;
+
+  // The page's HMR socket must go where the page came from (the cluster), not to the dev server's
+  // own port: `auto://0.0.0.0:0` means the page's protocol, host and port.
+  if (devServer.client !== false) {
+    const client = devServer.client ?? {};
+    if (client.webSocketURL === undefined) extended.client = { ...client, webSocketURL: `auto://0.0.0.0:0${prefix}ws` };
+  }
+  if (prefix !== '/' && devServer.webSocketServer === undefined) {
+    extended.webSocketServer = { type: 'ws', options: { path: `${prefix}ws` } };
+  }
+
+  extended.onListening = (ds: DevServerLike) => {
+    userOnListening?.(ds);
+    const compiler = firstCompiler(ds.compiler);
+    const logger = compiler?.getInfrastructureLogger(LOGGER_NAME);
+    const log: StatusLog = { info: (m) => logger?.info(m), warn: (m) => logger?.warn(m), error: (m) => logger?.error(m) };
+    const target = dialAddress(ds.server?.address() ?? null);
+    if (!target) return log.warn('the dev server listens on a pipe, not a port: nothing to tunnel.');
+    const serverType = typeof ds.options?.server === 'string' ? ds.options.server : ds.options?.server?.type;
+    const https = serverType === 'https' || serverType === 'spdy' || serverType === 'http2';
+    const identity = options.identity ?? compiler?.context ?? process.cwd();
+    const key = `${identity}\0${server}\0${name ?? ''}`;
+    const existing = sessions.get(key);
+    if (existing) {
+      existing.retarget({ ...target, https });
+      return;
+    }
+    let client: TunnelClient;
+    try {
+      client = createTunnelClient({
+        ...options,
+        name,
+        server: server!,
+        token: token!,
+        port: target.port,
+        host: target.host,
+        https,
+        identity,
+        // A host the dev server would refuse reaches it as the dialled address; its Origin check
+        // still needs the cluster's names, which allowedHosts above carries.
+        allowedHosts: Array.isArray(allowedHosts) ? allowedHosts : undefined,
+      });
+    } catch (error) {
+      log.error((error as Error).message);
+      return;
+    }
+    sessions.set(key, client);
+    log.info(`Tunnel: connecting to ${server}…`);
+    reportStatus(client, log, (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`);
+    // Never awaited: the dev server must not wait for, or fail with, the tunnel.
+    client.start().catch(() => {});
+    const close = async () => {
+      if (sessions.get(key) !== client) return;
+      sessions.delete(key);
+      await client.close();
+    };
+    // webpack-dev-server awaits the compiler's shutdown hook on Ctrl+C: deregister there.
+    compiler?.hooks.shutdown.tapPromise(PLUGIN_NAME, close);
+    ds.server?.once('close', () => void close());
+  };
+  return extended;
+}
+
+/**
+ * For `webpack serve` / `rspack serve` only: extends `devServer` from inside the webpack config's
+ * plugins. The Node API, webpack-dev-server 6's plugin mode and frameworks build their own dev
+ * server options, which a compiler plugin cannot reach: use {@link withTunnel} there.
+ */
+export class DevTunnelPlugin {
+  constructor(private readonly options: DevTunnelOptions = {}) {}
+
+  apply(compiler: CompilerLike): void {
+    if (compiler.options.devServer === false) return;
+    compiler.options.devServer = withTunnel(compiler.options.devServer ?? {}, this.options);
+  }
+}
+
+export default withTunnel;

@@ -1,0 +1,100 @@
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { ROOT, runBin, type Child } from '../helpers/child';
+import { browser, fetchBuffer, startServer, TOKEN } from '../helpers/tunnel';
+
+/**
+ * @devtunnel/webpack-plugin's withTunnel() against real dev servers through their Node API: the
+ * same assertions for webpack-dev-server 5, @rspack/dev-server 2 and, where Node is recent enough
+ * for it (≥ 22.15: the Node 24 run of CI), webpack-dev-server 6.
+ */
+const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+const kinds: string[] = ['wds5', 'rspack'];
+if (major > 22 || (major === 22 && minor >= 15)) kinds.push('wds6');
+
+const scratch = join(ROOT, '.artifacts', 'tmp');
+
+describe.each(kinds)('%s', (kind) => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  const dispatcher = browser();
+  const children: Child[] = [];
+
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map((c) => c.stop('SIGTERM')));
+  });
+  afterAll(async () => {
+    await server.close();
+    await dispatcher.close();
+  });
+
+  function start(publicPath: string, plugin: object, env: Record<string, string> = {}) {
+    mkdirSync(scratch, { recursive: true });
+    const root = mkdtempSync(join(scratch, `${kind}-`));
+    cpSync(join(ROOT, 'test/fixtures/webpack-app'), root, { recursive: true });
+    const child = runBin(join(ROOT, 'test/helpers/dev-server.mjs'), [kind, root, publicPath, JSON.stringify(plugin)], {
+      DEVTUNNEL_SERVER: server.url,
+      DEVTUNNEL_TOKEN: TOKEN,
+      DEVTUNNEL: '1',
+      CI: '',
+      XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
+      ...env,
+    });
+    children.push(child);
+    return { root, child };
+  }
+
+  async function tunnelPort(child: Child): Promise<number> {
+    const line = await child.waitForLine((l) => /Tunnel: http:\/\/\S+ →/.test(l), 60_000);
+    return Number(/Tunnel: http:\/\/[^:]+:(\d+)/.exec(line)![1]);
+  }
+
+  test('registers on the bound port, passes Host and Origin checks, live updates over the tunnelled socket', async () => {
+    const { root, child } = start('/cart/', { allowedHosts: ['.test.example.com'] });
+    const port = await tunnelPort(child);
+    const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'))) as { port: number }).port;
+    const base = `http://127.0.0.1:${port}`;
+    // The cluster's host passes the dev server's own check; any other host is rewritten by the client.
+    expect((await fetchBuffer(`${base}/cart/main.js`, { headers: { host: 'shop.test.example.com' }, dispatcher })).status).toBe(200);
+    expect((await fetchBuffer(`${base}/cart/`, { headers: { host: 'elsewhere.example.org' }, dispatcher })).status).toBe(200);
+    // The dev server's check itself was not widened to 'all'.
+    expect((await fetchBuffer(`http://127.0.0.1:${devPort}/cart/`, { headers: { host: 'elsewhere.example.org' }, dispatcher })).status).toBe(403);
+
+    // The HMR socket as the page opens it: on the page's origin, under the prefix.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/cart/ws`, { headers: { host: 'shop.test.example.com' }, origin: 'https://shop.test.example.com' });
+    const types: string[] = [];
+    const seen = (type: string, count = 1) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "${type}" (seen ${types.join(',')})`)), 30_000);
+        const check = () => {
+          if (types.filter((t) => t === type).length >= count) {
+            clearTimeout(timer);
+            resolve();
+          } else ws.once('message', check);
+        };
+        check();
+      });
+    ws.on('message', (data) => types.push((JSON.parse(data.toString()) as { type: string }).type));
+    try {
+      await seen('ok');
+      expect(types).not.toContain('error');
+      writeFileSync(join(root, 'src/message.js'), "export const message = 'edited on the laptop';\n");
+      await seen('invalid');
+      await seen('ok', 2);
+    } finally {
+      ws.terminate();
+    }
+  }, 90_000);
+
+  test('off with DEVTUNNEL=0: the dev server runs untouched', async () => {
+    const before = server.tunnels().length;
+    const { child } = start('/', {}, { DEVTUNNEL: '0' });
+    const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
+    expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
+    expect(child.lines.join('\n')).not.toContain('Tunnel:');
+    expect(server.tunnels().length).toBe(before);
+  }, 90_000);
+});
