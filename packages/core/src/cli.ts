@@ -85,6 +85,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const { options, json } = parsed;
+  // A closed stdout (output piped into `head`) must not crash the tunnel.
+  process.stdout.on('error', () => {});
   // One write per event-loop turn, however many request lines it holds.
   let pending = '';
   const flush = () => {

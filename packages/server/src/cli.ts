@@ -54,6 +54,8 @@ async function main(): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
+  // A closed stdout (logs piped into `head`, a collector gone) must not crash the server.
+  process.stdout.on('error', () => {});
   const out = createBatchedWriter((text) => process.stdout.write(text));
   process.on('exit', out.flush);
   const logger = createJsonLogger(out.write, parsed.level);

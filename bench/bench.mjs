@@ -1,0 +1,345 @@
+// `npm run bench`: the tunnel measured against a direct connection and a one-hop reverse proxy
+// (http-proxy with keep-alive), in one run, interleaved and repeated, medians; figures are ratios
+// in the same run because the machines are shared and noisy. docs/performance.md explains and
+// records a run. Every process (local app, proxy, tunnel server, tunnel client, load generator)
+// is its own, as deployed. Environment: BENCH_SECONDS (per load run, 5), BENCH_ROUNDS (3),
+// BENCH_SKIP (comma list of sections to skip: gets,transfer,vite,inflight,ws,idle).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import WebSocket from 'ws';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const require = createRequire(import.meta.url);
+const bin = (pkg) => join(dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'cli.js');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
+const TOKEN = 'bench-token-0123456789abcdef';
+const MiB = 1024 * 1024;
+const children = [];
+const results = { machine: {}, rows: [] };
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = (...a) => console.error(...a);
+
+function start(args, options = {}) {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...options });
+  children.push(child);
+  return child;
+}
+
+function firstLine(stream, match = () => true, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out waiting for a line')), timeoutMs);
+    const rl = createInterface({ input: stream });
+    rl.on('line', (l) => {
+      if (!match(l)) return;
+      clearTimeout(timer);
+      resolve(l);
+    });
+  });
+}
+
+function stop() {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+}
+process.on('exit', stop);
+process.on('SIGINT', () => process.exit(130));
+
+/** Resident set size of a process now, in MiB. */
+function rss(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU seconds (user + system) a process has used. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Samples the RSS of some processes every 50 ms while `work` runs; returns growth over the start. */
+async function rssGrowth(pids, work) {
+  const base = pids.map(rss);
+  const peak = [...base];
+  const timer = setInterval(() => pids.forEach((p, i) => (peak[i] = Math.max(peak[i], rss(p)))), 50);
+  try {
+    const value = await work();
+    return { value, growth: peak.map((p, i) => p - base[i]) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function row(section, what, values, target = '') {
+  results.rows.push({ section, what, ...values, target });
+}
+
+async function main() {
+  results.machine = { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString() };
+  const app = start([join(here, 'app.mjs')]);
+  const appPort = Number(await firstLine(app.stdout));
+  const proxy = start([join(here, 'proxy.mjs'), String(appPort)]);
+  const proxyPort = Number(await firstLine(proxy.stdout));
+  // Info level on purpose: one JSON log line per request is part of the tunnel's real cost.
+  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '39000-39019', '--token', TOKEN]);
+  const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
+  server.stdout.resume();
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--json'], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
+  client.stdout.resume();
+  const targets = { direct: `http://127.0.0.1:${appPort}`, proxy: `http://127.0.0.1:${proxyPort}`, tunnel: tunnelUrl };
+  const pids = { server: server.pid, client: client.pid };
+
+  if (!SKIP.has('gets')) await smallGets(targets);
+  if (!SKIP.has('transfer')) await transfers(targets, pids);
+  if (!SKIP.has('inflight')) await inFlight(targets.tunnel);
+  if (!SKIP.has('ws')) await websockets(targets);
+  if (!SKIP.has('vite')) await vitePage(controlPort);
+  if (!SKIP.has('idle')) await idleScale();
+  print();
+}
+
+async function load(url, connections, seconds = SECONDS) {
+  const child = start([join(here, 'load.mjs'), `${url}/`, String(connections), String(seconds)]);
+  const line = await firstLine(child.stdout, () => true, (seconds + 30) * 1000);
+  await once(child, 'exit');
+  const r = JSON.parse(line);
+  if (r.errors || r.non2xx) throw new Error(`${url} at ${connections} connections: ${r.errors} errors, ${r.non2xx} non-2xx`);
+  return r;
+}
+
+async function smallGets(targets) {
+  for (const connections of [1, 16, 128]) {
+    const runs = { direct: [], proxy: [], tunnel: [] };
+    for (const name of Object.keys(targets)) await load(targets[name], connections, 1); // warm-up
+    for (let i = 0; i < ROUNDS; i++) for (const name of Object.keys(targets)) runs[name].push(await load(targets[name], connections));
+    const m = (name, k) => median(runs[name].map((r) => r[k]));
+    log(`small GETs c=${connections}: direct ${m('direct', 'rps').toFixed(0)}, proxy ${m('proxy', 'rps').toFixed(0)}, tunnel ${m('tunnel', 'rps').toFixed(0)} req/s`);
+    row('small GETs (1 KiB)', `${connections} conn: req/s`, { direct: m('direct', 'rps'), proxy: m('proxy', 'rps'), tunnel: m('tunnel', 'rps'), higher: true }, connections === 16 ? '≥ 0.75 × proxy' : '');
+    // autocannon's percentiles are whole milliseconds: the mean tells sub-millisecond latencies apart.
+    row('small GETs (1 KiB)', `${connections} conn: mean latency ms`, { direct: m('direct', 'mean'), proxy: m('proxy', 'mean'), tunnel: m('tunnel', 'mean') }, connections === 1 ? '≤ 3 × proxy' : '');
+    row('small GETs (1 KiB)', `${connections} conn: p50 ms`, { direct: m('direct', 'p50'), proxy: m('proxy', 'p50'), tunnel: m('tunnel', 'p50') });
+    row('small GETs (1 KiB)', `${connections} conn: p99 ms`, { direct: m('direct', 'p99'), proxy: m('proxy', 'p99'), tunnel: m('tunnel', 'p99') });
+  }
+}
+
+const agent = new Agent({ keepAliveTimeout: 10_000, connections: 2048, bodyTimeout: 120_000, headersTimeout: 120_000 });
+
+async function download(url, bytes, slowMBps) {
+  const t0 = performance.now();
+  const res = await request(`${url}/bytes?n=${bytes}`, { dispatcher: agent });
+  let got = 0;
+  for await (const chunk of res.body) {
+    got += chunk.length;
+    // A slow reader: hold back until the wanted rate allows the next chunk.
+    if (slowMBps) {
+      const due = t0 + (got / (slowMBps * MiB)) * 1000;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  if (got !== bytes) throw new Error(`download got ${got} of ${bytes}`);
+  return bytes / MiB / ((performance.now() - t0) / 1000);
+}
+
+async function upload(url, bytes) {
+  const block = Buffer.alloc(256 * 1024, 'u');
+  async function* body() {
+    for (let sent = 0; sent < bytes; sent += block.length) yield sent + block.length <= bytes ? block : block.subarray(0, bytes - sent);
+  }
+  const t0 = performance.now();
+  const res = await request(`${url}/upload`, { method: 'POST', body: Readable.from(body()), headers: { 'content-length': String(bytes) }, dispatcher: agent });
+  const text = await res.body.text();
+  if (Number(text) !== bytes) throw new Error(`upload: the app got ${text} of ${bytes}`);
+  return bytes / MiB / ((performance.now() - t0) / 1000);
+}
+
+async function transfers(targets, pids) {
+  const size = 200 * MiB;
+  const rounds = Math.max(1, Math.min(ROUNDS, 2));
+  for (const [what, fn] of [['download', download], ['upload', upload]]) {
+    const runs = { direct: [], proxy: [], tunnel: [] };
+    let growth = [0, 0];
+    for (let i = 0; i < rounds; i++) {
+      for (const name of Object.keys(targets)) {
+        if (name === 'tunnel') {
+          const r = await rssGrowth([pids.server, pids.client], () => fn(targets[name], size));
+          runs.tunnel.push(r.value);
+          growth = growth.map((g, j) => Math.max(g, r.growth[j]));
+        } else runs[name].push(await fn(targets[name], size));
+      }
+    }
+    log(`200 MiB ${what}: direct ${median(runs.direct).toFixed(0)}, proxy ${median(runs.proxy).toFixed(0)}, tunnel ${median(runs.tunnel).toFixed(0)} MB/s`);
+    row('200 MiB transfers', `${what} MB/s`, { direct: median(runs.direct), proxy: median(runs.proxy), tunnel: median(runs.tunnel), higher: true }, '≥ 0.5 × proxy');
+    row('200 MiB transfers', `${what}: RSS growth server / client MiB`, { tunnel: `${growth[0].toFixed(0)} / ${growth[1].toFixed(0)}` }, '< 64 each');
+  }
+  // A browser that reads slowly (8 MB/s): backpressure must hold memory down on every hop.
+  const slow = await rssGrowth([pids.server, pids.client], () => download(targets.tunnel, 64 * MiB, 8));
+  log(`slow reader: server +${slow.growth[0].toFixed(0)} MiB, client +${slow.growth[1].toFixed(0)} MiB`);
+  row('200 MiB transfers', 'slow reader (64 MiB at 8 MB/s): RSS growth server / client MiB', { tunnel: `${slow.growth[0].toFixed(0)} / ${slow.growth[1].toFixed(0)}` }, '< 64 each');
+}
+
+async function inFlight(tunnelUrl) {
+  const many = new Agent({ connections: 1000, keepAliveTimeout: 5_000 });
+  const t0 = performance.now();
+  const statuses = await Promise.all(Array.from({ length: 1000 }, () => request(`${tunnelUrl}/`, { dispatcher: many }).then(async (r) => ((await r.body.text()).length === 1024 ? r.statusCode : -1))));
+  const ok = statuses.filter((s) => s === 200).length;
+  await many.close();
+  log(`1,000 in flight: ${ok} answered correctly in ${(performance.now() - t0).toFixed(0)} ms`);
+  row('concurrency', '1,000 requests in flight through one tunnel: answered correctly', { tunnel: ok }, '1000');
+}
+
+async function wsMeasure(url, count = 3000) {
+  const ws = new WebSocket(url.replace(/^http/, 'ws'));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const payload = Buffer.alloc(64, 'm');
+  const rtts = [];
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    await new Promise((resolve) => {
+      ws.once('message', resolve);
+      ws.send(payload);
+    });
+    rtts.push(performance.now() - t);
+  }
+  const t0 = performance.now();
+  await new Promise((resolve) => {
+    let sent = 0;
+    let got = 0;
+    const pump = () => {
+      while (sent < count && sent - got < 64) {
+        ws.send(payload);
+        sent++;
+      }
+    };
+    ws.on('message', () => (++got === count ? resolve() : pump()));
+    pump();
+  });
+  const mps = count / ((performance.now() - t0) / 1000);
+  ws.terminate();
+  return { mps, rtt: median(rtts) };
+}
+
+async function websockets(targets) {
+  const runs = { direct: [], proxy: [], tunnel: [] };
+  for (let i = 0; i < ROUNDS; i++) for (const name of Object.keys(targets)) runs[name].push(await wsMeasure(targets[name]));
+  const m = (name, k) => median(runs[name].map((r) => r[k]));
+  log(`WebSocket: direct ${m('direct', 'mps').toFixed(0)}, proxy ${m('proxy', 'mps').toFixed(0)}, tunnel ${m('tunnel', 'mps').toFixed(0)} msg/s`);
+  row('WebSocket echo (64 B)', 'messages/s (64 in flight)', { direct: m('direct', 'mps'), proxy: m('proxy', 'mps'), tunnel: m('tunnel', 'mps'), higher: true });
+  row('WebSocket echo (64 B)', 'round trip ms', { direct: m('direct', 'rtt'), proxy: m('proxy', 'rtt'), tunnel: m('tunnel', 'rtt') });
+}
+
+/** A real Vite dev server with a page of 1,000 modules, loaded like a browser: 6 at a time. */
+async function vitePage(controlPort) {
+  const dir = join(root, '.artifacts', 'tmp', 'bench-vite');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'src'), { recursive: true });
+  const n = 1000;
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><script type="module" src="/src/main.js"></script>');
+  for (let i = 0; i < n; i++) writeFileSync(join(dir, 'src', `m${i}.js`), `export const v${i} = ${i};\n`);
+  writeFileSync(join(dir, 'src', 'main.js'), Array.from({ length: n }, (_, i) => `import { v${i} } from './m${i}.js';`).join('\n') + `\nconsole.log(${Array.from({ length: 10 }, (_, i) => `v${i}`).join('+')});\n`);
+  const vite = start([join(root, 'node_modules/vite/bin/vite.js'), dir, '--port', '0', '--host', '127.0.0.1', '--clearScreen', 'false', '--logLevel', 'info'], { env: { ...process.env, DEVTUNNEL: '0' } });
+  const vitePort = Number(/127\.0\.0\.1:(\d+)/.exec(await firstLine(vite.stdout, (l) => /Local:.*127\.0\.0\.1:\d+/.test(l)))[1]);
+  vite.stdout.resume();
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--name', 'bench-vite', '--json'], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
+  client.stdout.resume();
+  const browserish = new Agent({ connections: 6, keepAliveTimeout: 10_000 });
+  async function pageLoad(base) {
+    const t0 = performance.now();
+    const seen = new Set(['/src/main.js']);
+    const queue = ['/src/main.js'];
+    let fetched = 0;
+    const html = await (await request(`${base}/`, { dispatcher: browserish })).body.text();
+    if (!html.includes('/src/main.js')) throw new Error('vite page');
+    async function worker() {
+      while (queue.length) {
+        const path = queue.shift();
+        const res = await request(`${base}${path}`, { dispatcher: browserish });
+        const text = await res.body.text();
+        if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode}`);
+        fetched++;
+        for (const m of text.matchAll(/from ["'](\/src\/[^"']+)["']/g)) if (!seen.has(m[1])) seen.add(m[1]) && queue.push(m[1]);
+        while (queue.length === 0 && fetched < seen.size && fetched < n + 1) await new Promise((r) => setImmediate(r));
+      }
+    }
+    await Promise.all(Array.from({ length: 6 }, worker));
+    if (fetched < n + 1) throw new Error(`page load fetched ${fetched} modules`);
+    return performance.now() - t0;
+  }
+  await pageLoad(`http://127.0.0.1:${vitePort}`); // Vite transforms everything once
+  await pageLoad(tunnelUrl);
+  const runs = { direct: [], tunnel: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    runs.direct.push(await pageLoad(`http://127.0.0.1:${vitePort}`));
+    runs.tunnel.push(await pageLoad(tunnelUrl));
+  }
+  log(`Vite page of 1,000 modules: direct ${median(runs.direct).toFixed(0)} ms, tunnel ${median(runs.tunnel).toFixed(0)} ms`);
+  row('Vite page (1,000 modules, 6 at a time)', 'load time ms', { direct: median(runs.direct), tunnel: median(runs.tunnel) }, '≤ 1.5 × direct');
+  await browserish.close();
+  vite.kill('SIGTERM');
+  client.kill('SIGTERM');
+}
+
+/** 500 tunnels registered, their polls waiting: the server's CPU and memory at rest. */
+async function idleScale() {
+  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '41000-41599', '--token', TOKEN]);
+  const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
+  server.stdout.resume();
+  const fleet = start([join(here, 'fleet.mjs'), `http://127.0.0.1:${controlPort}`, '500'], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const ready = JSON.parse(await firstLine(fleet.stdout, (l) => l.startsWith('{'), 120_000));
+  const before = cpuSeconds(server.pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const cpu = ((cpuSeconds(server.pid) - before) / ((performance.now() - t0) / 1000)) * 100;
+  const memory = rss(server.pid);
+  log(`500 idle tunnels (${ready.polls} polls): server ${cpu.toFixed(1)} % of a core, ${memory.toFixed(0)} MiB RSS`);
+  row('idle scale', `500 tunnels, ${ready.polls} polls waiting: server CPU % of a core`, { tunnel: cpu }, '< 5');
+  row('idle scale', '500 tunnels: server RSS MiB', { tunnel: memory }, '< 300');
+  fleet.kill('SIGTERM');
+  server.kill('SIGTERM');
+}
+
+function fmt(v) {
+  if (typeof v === 'string') return v;
+  if (v === undefined || Number.isNaN(v)) return '–';
+  return v >= 100 ? v.toFixed(0) : v.toFixed(2);
+}
+
+function print() {
+  const lines = [`devtunnel bench — node ${results.machine.node}, ${results.machine.cpus} CPUs, ${SECONDS} s × ${ROUNDS} rounds, medians`, ''];
+  lines.push('| section | what | direct | one-hop proxy | tunnel | tunnel ÷ direct | tunnel ÷ proxy | target |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const r of results.rows) {
+    const ratio = (base) => (typeof r.tunnel === 'number' && typeof base === 'number' && base > 0 ? (r.tunnel / base).toFixed(2) : '');
+    lines.push(`| ${r.section} | ${r.what} | ${fmt(r.direct)} | ${fmt(r.proxy)} | ${fmt(r.tunnel)} | ${ratio(r.direct)} | ${ratio(r.proxy)} | ${r.target} |`);
+  }
+  console.log(lines.join('\n'));
+  mkdirSync(join(root, '.artifacts', 'bench'), { recursive: true });
+  writeFileSync(join(root, '.artifacts', 'bench', 'latest.json'), JSON.stringify(results, null, 2));
+  writeFileSync(join(root, '.artifacts', 'bench', 'latest.md'), lines.join('\n') + '\n');
+}
+
+main().then(
+  () => {
+    stop();
+    process.exit(0);
+  },
+  (error) => {
+    console.error(error);
+    stop();
+    process.exit(1);
+  },
+);
