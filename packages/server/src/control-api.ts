@@ -5,6 +5,7 @@ import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
+import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
 import { handleResponseUpload } from './respond';
 import { handleUpstream } from './upgrade';
@@ -14,7 +15,7 @@ import type { TunnelSession } from './tunnel';
  * The control API, in the order a request meets it: route → authenticate → act. Errors become
  * responses in one place, at the end (`controlApi`'s catch).
  *
- *   GET    /healthz, /readyz
+ *   GET    /healthz, /readyz, /metrics (Prometheus)
  *   POST   /api/v1/tunnels                         register            (registration token)
  *   GET    /api/v1/tunnels                         list                (registration token)
  *   GET    /api/v1/tunnels/:id                     check               (tunnel secret)
@@ -27,6 +28,7 @@ export interface ControlDeps {
   options: ResolvedServerOptions;
   registry: Registry;
   logger: ServerLogger;
+  metrics: ServerMetrics;
   /** False while starting or draining: /readyz answers 503. */
   isReady(): boolean;
 }
@@ -97,6 +99,7 @@ export function createControlHandler(deps: ControlDeps) {
       failures.set(ip, entry);
     }
     entry.count++;
+    deps.metrics.authFailed();
     logger.log('warn', 'auth.failed', { remote: ip, path: req.url?.split('?')[0] });
     return new HttpError('unauthorized', 'Missing or wrong token: send "Authorization: Bearer <token>" with the token the tunnel server was started with (DEVTUNNEL_TOKEN).');
   }
@@ -133,6 +136,13 @@ export function createControlHandler(deps: ControlDeps) {
     const method = req.method ?? 'GET';
 
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/metrics') {
+      // Prometheus scrapes from inside the cluster; the NetworkPolicy decides who may (docs/deploy.md).
+      const { text, contentType } = await deps.metrics.render();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
     if (path === '/readyz') {
       if (!deps.isReady()) throw new HttpError('server_shutting_down', 'Not ready: starting or draining.', { retryAfter: 2 });
       return json(res, 200, { status: 'ready', tunnels: registry.size });

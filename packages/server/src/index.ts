@@ -6,3 +6,5 @@ export { createJsonLogger, silentLogger } from './logger';
 export type { LogLevel, ServerLogger } from './logger';
 export { HttpError, InvalidOptionError } from './errors';
 export type { TunnelSnapshot } from './registry';
+export { createPrometheusMetrics, noopMetrics } from './metrics';
+export type { MetricsSnapshot, RequestFinished, ServerMetrics } from './metrics';

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
+import type { ServerMetrics } from './metrics';
 
 /**
  * Options of {@link createTunnelServer}. The `devtunnel-server` CLI has one flag per option
@@ -62,11 +63,14 @@ export interface ServerOptions {
   drainTimeoutMs?: number;
   /** Where JSON log lines go. @default silent (the CLI logs to stdout) */
   logger?: ServerLogger;
+  /** Where domain events go; `false` for none. @default Prometheus series served at `/metrics` */
+  metrics?: ServerMetrics | false;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
 }
 
-export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile'>> {
+export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics'>> {
+  metrics: ServerMetrics | false | undefined;
   token: string;
   /** True when no token was configured and the server made one up. */
   generatedToken: boolean;
@@ -150,6 +154,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     token: o.token ?? randomBytes(24).toString('hex'),
     generatedToken,
     stateFile: o.stateFile,
+    metrics: o.metrics,
     portRange,
     logger: o.logger ?? silentLogger,
     now: o.now ?? Date.now,

@@ -4,10 +4,11 @@ import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, type RegisterRequest
 import { HttpError } from './errors';
 import { randomId } from './ids';
 import type { ServerLogger } from './logger';
+import type { ServerMetrics } from './metrics';
 import type { ResolvedServerOptions } from './options';
 import { createPortAllocator, type PortAllocator } from './ports';
 import { createStateStore, type StateStore } from './state-store';
-import { createTunnelSession, type Exchange, type TunnelSession } from './tunnel';
+import { createTunnelSession, type Exchange, type RecentRequest, type TunnelSession } from './tunnel';
 import { createTunnelListener, type TunnelListener } from './tunnel-listener';
 
 /**
@@ -16,6 +17,10 @@ import { createTunnelListener, type TunnelListener } from './tunnel-listener';
  */
 export interface TunnelSnapshot {
   id: string | undefined;
+  /** Upgraded connections (WebSockets) open now. */
+  upgraded: number;
+  /** The last finished requests (method, path, status, time; never bodies, queries, cookies). */
+  recent: RecentRequest[];
   name: string;
   /** `user@host:localPort` without the random part of the identity. */
   owner: string;
@@ -54,6 +59,7 @@ export interface RegistryDeps {
   logger: ServerLogger;
   /** Writes the per-request log line and updates counters. */
   finished(exchange: Exchange, tunnel: TunnelSession): void;
+  metrics: ServerMetrics;
   rejected(port: number, error: HttpError, req?: IncomingMessage): void;
 }
 
@@ -135,6 +141,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
     allocator.touch(tunnel.clientId);
     logger.log('info', 'tunnel.closed', { tunnel: tunnel.name, port: tunnel.port, id: tunnel.id, reason });
+    deps.metrics.tunnelClosed(reason);
     store?.save();
   }
 
@@ -152,7 +159,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       const { port: candidate, evicted } = allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
       if (evicted) {
         const loser = byClient.get(evicted);
-        if (loser) end(loser, 'port reused for another tunnel', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'));
+        if (loser) end(loser, 'port_reused', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'));
         logger.log('info', 'port.reused', { port: candidate });
       }
       try {
@@ -168,7 +175,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       }
     }
     if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
-    if (previous) end(previous, 'replaced by a new registration', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
+    if (previous) end(previous, 'replaced', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
 
     const id = randomId();
     const secret = randomBytes(32).toString('hex');
@@ -187,6 +194,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     byClient.set(req.clientId, tunnel);
     store?.save();
     const url = publicUrl(port, hostHeader);
+    deps.metrics.tunnelRegistered();
     logger.log('info', 'tunnel.registered', { tunnel: name, port, id, owner: owner(req.clientId), localPort: req.localPort, version: req.version, replaced: previous !== undefined });
     return {
       protocol: PROTOCOL_VERSION,
@@ -263,6 +271,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
           state: state === 'closed' ? 'expired' : state,
           localPort: t?.localPort,
           version: t?.version,
+          upgraded: t?.upgraded ?? 0,
+          recent: t ? [...t.stats.recent] : [],
           pollsWaiting: t?.pollsWaiting ?? 0,
           queued: t?.queued ?? 0,
           inFlight: t?.inFlight ?? 0,

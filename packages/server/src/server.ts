@@ -5,7 +5,8 @@ import { rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
-import type { Exchange, TunnelSession } from './tunnel';
+import { RECENT_REQUESTS, type Exchange, type TunnelSession } from './tunnel';
+import { createPrometheusMetrics, noopMetrics, type MetricsSnapshot, type ServerMetrics } from './metrics';
 
 /**
  * The composition root: options → registry (tunnels, ports, listeners) → control API → one HTTP
@@ -50,6 +51,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
 
   function finished(ex: Exchange, tunnel: TunnelSession): void {
     const t = o.now();
+    const path = ex.message.url.split('?')[0]!;
     // An upgrade is logged when its connection closes: status 101, totalMs its lifetime.
     const status = ex.upgrade ? (ex.upgrade.status ?? 499) : ex.res!.headersSent ? ex.res!.statusCode : 499;
     const complete = ex.upgrade ? ex.upgrade.status !== undefined : ex.res!.writableFinished;
@@ -62,7 +64,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
       requestId: ex.requestId,
       method: ex.message.method,
       // The query is left out on purpose: it may carry tokens (Vite's ?token=, OAuth codes).
-      path: ex.message.url.split('?')[0],
+      path,
       status,
       bytesIn: ex.bytesIn,
       bytesOut: ex.bytesOut,
@@ -75,14 +77,30 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     const trace = traceFields(ex.req);
     if (trace) fields.trace = trace;
     logger.log('info', 'request', fields);
+    const recent = tunnel.stats.recent;
+    recent.push({ time: t, method: ex.message.method, path, status, durationMs: t - ex.arrivedAt, ...(ex.code ? { code: ex.code } : {}) });
+    if (recent.length > RECENT_REQUESTS) recent.shift();
+    metrics.requestFinished({ status, code: ex.code, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, queuedMs: fields.queuedMs as number, totalMs: t - ex.arrivedAt, upgrade: ex.upgrade !== undefined });
   }
 
   function rejected(port: number, error: HttpError, req?: IncomingMessage): void {
     logger.log('warn', 'request.rejected', { port, status: error.status, code: error.code, reason: error.message, method: req?.method, path: req?.url?.split('?')[0] });
   }
 
-  const registry: Registry = createRegistry({ options: o, logger, finished, rejected });
-  const handler = createControlHandler({ options: o, registry, logger, isReady: () => ready && !closing });
+  function snapshot(): MetricsSnapshot {
+    const s: MetricsSnapshot = { tunnels: { connected: 0, offline: 0, expired: 0 }, pollsWaiting: 0, queued: 0, inFlight: 0, upgraded: 0 };
+    for (const t of registry.list()) {
+      s.tunnels[t.state]++;
+      s.pollsWaiting += t.pollsWaiting;
+      s.queued += t.queued;
+      s.inFlight += t.inFlight;
+      s.upgraded += t.upgraded;
+    }
+    return s;
+  }
+  const metrics: ServerMetrics = o.metrics === false ? noopMetrics : (o.metrics ?? createPrometheusMetrics(snapshot));
+  const registry: Registry = createRegistry({ options: o, logger, finished, rejected, metrics });
+  const handler = createControlHandler({ options: o, registry, logger, metrics, isReady: () => ready && !closing });
   const server: Server = createServer({
     headersTimeout: o.headersTimeoutMs,
     // Uploads of long responses and held polls have no total cap; idleness is capped below.

@@ -67,6 +67,20 @@ interface Poll {
 
 export type TunnelState = 'connected' | 'offline' | 'closed';
 
+/** One finished request, as the dashboard shows it: never bodies, queries, tokens or cookies. */
+export interface RecentRequest {
+  time: number;
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  status: number;
+  durationMs: number;
+  code?: string;
+}
+
+/** How many finished requests a tunnel remembers for the dashboard. */
+export const RECENT_REQUESTS = 20;
+
 export interface TunnelStats {
   requests: number;
   errors: number;
@@ -75,6 +89,8 @@ export interface TunnelStats {
   firstSeen: number;
   lastSeen: number;
   lastRequestAt: number | undefined;
+  /** The last {@link RECENT_REQUESTS} finished requests, newest last. */
+  recent: RecentRequest[];
 }
 
 export interface TunnelSession {
@@ -146,7 +162,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   const controls: CancelMessage[] = [];
   /** Dispatched or responding exchanges, by dispatch id. */
   const pending = new Map<string, Exchange>();
-  const stats: TunnelStats = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0, firstSeen: now(), lastSeen: now(), lastRequestAt: undefined };
+  const stats: TunnelStats = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0, firstSeen: now(), lastSeen: now(), lastRequestAt: undefined, recent: [] };
   let offlineSince: number | undefined;
   let draining: HttpError | undefined;
   let closed = false;

@@ -1,0 +1,96 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * What the server reports, as domain events (frp's server/metrics idea): the tunnel code says
+ * what happened, and one implementation turns that into Prometheus series. No counter is kept
+ * anywhere else; the gauges read the registry when scraped.
+ */
+export interface ServerMetrics {
+  tunnelRegistered(): void;
+  tunnelClosed(reason: string): void;
+  requestFinished(event: RequestFinished): void;
+  authFailed(): void;
+  /** The exposition text for `/metrics`, and its content type. */
+  render(): Promise<{ text: string; contentType: string }>;
+}
+
+export interface RequestFinished {
+  status: number;
+  /** The tunnel's error code when the tunnel answered (tunnel_offline…), else undefined. */
+  code: string | undefined;
+  bytesIn: number;
+  bytesOut: number;
+  /** Time waiting for a poll, in ms. */
+  queuedMs: number;
+  /** Arrival to end, in ms (an upgraded connection's lifetime). */
+  totalMs: number;
+  upgrade: boolean;
+}
+
+/** What the gauges read at scrape time. */
+export interface MetricsSnapshot {
+  tunnels: Record<'connected' | 'offline' | 'expired', number>;
+  pollsWaiting: number;
+  queued: number;
+  inFlight: number;
+  upgraded: number;
+}
+
+export const noopMetrics: ServerMetrics = Object.freeze({
+  tunnelRegistered() {},
+  tunnelClosed() {},
+  requestFinished() {},
+  authFailed() {},
+  async render() {
+    return { text: '', contentType: 'text/plain; version=0.0.4' };
+  },
+});
+
+function statusClass(status: number): string {
+  return status === 499 ? 'aborted' : `${Math.floor(status / 100)}xx`;
+}
+
+/** Prometheus series (prom-client) on a registry of their own, with Node's process metrics. */
+export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): ServerMetrics {
+  const register = new Registry();
+  collectDefaultMetrics({ register });
+  const requests = new Counter({ name: 'devtunnel_requests_total', help: 'Browser requests through tunnels, by status class and tunnel error code (empty when the local app answered).', labelNames: ['class', 'code'], registers: [register] });
+  const bytes = new Counter({ name: 'devtunnel_bytes_total', help: 'Body bytes through tunnels: in = browser to laptop, out = laptop to browser.', labelNames: ['direction'], registers: [register] });
+  const queueWait = new Histogram({ name: 'devtunnel_queue_wait_seconds', help: 'Time a request waited for a poll of its tunnel.', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 25], registers: [register] });
+  const latency = new Histogram({ name: 'devtunnel_request_duration_seconds', help: 'Arrival to end of a request through a tunnel (upgraded connections excluded).', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [register] });
+  const upgrades = new Counter({ name: 'devtunnel_upgrades_total', help: 'Upgrade requests (WebSocket), by status class.', labelNames: ['class'], registers: [register] });
+  const registered = new Counter({ name: 'devtunnel_tunnels_registered_total', help: 'Registrations accepted.', registers: [register] });
+  const closed = new Counter({ name: 'devtunnel_tunnels_closed_total', help: 'Tunnel sessions ended, by reason.', labelNames: ['reason'], registers: [register] });
+  const authFailures = new Counter({ name: 'devtunnel_auth_failures_total', help: 'Failed authentications on the control API.', registers: [register] });
+  const tunnels = new Gauge({ name: 'devtunnel_tunnels', help: 'Tunnels by state (expired: a port still reserved for its owner).', labelNames: ['state'], registers: [register] });
+  const polls = new Gauge({ name: 'devtunnel_polls_waiting', help: 'Long-polls held by the server.', registers: [register] });
+  const queued = new Gauge({ name: 'devtunnel_requests_queued', help: 'Requests waiting for a poll.', registers: [register] });
+  const inFlight = new Gauge({ name: 'devtunnel_requests_in_flight', help: 'Requests handed to clients and not answered yet.', registers: [register] });
+  const open = new Gauge({ name: 'devtunnel_upgraded_connections', help: 'Upgraded connections (WebSockets) open now.', registers: [register] });
+
+  return {
+    tunnelRegistered: () => registered.inc(),
+    tunnelClosed: (reason) => closed.inc({ reason }),
+    authFailed: () => authFailures.inc(),
+    requestFinished(e) {
+      if (e.upgrade) {
+        upgrades.inc({ class: statusClass(e.status) });
+      } else {
+        requests.inc({ class: statusClass(e.status), code: e.code ?? '' });
+        latency.observe(e.totalMs / 1000);
+      }
+      queueWait.observe(e.queuedMs / 1000);
+      if (e.bytesIn) bytes.inc({ direction: 'in' }, e.bytesIn);
+      if (e.bytesOut) bytes.inc({ direction: 'out' }, e.bytesOut);
+    },
+    async render() {
+      const s = snapshot();
+      for (const state of ['connected', 'offline', 'expired'] as const) tunnels.set({ state }, s.tunnels[state]);
+      polls.set(s.pollsWaiting);
+      queued.set(s.queued);
+      inFlight.set(s.inFlight);
+      open.set(s.upgraded);
+      return { text: await register.metrics(), contentType: register.contentType };
+    },
+  };
+}
