@@ -22,7 +22,11 @@ export interface Child {
 
 /** Runs one of our built CLIs with the current Node, exactly as a user would. */
 export function runBin(bin: string, args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return watchChild(spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** The same handle for a process spawned some other way (its own environment, cwd); stdout and stderr must be pipes. */
+export function watchChild(child: ChildProcess): Child {
   const lines: string[] = [];
   const errLines: string[] = [];
   let err = '';

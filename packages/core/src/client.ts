@@ -280,6 +280,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       waiting--;
       if (closed) return;
       if (error instanceof ServerAnswerError && error.serverCode === 'too_many_polls') return;
+      if (error instanceof ServerAnswerError && error.serverCode === 'tunnel_closed' && s === session) {
+        fail(new TunnelError('TUNNEL_CLOSED_BY_SERVER', error.message, { status: error.status, cause: error }));
+        return;
+      }
       if (s === session) channelFailed(error);
       return;
     }

@@ -16,7 +16,9 @@ export type TunnelErrorCode =
   /** The server speaks something we do not understand (bad frame, unexpected status). */
   | 'TUNNEL_PROTOCOL_ERROR'
   /** `close()` was called or the abort signal fired. */
-  | 'TUNNEL_CLOSED';
+  | 'TUNNEL_CLOSED'
+  /** An administrator closed the tunnel on the server (its dashboard). Final: start the client again. */
+  | 'TUNNEL_CLOSED_BY_SERVER';
 
 export class TunnelError extends Error {
   override readonly name = 'TunnelError';
@@ -34,5 +36,5 @@ export class TunnelError extends Error {
 /** Errors after which retrying is pointless: the user must change something first. */
 export function isFinal(error: unknown): boolean {
   const code = (error as TunnelError | undefined)?.code;
-  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_PROTOCOL_ERROR' || code === 'TUNNEL_CLOSED';
+  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_PROTOCOL_ERROR' || code === 'TUNNEL_CLOSED' || code === 'TUNNEL_CLOSED_BY_SERVER';
 }

@@ -1,7 +1,7 @@
 import type { ServerOptions } from './options';
 
 /** The `devtunnel-server` CLI's flags: the help text and the README's options table come from here. */
-export type Kind = 'port' | 'string' | 'ms' | 'count';
+export type Kind = 'port' | 'string' | 'ms' | 'count' | 'list';
 
 /** Flag → option. The variable is `DEVTUNNEL_` + the flag in upper snake case. */
 export const serverFlags: ReadonlyArray<{ flag: string; option: keyof ServerOptions; kind: Kind; help: string }> = [
@@ -9,6 +9,8 @@ export const serverFlags: ReadonlyArray<{ flag: string; option: keyof ServerOpti
   { flag: 'host', option: 'host', kind: 'string', help: 'address to bind, for the control API and the tunnel ports' },
   { flag: 'tunnel-ports', option: 'tunnelPorts', kind: 'string', help: 'range tunnel ports come from' },
   { flag: 'token', option: 'token', kind: 'string', help: 'registration token (generated and printed once when unset)' },
+  { flag: 'admin-token', option: 'adminToken', kind: 'string', help: 'token that signs an admin into the dashboard (can close tunnels)' },
+  { flag: 'dashboard-open-cidrs', option: 'dashboardOpenCidrs', kind: 'list', help: 'networks that may read the dashboard without a token (comma list)' },
   { flag: 'state-file', option: 'stateFile', kind: 'string', help: 'JSON file keeping port assignments across restarts' },
   { flag: 'public-url', option: 'publicUrl', kind: 'string', help: 'tunnel URL template handed to clients ({host}, {port})' },
   { flag: 'poll-timeout-ms', option: 'pollTimeoutMs', kind: 'ms', help: 'how long a poll is held before 204' },

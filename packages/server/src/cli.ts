@@ -7,6 +7,7 @@ import { InvalidOptionError } from './errors';
 import { createBatchedWriter, createJsonLogger, type LogLevel } from './logger';
 import type { ServerOptions } from './options';
 import { envName, serverFlags, type Kind } from './cli-flags';
+import { k8sManifestCommand } from './k8s-manifest';
 import { createTunnelServer } from './server';
 
 
@@ -19,10 +20,14 @@ Options:
 ${serverFlags.map((f) => `  --${(f.flag + ' <value>').padEnd(30)} ${f.help} [${envName(f.flag)}]`).join('\n')}
   ${'--log-level <level>'.padEnd(32)} debug, info, warn or error (default info) [DEVTUNNEL_LOG_LEVEL]
   ${'--help'.padEnd(32)} show this help
+
+Also: devtunnel-server k8s-manifest [--tunnel-ports …] [--namespace …] [--image …] [--host …] prints the
+Kubernetes manifests for a range (every tunnel port listed for you); see docs/deploy.md.
 `;
 
-function toValue(flag: string, kind: Kind, raw: string): string | number {
+function toValue(flag: string, kind: Kind, raw: string): string | number | string[] {
   if (kind === 'string') return raw;
+  if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (!/^\d+$/.test(raw)) throw new InvalidOptionError(`devtunnel-server: --${flag} must be a whole number (got "${raw}").`);
   return Number(raw);
 }
@@ -43,6 +48,9 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: ServerOptions
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'k8s-manifest') {
+    return k8sManifestCommand(process.argv.slice(3), { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(process.argv.slice(2), process.env);

@@ -7,6 +7,7 @@ import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
 import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
+import { createDashboard } from './dashboard';
 import { handleResponseUpload } from './respond';
 import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
@@ -16,6 +17,7 @@ import type { TunnelSession } from './tunnel';
  * responses in one place, at the end (`controlApi`'s catch).
  *
  *   GET    /healthz, /readyz, /metrics (Prometheus)
+ *   *      /dashboard…                             the dashboard (its own sign-in; dashboard.ts)
  *   POST   /api/v1/tunnels                         register            (registration token)
  *   GET    /api/v1/tunnels                         list                (registration token)
  *   GET    /api/v1/tunnels/:id                     check               (tunnel secret)
@@ -109,6 +111,8 @@ export function createControlHandler(deps: ControlDeps) {
     return entry !== undefined && entry.count >= AUTH_FAILURES_PER_WINDOW && options.now() - entry.since <= AUTH_WINDOW_MS;
   }
 
+  const dashboard = createDashboard({ options, registry, logger, authFailed, throttled });
+
   function requireToken(req: IncomingMessage): void {
     // Guessing the shared registration token is throttled per address.
     if (throttled(req)) throw new HttpError('rate_limited', 'Too many failed authentications from this address; wait a minute.', { retryAfter: 60 });
@@ -147,6 +151,7 @@ export function createControlHandler(deps: ControlDeps) {
       if (!deps.isReady()) throw new HttpError('server_shutting_down', 'Not ready: starting or draining.', { retryAfter: 2 });
       return json(res, 200, { status: 'ready', tunnels: registry.size });
     }
+    if (await dashboard(req, res, path)) return;
     if (!path.startsWith(`${API_PREFIX}/tunnels`)) throw new HttpError('not_found', `Nothing at ${path}. The API lives under ${API_PREFIX}/.`);
 
     const parts = path.slice(API_PREFIX.length + 1).split('/');

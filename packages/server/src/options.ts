@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
@@ -26,6 +27,17 @@ export interface ServerOptions {
    * generated at start (see `generatedToken`), so the server is never open by accident.
    */
   token?: string;
+  /**
+   * Token that signs an admin into the dashboard, who can close any tunnel. Without it the
+   * dashboard is read-only. @default none
+   */
+  adminToken?: string;
+  /**
+   * Source networks (CIDR) that may read the dashboard without a token, e.g. `['10.0.0.0/8']`.
+   * Checked against the connection's address: behind an ingress that is the ingress's.
+   * @default [] (a token is always needed)
+   */
+  dashboardOpenCidrs?: string[];
   /** JSON file keeping port assignments across restarts. @default none (memory only) */
   stateFile?: string;
   /**
@@ -69,7 +81,8 @@ export interface ServerOptions {
   now?: () => number;
 }
 
-export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics'>> {
+export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics' | 'adminToken'>> {
+  adminToken: string | undefined;
   metrics: ServerMetrics | false | undefined;
   token: string;
   /** True when no token was configured and the server made one up. */
@@ -97,6 +110,7 @@ export const serverDefaults = Object.freeze({
   maxPolls: 32,
   maxUpgrades: 256,
   drainTimeoutMs: 20_000,
+  dashboardOpenCidrs: [] as string[],
 } satisfies ServerOptions);
 
 
@@ -147,6 +161,14 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 16 || /[^\x21-\x7e]/.test(o.token))) {
     throw invalid('token', 'must be at least 16 printable characters without spaces (try: openssl rand -hex 24).');
   }
+  if (o.adminToken !== undefined && (typeof o.adminToken !== 'string' || o.adminToken.length < 16 || /[^\x21-\x7e]/.test(o.adminToken) || o.adminToken === o.token)) {
+    throw invalid('adminToken', 'must be at least 16 printable characters without spaces, and differ from the registration token.');
+  }
+  for (const cidr of o.dashboardOpenCidrs) {
+    const m = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/.exec(cidr);
+    const bits = m ? Number(m[2]) : -1;
+    if (!m || !(isIPv4(m[1]!) ? bits <= 32 : isIPv6(m[1]!) && bits <= 128)) throw invalid('dashboardOpenCidrs', `must be networks such as 10.0.0.0/8 (got ${JSON.stringify(cidr)}).`);
+  }
   if (!/\{port\}/.test(o.publicUrl)) throw invalid('publicUrl', `must contain {port}, e.g. http://{host}:{port} (got ${JSON.stringify(o.publicUrl)}).`);
   const generatedToken = o.token === undefined;
   return {
@@ -155,6 +177,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     generatedToken,
     stateFile: o.stateFile,
     metrics: o.metrics,
+    adminToken: o.adminToken,
     portRange,
     logger: o.logger ?? silentLogger,
     now: o.now ?? Date.now,

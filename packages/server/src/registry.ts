@@ -255,7 +255,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
     remove(id, reason) {
       const tunnel = byId.get(id);
-      if (tunnel) end(tunnel, reason, new HttpError('unknown_tunnel', `This tunnel was closed (${reason}).`));
+      if (!tunnel) return;
+      // Closed by an admin: tell the client to stop, not to register again at once.
+      const error = reason === 'closed_by_admin'
+        ? new HttpError('tunnel_closed', 'An administrator of the tunnel server closed this tunnel. Start the client again if you still need it.')
+        : new HttpError('unknown_tunnel', `This tunnel was closed (${reason}).`);
+      end(tunnel, reason, error);
     },
 
     list() {

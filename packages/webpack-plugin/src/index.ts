@@ -94,7 +94,7 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
       ...devServer,
       onListening(ds: DevServerLike) {
         userOnListening?.(ds);
-        if (!/CI is set|enabled: false/.test(off)) firstCompiler(ds.compiler)?.getInfrastructureLogger(LOGGER_NAME).info(`devtunnel: ${off}: no tunnel.`);
+        if (!/CI is set|enabled: false/.test(off)) firstCompiler(ds.compiler)?.getInfrastructureLogger(LOGGER_NAME).info(`${off}: no tunnel.`);
       },
     };
   }
@@ -157,10 +157,12 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
     reportStatus(client, log, (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`);
     // Never awaited: the dev server must not wait for, or fail with, the tunnel.
     client.start().catch(() => {});
-    const close = async () => {
-      if (sessions.get(key) !== client) return;
-      sessions.delete(key);
-      await client.close();
+    // One deregistration, awaited by whichever asks: the server's 'close' comes first on Ctrl+C and
+    // must not leave the compiler's shutdown hook (which webpack-dev-server awaits) with nothing.
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      if (sessions.get(key) === client) sessions.delete(key);
+      return (closing ??= client.close());
     };
     // webpack-dev-server awaits the compiler's shutdown hook on Ctrl+C: deregister there.
     compiler?.hooks.shutdown.tapPromise(PLUGIN_NAME, close);

@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import type { BrowserContext, Dialog } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../helpers/browser';
+import { startEchoApp, type EchoApp } from '../helpers/echo-app';
+import { rawExchange } from '../helpers/net';
+import { startClient, startServer, TOKEN } from '../helpers/tunnel';
+
+const ADMIN = 'admin-token-0123456789abcdef';
+
+/** The dashboard in real Chromium: sign in, watch a tunnel live, close it; XSS attempts stay text. */
+describe('the dashboard, in Chromium', () => {
+  let app: EchoApp;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let browser: BrowserContext;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!();
+  });
+
+  beforeAll(async () => {
+    app = await startEchoApp();
+    server = await startServer({ adminToken: ADMIN });
+    browser = await launchChromium();
+  }, 30_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await app?.close();
+  });
+
+  test('sign in as admin, see the tunnel update live, close it after confirming', async () => {
+    const client = await startClient(server, { port: app.port, name: 'dash-test' });
+    cleanup.push(() => client.close());
+    const page = await browser.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog: Dialog) => {
+      dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      void (dialog.type() === 'confirm' ? dialog.accept() : dialog.dismiss());
+    });
+    await page.goto(`${server.url}/dashboard`);
+    await page.fill('#token', ADMIN);
+    await page.click('button[type=submit]');
+    const row = page.locator(`tr[data-port="${client.info.port}"]`);
+    await row.waitFor();
+    expect(await row.locator('.name').textContent()).toBe('dash-test');
+    expect(await row.locator('.state-connected').textContent()).toBe('connected');
+
+    // An XSS attempt through the request path (client-controlled text on the page).
+    const xss = await rawExchange(client.info.port, 'GET /<img/src=x/onerror=alert(document.domain)> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(xss.statuses.length).toBe(1);
+    // The page's CSP forbids evaluating strings, so wait with locators, not waitForFunction.
+    await row.locator('.requests', { hasText: /^1$/ }).waitFor({ timeout: 10_000 });
+    await row.locator('summary').click();
+    const shown = await row.locator('details table').textContent();
+    if (xss.statuses[0] === 200) expect(shown).toContain('/<img/src=x/onerror=alert(document.domain)>');
+    expect(await page.locator('details img').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    const stopped = new Promise<string>((resolve) => client.once('error', (e) => resolve(e.code)));
+    await row.locator('button.close').click();
+    await row.locator('.state-expired').waitFor({ timeout: 10_000 });
+    expect(dialogs.filter((d) => d.startsWith('confirm'))).toHaveLength(1);
+    expect(dialogs.filter((d) => d.startsWith('alert'))).toHaveLength(0);
+    expect(server.tunnels().find((t) => t.port === client.info.port)?.id).toBeUndefined();
+    // The client is told, and stops instead of registering again at once.
+    expect(await stopped).toBe('TUNNEL_CLOSED_BY_SERVER');
+    expect(client.status).toBe('closed');
+    await client.close();
+    await page.close();
+  }, 60_000);
+
+  test('a developer signed in with the registration token sees the tunnels but no close button', async () => {
+    const client = await startClient(server, { port: app.port, name: 'viewer-sees' });
+    cleanup.push(() => client.close());
+    const page = await browser.newPage();
+    await browser.clearCookies();
+    await page.goto(`${server.url}/dashboard`);
+    await page.fill('#token', TOKEN);
+    await page.click('button[type=submit]');
+    const row = page.locator(`tr[data-port="${client.info.port}"]`);
+    await row.waitFor();
+    expect(await row.locator('button.close').count()).toBe(0);
+    expect(await page.locator('.role').textContent()).toBe('read-only');
+    await client.close();
+    await page.close();
+  }, 60_000);
+});
