@@ -89,6 +89,13 @@ describe.each(kinds)('%s', (kind) => {
     }
   }, 90_000);
 
+  test('the tunnel server is down: one warning, the dev server keeps serving', async () => {
+    const { child } = start('/', {}, { DEVTUNNEL_SERVER: 'http://127.0.0.1:9' });
+    const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
+    await child.waitForLine((l) => l.includes('not connected yet'), 30_000);
+    expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
+  }, 90_000);
+
   test('off with DEVTUNNEL=0: the dev server runs untouched', async () => {
     const before = server.tunnels().length;
     const { child } = start('/', {}, { DEVTUNNEL: '0' });
@@ -96,5 +103,44 @@ describe.each(kinds)('%s', (kind) => {
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
     expect(child.lines.join('\n')).not.toContain('Tunnel:');
     expect(server.tunnels().length).toBe(before);
+  }, 90_000);
+});
+
+/** The compiler-plugin form, which only `webpack serve` honours: the CLI, a config file, a plugin entry. */
+describe('new DevTunnelPlugin() under webpack serve', () => {
+  test('registers, serves through the tunnel, and deregisters on Ctrl+C', async () => {
+    const server = await startServer();
+    try {
+      mkdirSync(scratch, { recursive: true });
+      const root = mkdtempSync(join(scratch, 'wp-plugin-'));
+      cpSync(join(ROOT, 'test/fixtures/webpack-app'), root, { recursive: true });
+      writeFileSync(
+        join(root, 'webpack.config.mjs'),
+        `import { DevTunnelPlugin } from '@devtunnel/webpack-plugin';
+export default {
+  mode: 'development', context: ${JSON.stringify(root)}, entry: './src/index.js',
+  devServer: { host: '127.0.0.1', port: 'auto', static: { directory: ${JSON.stringify(join(root, 'public'))} } },
+  plugins: [new DevTunnelPlugin()],
+};
+`,
+      );
+      const child = runBin(join(ROOT, 'node_modules/webpack-cli/bin/cli.js'), ['serve', '--config', join(root, 'webpack.config.mjs')], {
+        DEVTUNNEL_SERVER: server.url,
+        DEVTUNNEL_TOKEN: TOKEN,
+        DEVTUNNEL_NAME: 'compiler-plugin',
+        DEVTUNNEL: '1',
+        CI: '',
+        XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
+      });
+      const line = await child.waitForLine((l) => /Tunnel: http:\/\/\S+ →/.test(l), 60_000);
+      const port = Number(/Tunnel: http:\/\/[^:]+:(\d+)/.exec(line)![1]);
+      expect((await fetchBuffer(`http://127.0.0.1:${port}/`)).text).toContain('main.js');
+      expect(server.tunnels().find((t) => t.name === 'compiler-plugin')?.state).toBe('connected');
+      await child.stop('SIGINT');
+      // Deregistered (not merely dropped): the session is gone at once, the port kept for its owner.
+      expect(server.tunnels().find((t) => t.name === 'compiler-plugin')?.id).toBeUndefined();
+    } finally {
+      await server.close();
+    }
   }, 90_000);
 });
