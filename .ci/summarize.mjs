@@ -1,4 +1,4 @@
-// Prints "N passed, N failed" from Jest --json result files. A suite that could not run counts as
+// Prints "N passed, N failed" from Jest --json result files (and the soak's result, as one test). A suite that could not run counts as
 // one failure, as does a broken CI step (passed in as the first argument) or a missing result file.
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -12,6 +12,13 @@ for (const file of files) {
     continue;
   }
   const r = JSON.parse(readFileSync(file, 'utf8'));
+  if (file.endsWith('soak.json')) {
+    // The soak is one test: it passes on all its invariants or fails.
+    console.log(`${file}: soak ${r.passed ? 'passed' : `failed: ${r.problems.join('; ')}`}`);
+    if (r.passed) passed++;
+    else failed++;
+    continue;
+  }
   const broken = r.testResults.filter((s) => s.status === 'failed' && s.assertionResults.every((a) => a.status !== 'failed')).length;
   console.log(`${file}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped, ${broken} suites failed to run`);
   passed += r.numPassedTests;
