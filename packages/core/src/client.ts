@@ -3,11 +3,11 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
-import { createControlChannel, ServerAnswerError, type PollResult, type Session } from './control';
+import { createControlChannel, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
 import { createForwarder, discard, isUpgraded, type LocalResponse } from './forward';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
-import { CLIENT_FEATURES, type RequestMessage, type ServerMessage } from './protocol';
+import { CLIENT_FEATURES, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
 import { VERSION } from './version';
 
@@ -293,14 +293,62 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   }
 
   function dispatch(s: Session, result: NonNullable<PollResult>): void {
-    const { message, body } = result;
-    if (message.type === 'cancel') {
-      body.resume();
-      inFlight.get(message.id)?.abort();
-      return;
+    const { messages, body } = result;
+    const last = messages[messages.length - 1]!;
+    const bodyOwner = last.type === 'request' && last.bodyLength !== 0 ? last : undefined;
+    // No body follows: let the (ended) stream go so its connection returns to the pool.
+    if (!bodyOwner) body.resume();
+    for (const message of messages) {
+      if (message.type === 'cancel') {
+        inFlight.get(message.id)?.abort();
+        continue;
+      }
+      const b = message === bodyOwner ? body : null;
+      if (message.upgrade) void handleUpgrade(s, message);
+      else void handle(s, message, b);
     }
-    if (message.upgrade) void handleUpgrade(s, message, body);
-    else void handle(s, message, body);
+  }
+
+  /**
+   * Small answers ready in the same event-loop turn leave in one upload (feature `batch`): one
+   * write and one read on the control channel for all of them instead of one each.
+   */
+  let outbox: { s: Session; items: BatchItem[] } | undefined;
+  const noAbort = new AbortController().signal;
+
+  function send(s: Session, item: BatchItem): void {
+    if (outbox && outbox.s !== s) flushOutbox();
+    if (!outbox) {
+      outbox = { s, items: [] };
+      setImmediate(flushOutbox);
+    }
+    outbox.items.push(item);
+    if (outbox.items.length >= MAX_BATCH) flushOutbox();
+  }
+
+  function flushOutbox(): void {
+    const box = outbox;
+    outbox = undefined;
+    if (!box || box.items.length === 0 || closed) return;
+    const asPoll = waiting < pollTarget();
+    if (asPoll) waiting++;
+    const only = box.items.length === 1 ? box.items[0]! : undefined;
+    const upload = only ? control.respond(box.s, only.id, only.head, only.bytes ?? null, asPoll, noAbort) : control.respondBatch(box.s, box.items, asPoll);
+    upload
+      .then(
+        (next) => {
+          if (next && !closed) dispatch(box.s, next);
+          else next?.body.resume();
+        },
+        (error: unknown) => {
+          // The answers were reported when sent; only a lost channel still matters.
+          if (error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'unknown_tunnel') && box.s === session) channelFailed(error);
+        },
+      )
+      .finally(() => {
+        if (asPoll) waiting--;
+        topUp();
+      });
   }
 
   /**
@@ -308,12 +356,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
    * After a 101 the app's bytes stream up in the response upload and the browser's come down in
    * `GET …/upstream`, until either side closes (docs/protocol.md, "Upgrades").
    */
-  async function handleUpgrade(s: Session, message: RequestMessage, body: Readable): Promise<void> {
+  async function handleUpgrade(s: Session, message: RequestMessage): Promise<void> {
     active++;
     const t0 = performance.now();
     const abort = new AbortController();
     inFlight.set(message.id, abort);
-    body.resume();
     const result = await forwarder.upgrade(message, abort.signal);
     inFlight.delete(message.id);
     if (!isUpgraded(result)) {
@@ -365,7 +412,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     emit('request', event);
   }
 
-  async function handle(s: Session, message: RequestMessage, body: Readable): Promise<void> {
+  async function handle(s: Session, message: RequestMessage, body: Readable | null): Promise<void> {
     active++;
     const t0 = performance.now();
     const abort = new AbortController();
@@ -375,10 +422,17 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     let next: PollResult = null;
     const counter = { bytes: 0 };
     let response: LocalResponse | undefined;
+    let batched = false;
     try {
-      // No body: let the poll's (empty) body end now so its connection goes back to the pool.
-      if (message.bodyLength === 0) body.resume();
-      response = await forwarder.forward(message, message.bodyLength === 0 ? null : body, abort.signal);
+      response = await forwarder.forward(message, body, abort.signal);
+      if (response.body === null && s.features?.includes('batch')) {
+        // A whole answer: into this turn's batch upload, reported now (it is on its way).
+        batched = true;
+        counter.bytes = response.bytes?.length ?? 0;
+        finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
+        send(s, { id: message.id, head: response.head, bytes: response.bytes });
+        return;
+      }
       // A whole (small) answer lets its upload double as the next poll when polls are short: one
       // request fewer per browser request. A streamed one (large, SSE) never holds a poll slot.
       asPoll = response.body === null && !closed && waiting < pollTarget();
@@ -394,7 +448,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       if (!reported) finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
     } catch (error) {
       if (response?.body) discard(response.body);
-      discard(body);
+      if (body) discard(body);
       if (reported) {
         // Already reported as sent; only a lost channel still matters.
         if (error instanceof ServerAnswerError && error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
@@ -420,6 +474,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       active--;
       inFlight.delete(message.id);
     }
+    // A batched answer's upload tops the polls up when it leaves.
+    if (batched) return;
     if (next && !closed) dispatch(s, next);
     else next?.body.resume();
     topUp();

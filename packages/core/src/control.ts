@@ -4,6 +4,7 @@ import { TunnelError } from './errors';
 import {
   CONTENT_TYPE_FRAME,
   HEADER,
+  MAX_BATCH,
   PROTOCOL_VERSION,
   clientPollDeadlineMs,
   encodeHead,
@@ -24,8 +25,18 @@ import {
  */
 export interface Session extends RegisterResponse {}
 
-/** What a poll, or a response upload asked to act as a poll, brought back. */
-export type PollResult = { message: ServerMessage; body: Readable } | null;
+/**
+ * What a poll, or a response upload asked to act as a poll, brought back: one message, or several
+ * (feature `batch`); only the last may have a body, which is the rest of `body`.
+ */
+export type PollResult = { messages: ServerMessage[]; body: Readable } | null;
+
+/** One small answer of a batch upload. */
+export interface BatchItem {
+  id: string;
+  head: ResponseHead;
+  bytes: Uint8Array | undefined;
+}
 
 export interface ControlChannel {
   register(body: RegisterRequest): Promise<Session>;
@@ -38,6 +49,8 @@ export interface ControlChannel {
     asPoll: boolean,
     signal: AbortSignal,
   ): Promise<PollResult>;
+  /** Several small answers in one upload (feature `batch`). */
+  respondBatch(session: Session, items: BatchItem[], asPoll: boolean): Promise<PollResult>;
   /** After a 101: the browser's bytes for upgrade `requestId`, as a stream with no idle limit. */
   upstream(session: Session, requestId: string, signal: AbortSignal): Promise<Readable>;
   /** Resolves when the session still exists; throws `unknown_tunnel` (404) when it does not. */
@@ -125,8 +138,15 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       return null;
     }
     if (res.statusCode !== 200) throw await answerError(res, what);
-    const head = await readFrameHead(res.body);
-    return { message: parseServerMessage(head), body: res.body };
+    const messages = [parseServerMessage(await readFrameHead(res.body))];
+    // A batch: more heads may follow as long as the last one carries no body.
+    for (let last = messages[0]!; messages.length < MAX_BATCH && (last.type === 'cancel' || last.bodyLength === 0); ) {
+      const head = await readFrameHead(res.body, undefined, true);
+      if (head === undefined) break;
+      last = parseServerMessage(head);
+      messages.push(last);
+    }
+    return { messages, body: res.body };
   }
 
   return {
@@ -184,6 +204,26 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
       });
       return pollAnswer(res, 'response upload');
+    },
+
+    async respondBatch(session, items, asPoll) {
+      const frames: Uint8Array[] = [];
+      for (const item of items) {
+        frames.push(encodeHead({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 }));
+        if (item.bytes) frames.push(item.bytes);
+      }
+      const body = Buffer.concat(frames);
+      const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME, 'content-length': String(body.length) };
+      if (asPoll) headers[HEADER.poll] = '1';
+      const res = await request(url(paths.responses(session.id)), {
+        dispatcher,
+        method: 'POST',
+        headers,
+        body,
+        headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
+        bodyTimeout: session.timing.bodyIdleTimeoutMs,
+      });
+      return pollAnswer(res, 'batch upload');
     },
 
     async upstream(session, requestId, signal) {

@@ -13,7 +13,16 @@
 export const PROTOCOL_VERSION = 1;
 
 /** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
-export const CLIENT_FEATURES = Object.freeze(['upgrade']);
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch']);
+
+/**
+ * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
+ * a poll answer may carry several messages, and `POST …/responses` takes several small answers.
+ */
+export const SERVER_FEATURES = Object.freeze(['batch']);
+
+/** Most messages in one poll answer, and most answers in one batch upload. */
+export const MAX_BATCH = 32;
 export const API_PREFIX = '/api/v1';
 
 /** Header names used on the control channel (lower case, as Node and undici report them). */
@@ -40,6 +49,8 @@ export const paths = Object.freeze({
   poll: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/poll`,
   response: (id: string, requestId: string) =>
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}`,
+  /** Several small answers in one upload (feature `batch`). */
+  responses: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/responses`,
   /** After a 101: the browser's bytes, streamed to the client as a response body. */
   upstream: (id: string, requestId: string) =>
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}/upstream`,
@@ -104,6 +115,8 @@ export interface RegisterResponse {
   timing: TunnelTiming;
   /** Poll concurrency the server accepts per tunnel. */
   maxPolls: number;
+  /** Optional abilities of the server (see {@link SERVER_FEATURES}); absent on older servers. */
+  features?: string[];
 }
 
 /** Poll answer: one browser request for the client to replay. */
@@ -138,6 +151,8 @@ export interface ResponseHead {
   headers: HeaderPairs;
   /** Body length when the local app declared one; `null` to let the server stream it chunked. */
   bodyLength: number | null;
+  /** The request this answers; only in a batch upload, where the path names no request. */
+  id?: string;
   /**
    * Set instead of a real response when the client could not get one from the local app. The
    * server renders the error itself, so every error page comes from one place.
@@ -332,7 +347,9 @@ export function parseResponseHead(value: unknown): ResponseHead {
     if (typeof e?.code !== 'string' || !(e.code in ERROR_CODES) || typeof e.message !== 'string') {
       throw new FrameError('response head has a malformed error');
     }
-    return { status: ERROR_CODES[e.code as ErrorCode], headers: [], bodyLength: 0, error: { code: e.code as ErrorCode, message: e.message } };
+    const failed: ResponseHead = { status: ERROR_CODES[e.code as ErrorCode], headers: [], bodyLength: 0, error: { code: e.code as ErrorCode, message: e.message } };
+    if (typeof h.id === 'string') failed.id = h.id;
+    return failed;
   }
   // RFC 9110 §15: three-digit codes; 1xx are interim and never a final answer here, but for 101
   // Switching Protocols, which the server accepts only in answer to an upgrade request.
@@ -341,7 +358,9 @@ export function parseResponseHead(value: unknown): ResponseHead {
   if (h.bodyLength !== null && !isInt(h.bodyLength, 0, Number.MAX_SAFE_INTEGER)) {
     throw new FrameError('response bodyLength must be a non-negative integer or null');
   }
-  return { status: h.status, headers: h.headers, bodyLength: h.bodyLength ?? null };
+  const head: ResponseHead = { status: h.status, headers: h.headers, bodyLength: h.bodyLength ?? null };
+  if (typeof h.id === 'string') head.id = h.id;
+  return head;
 }
 
 /** Validates a message received on a poll. Throws {@link FrameError}. */
@@ -375,9 +394,10 @@ export interface FrameSource {
  * Reads a frame head from the start of a stream and puts back whatever followed it, so the same
  * stream then yields exactly the raw body. No copy of the body, no extra stream.
  */
-export function readFrameHead<S extends FrameSource>(stream: S, limit = MAX_HEAD_BYTES): Promise<unknown> {
+export function readFrameHead<S extends FrameSource>(stream: S, limit = MAX_HEAD_BYTES, endOk = false): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const reader = createHeadReader(limit);
+    let started = false;
     const done = (fn: () => void) => {
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
@@ -388,6 +408,7 @@ export function readFrameHead<S extends FrameSource>(stream: S, limit = MAX_HEAD
     function onReadable() {
       let chunk: Uint8Array | null;
       while ((chunk = stream.read()) !== null) {
+        if (chunk.length > 0) started = true;
         let got: { head: unknown; rest: Uint8Array } | undefined;
         try {
           got = reader.push(chunk);
@@ -406,15 +427,63 @@ export function readFrameHead<S extends FrameSource>(stream: S, limit = MAX_HEAD
       }
     }
     function onEnd() {
-      done(() => reject(new FrameError('the stream ended before the frame head was complete')));
+      // Between frames, a clean end means there are no more (a batch is over).
+      done(() => (endOk && !started ? resolve(undefined) : reject(new FrameError('the stream ended before the frame head was complete'))));
     }
     function onError(error: unknown) {
       done(() => reject(error));
     }
     if (stream.readableEnded) {
-      reject(new FrameError('the stream ended before the frame head was complete'));
+      if (endOk) resolve(undefined);
+      else reject(new FrameError('the stream ended before the frame head was complete'));
       return;
     }
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onError);
+  });
+}
+
+/**
+ * Reads exactly `n` bytes from a stream (a small body inside a batch) and puts back whatever
+ * followed them. Rejects if the stream ends first.
+ */
+export function readExactly<S extends FrameSource>(stream: S, n: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    const done = (fn: () => void) => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onEnd);
+      fn();
+    };
+    function onReadable() {
+      if (filled === n) return done(() => resolve(out));
+      let chunk: Uint8Array | null;
+      while ((chunk = stream.read()) !== null) {
+        const take = Math.min(n - filled, chunk.length);
+        out.set(chunk.subarray(0, take), filled);
+        filled += take;
+        if (filled === n) {
+          const rest = chunk.subarray(take);
+          return done(() => {
+            if (rest.length > 0) stream.unshift(rest);
+            resolve(out);
+          });
+        }
+      }
+    }
+    function onEnd() {
+      done(() => reject(new FrameError(`the stream ended ${n - filled} bytes before the body was complete`)));
+    }
+    function onError(error: unknown) {
+      done(() => reject(error));
+    }
+    if (n === 0) return resolve(out);
+    if (stream.readableEnded) return reject(new FrameError('the stream ended before the body'));
     stream.on('readable', onReadable);
     stream.on('end', onEnd);
     stream.on('close', onEnd);

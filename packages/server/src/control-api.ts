@@ -8,7 +8,7 @@ import type { ResolvedServerOptions } from './options';
 import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
 import { createDashboard } from './dashboard';
-import { handleResponseUpload } from './respond';
+import { handleBatchUpload, handleResponseUpload } from './respond';
 import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
 
@@ -24,6 +24,7 @@ import type { TunnelSession } from './tunnel';
  *   DELETE /api/v1/tunnels/:id                     deregister          (tunnel secret or token)
  *   GET    /api/v1/tunnels/:id/poll                long-poll           (tunnel secret)
  *   POST   /api/v1/tunnels/:id/requests/:rid       response upload     (tunnel secret)
+ *   POST   /api/v1/tunnels/:id/responses           several small answers (tunnel secret; feature batch)
  *   GET    /api/v1/tunnels/:id/requests/:rid/upstream  a WebSocket's browser bytes (tunnel secret)
  */
 export interface ControlDeps {
@@ -193,6 +194,12 @@ export function createControlHandler(deps: ControlDeps) {
     if (parts.length === 3 && parts[2] === 'poll') {
       if (method !== 'GET') throw methodNotAllowed('GET');
       requireTunnel(req, id).addPoll(req, res);
+      return;
+    }
+
+    if (parts.length === 3 && parts[2] === 'responses') {
+      if (method !== 'POST') throw methodNotAllowed('POST');
+      await handleBatchUpload(requireTunnel(req, id), req, res);
       return;
     }
 

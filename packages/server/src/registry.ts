@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
 import { randomId } from './ids';
 import type { ServerLogger } from './logger';
@@ -210,6 +210,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
       },
       maxPolls: options.maxPolls,
+      features: [...SERVER_FEATURES],
     };
   }
 

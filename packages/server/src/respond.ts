@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HEADER, headerValue, parseResponseHead, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
+import { HEADER, MAX_BATCH, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
@@ -165,4 +165,55 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     );
     browser.once('error', () => browser.destroy());
   });
+}
+
+/**
+ * A batch upload (`POST /api/v1/tunnels/:id/responses`, feature `batch`): several small answers,
+ * each `[frame head with its request id and bodyLength][body]`. Each goes to its browser as it is
+ * read; an answer whose browser left is skipped. Streamed or upgrade answers never come this way.
+ */
+export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  for (let count = 0; ; count++) {
+    let head: ResponseHead | undefined;
+    let bytes: Uint8Array;
+    try {
+      const raw = await readFrameHead(req, undefined, true);
+      if (raw === undefined) break;
+      if (count >= MAX_BATCH) throw new Error(`more than ${MAX_BATCH} answers in one upload`);
+      head = parseResponseHead(raw);
+      if (typeof head.id !== 'string' || (head.bodyLength === null && !head.error)) throw new Error('a batched answer needs its request id and a bodyLength');
+      bytes = await readExactly(req, head.bodyLength ?? 0);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (head?.id) {
+        const ex = tunnel.take(head.id);
+        if (!(ex instanceof HttpError)) tunnel.fail(ex, bad(message));
+      }
+      sendError(req, res, new HttpError('invalid_request', `Malformed batch upload: ${message}`), { fallback: 'json', close: true });
+      return;
+    }
+    const ex = tunnel.take(head.id!);
+    if (ex instanceof HttpError) continue; // answered already, or its browser left: nothing to do
+    if (head.error) {
+      tunnel.fail(ex, new HttpError(head.error.code, head.error.message));
+      continue;
+    }
+    if (ex.upgrade || head.status === 101) {
+      tunnel.fail(ex, bad('an upgrade answer cannot travel in a batch'));
+      continue;
+    }
+    const browser = ex.res!;
+    const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
+    try {
+      browser.writeHead(head.status, browserHeaders(ex, { ...head, bodyLength: noBody ? head.bodyLength : bytes.length }, noBody));
+    } catch (error) {
+      tunnel.fail(ex, bad((error as Error).message));
+      continue;
+    }
+    ex.bytesOut += noBody ? 0 : bytes.length;
+    tunnel.settle(ex);
+    if (noBody) browser.end();
+    else browser.end(bytes);
+  }
+  answerUpload(tunnel, req, res);
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CONTENT_TYPE_FRAME, encodeHead, type CancelMessage, type RequestMessage, type ServerMessage } from '@devtunnel/core/protocol';
+import { CONTENT_TYPE_FRAME, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage, type ServerMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { ServerLogger } from './logger';
@@ -240,10 +240,15 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       if (ex) res.once('close', () => !res.writableFinished && requeue(ex));
       return;
     }
+    streamBody(res, head, ex);
+  }
+
+  /** Writes frame heads, then streams the browser's upload as the rest of the poll answer. */
+  function streamBody(res: ServerResponse, headBytes: Uint8Array, ex: Exchange): void {
     const headers: Record<string, string | number> = { 'content-type': CONTENT_TYPE_FRAME, 'cache-control': 'no-store' };
-    if (ex.message.bodyLength !== null) headers['content-length'] = head.length + ex.message.bodyLength;
+    if (ex.message.bodyLength !== null) headers['content-length'] = headBytes.length + ex.message.bodyLength;
     res.writeHead(200, headers);
-    res.write(head);
+    res.write(headBytes);
     const upload = ex.req;
     // pipe(), not pipeline(): if the client drops this poll, the browser must still get a 502,
     // so its socket must not be destroyed along with the poll.
@@ -277,6 +282,51 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   function closeUpgraded(ex: Exchange): void {
     settle(ex);
     ex.upgrade?.close();
+  }
+
+  /**
+   * One poll answer carrying everything waiting (feature `batch`): cancels first, then queued
+   * requests without a body, then at most one with a body, last, whose body follows the heads. Under
+   * load this turns a write and a read per request on the control channel into one per batch.
+   * Returns false when there was nothing to send.
+   */
+  function deliverBatch(poll: Poll): boolean {
+    const heads: Uint8Array[] = [];
+    const batch: Exchange[] = [];
+    while (controls.length > 0 && heads.length < MAX_BATCH) heads.push(encodeHead(controls.shift()!));
+    while (queue.length > 0 && heads.length < MAX_BATCH) {
+      const ex = queue[0]!;
+      if (ex.state !== 'queued' || browserGone(ex)) {
+        queue.shift();
+        continue;
+      }
+      if (ex.message.bodyLength !== 0 && batch.length > 0) break; // a body must come last, alone
+      queue.shift();
+      batch.push(ex);
+      heads.push(encodeHead(ex.message));
+      if (ex.message.bodyLength !== 0) break;
+    }
+    if (heads.length === 0) return false;
+    const last = batch[batch.length - 1];
+    for (const ex of batch) {
+      ex.state = 'dispatched';
+      ex.dispatchedAt = now();
+      pending.set(ex.id, ex);
+      armDeadline(ex);
+    }
+    const frames = Buffer.concat(heads);
+    const res = poll.res;
+    if (!last || last.message.bodyLength === 0) {
+      res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'content-length': frames.length, 'cache-control': 'no-store' });
+      res.end(frames);
+      // Requests without a body can go to another poll if this one died under us.
+      res.once('close', () => {
+        if (!res.writableFinished) for (const ex of batch) requeue(ex);
+      });
+      return true;
+    }
+    streamBody(res, frames, last);
+    return true;
   }
 
   function requeue(ex: Exchange): void {
@@ -405,8 +455,12 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         return;
       }
       const poll: Poll = { req, res, timer: undefined };
-      const control = controls.shift();
-      if (control) return answerPoll(poll, control);
+      if (init.features.has('batch') && (controls.length > 0 || queue.length > 1)) {
+        if (deliverBatch(poll)) return;
+      } else {
+        const control = controls.shift();
+        if (control) return answerPoll(poll, control);
+      }
       while (queue.length > 0) {
         const ex = queue.shift()!;
         if (ex.state !== 'queued' || browserGone(ex)) continue;
