@@ -1,5 +1,6 @@
 import { isIP, type AddressInfo } from 'node:net';
-import type { TunnelClient, TunnelInfo } from './client';
+import { createTunnelClient, type TunnelClient, type TunnelInfo } from './client';
+import type { TunnelOptions } from './options';
 
 /**
  * What every dev-server plugin (Vite, webpack, rspack) needs around a tunnel, kept here so the
@@ -76,4 +77,22 @@ export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (
     client.off('reconnecting', onReconnecting);
     client.off('error', onError);
   };
+}
+
+/**
+ * Opens a dev server's tunnel the way every plugin must: never throwing into the host (a bad
+ * option is logged), status lines reported, and `start()` never awaited, so the dev server neither
+ * waits for nor fails with the tunnel. Returns undefined when the options were refused.
+ */
+export function startDevServerTunnel(options: TunnelOptions, log: StatusLog, firstLine?: (info: TunnelInfo) => string): TunnelClient | undefined {
+  let client: TunnelClient;
+  try {
+    client = createTunnelClient(options);
+  } catch (error) {
+    log.error((error as Error).message);
+    return undefined;
+  }
+  reportStatus(client, log, firstLine);
+  client.start().catch(() => {});
+  return client;
 }

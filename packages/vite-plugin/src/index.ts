@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { styleText } from 'node:util';
-import { clusterDomain, createTunnelClient, dialAddress, disabledReason, reportStatus, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { clusterDomain, dialAddress, disabledReason, startDevServerTunnel, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
 import type { Logger, Plugin, PreviewServer, ResolvedConfig, ViteDevServer } from 'vite';
 
 /**
@@ -69,9 +69,8 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
         session.client.retarget({ ...target, https });
         return;
       }
-      let client: TunnelClient;
-      try {
-        client = createTunnelClient({
+      const client = startDevServerTunnel(
+        {
           ...options,
           name,
           server: server!,
@@ -83,16 +82,12 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
           identity: options.identity ?? config!.root,
           // A host Vite would refuse reaches it as the dialled address; one it accepts keeps its name.
           allowedHosts: allowed === true ? undefined : allowed,
-        });
-      } catch (error) {
-        log.error((error as Error).message);
-        return;
-      }
+        },
+        log,
+      );
+      if (!client) return;
       session = { client, grace: undefined };
       sessions.set(key, session);
-      reportStatus(client, log);
-      // Never awaited: the dev server must not wait for, or fail with, the tunnel.
-      client.start().catch(() => {});
     });
     httpServer.once('close', () => {
       const s = sessions.get(key);

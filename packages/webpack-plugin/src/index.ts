@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { clusterDomain, createTunnelClient, dialAddress, disabledReason, reportStatus, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { clusterDomain, dialAddress, disabledReason, startDevServerTunnel, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
 
 /**
  * webpack-dev-server 5/6 and @rspack/dev-server: `devServer: withTunnel({ ...yourOptions })`.
@@ -133,9 +133,9 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
       existing.retarget({ ...target, https });
       return;
     }
-    let client: TunnelClient;
-    try {
-      client = createTunnelClient({
+    log.info(`Tunnel: connecting to ${server}…`);
+    const client = startDevServerTunnel(
+      {
         ...options,
         name,
         server: server!,
@@ -147,16 +147,12 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
         // A host the dev server would refuse reaches it as the dialled address; its Origin check
         // still needs the cluster's names, which allowedHosts above carries.
         allowedHosts: Array.isArray(allowedHosts) ? allowedHosts : undefined,
-      });
-    } catch (error) {
-      log.error((error as Error).message);
-      return;
-    }
+      },
+      log,
+      (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`,
+    );
+    if (!client) return;
     sessions.set(key, client);
-    log.info(`Tunnel: connecting to ${server}…`);
-    reportStatus(client, log, (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`);
-    // Never awaited: the dev server must not wait for, or fail with, the tunnel.
-    client.start().catch(() => {});
     // One deregistration, awaited by whichever asks: the server's 'close' comes first on Ctrl+C and
     // must not leave the compiler's shutdown hook (which webpack-dev-server awaits) with nothing.
     let closing: Promise<void> | undefined;
