@@ -3,7 +3,8 @@
 // in the same run because the machines are shared and noisy. docs/performance.md explains and
 // records a run. Every process (local app, proxy, tunnel server, tunnel client, load generator)
 // is its own, as deployed. Environment: BENCH_SECONDS (per load run, 5), BENCH_ROUNDS (3),
-// BENCH_SKIP (comma list of sections to skip: gets,transfer,vite,inflight,ws,idle).
+// BENCH_SKIP (comma list of sections to skip: gets,transfer,vite,inflight,ws,idle), BENCH_CLIENT_ARGS
+// (extra devtunnel flags for the Vite section's client, e.g. "--polls 2").
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -257,7 +258,7 @@ async function vitePage(controlPort) {
   const vite = start([join(root, 'node_modules/vite/bin/vite.js'), dir, '--port', '0', '--host', '127.0.0.1', '--clearScreen', 'false', '--logLevel', 'info'], { env: { ...process.env, DEVTUNNEL: '0' } });
   const vitePort = Number(/127\.0\.0\.1:(\d+)/.exec(await firstLine(vite.stdout, (l) => /Local:.*127\.0\.0\.1:\d+/.test(l)))[1]);
   vite.stdout.resume();
-  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--name', 'bench-vite', '--json'], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--name', 'bench-vite', '--json', ...(process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boolean)], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
   const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
   client.stdout.resume();
   const browserish = new Agent({ connections: 6, keepAliveTimeout: 10_000 });
