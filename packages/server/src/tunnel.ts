@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CONTENT_TYPE_FRAME, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage, type ServerMessage } from '@devtunnel/core/protocol';
+import { CONTENT_TYPE_FRAME, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { ServerLogger } from './logger';
@@ -229,18 +229,46 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     }, left);
   }
 
-  /** Answers a poll with one message; its body (the browser's upload) streams after the head. */
-  function answerPoll(poll: Poll, message: ServerMessage, ex?: Exchange): void {
-    const head = encodeHead(message);
-    const res = poll.res;
-    if (!ex || ex.message.bodyLength === 0) {
-      res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'content-length': head.length, 'cache-control': 'no-store' });
-      res.end(head);
-      // A request without a body can safely go to another poll if this one died under us.
-      if (ex) res.once('close', () => !res.writableFinished && requeue(ex));
-      return;
+  /**
+   * Answers a poll with messages, frame after frame: cancels, then requests, of which only the last
+   * may have a body (the browser's upload streams after the heads). One message for older clients;
+   * everything waiting, at most {@link MAX_BATCH}, for clients with the `batch` feature.
+   */
+  function answer(poll: Poll, cancels: CancelMessage[], batch: Exchange[]): void {
+    for (const ex of batch) {
+      ex.state = 'dispatched';
+      ex.dispatchedAt = now();
+      pending.set(ex.id, ex);
+      armDeadline(ex);
     }
-    streamBody(res, head, ex);
+    const heads = [...cancels, ...batch.map((ex) => ex.message)].map(encodeHead);
+    const frames = heads.length === 1 ? heads[0]! : Buffer.concat(heads);
+    const res = poll.res;
+    const last = batch[batch.length - 1];
+    if (last && last.message.bodyLength !== 0) return streamBody(res, frames, last);
+    res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'content-length': frames.length, 'cache-control': 'no-store' });
+    res.end(frames);
+    // Requests without a body can safely go to another poll if this one died under us.
+    if (batch.length > 0) res.once('close', () => !res.writableFinished && batch.forEach(requeue));
+  }
+
+  /** Takes what a poll should carry now: cancels first, then queued requests, a body only last. */
+  function takeWork(limit: number): { cancels: CancelMessage[]; batch: Exchange[] } | undefined {
+    const cancels: CancelMessage[] = [];
+    const batch: Exchange[] = [];
+    while (controls.length > 0 && cancels.length < limit) cancels.push(controls.shift()!);
+    while (queue.length > 0 && cancels.length + batch.length < limit) {
+      const ex = queue[0]!;
+      if (ex.state !== 'queued' || browserGone(ex)) {
+        queue.shift();
+        continue;
+      }
+      if (ex.message.bodyLength !== 0 && batch.length > 0) break; // a body must come last
+      queue.shift();
+      batch.push(ex);
+      if (ex.message.bodyLength !== 0) break;
+    }
+    return cancels.length + batch.length > 0 ? { cancels, batch } : undefined;
   }
 
   /** Writes frame heads, then streams the browser's upload as the rest of the poll answer. */
@@ -271,62 +299,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     });
   }
 
-  function deliver(ex: Exchange, poll: Poll): void {
-    ex.state = 'dispatched';
-    ex.dispatchedAt = now();
-    pending.set(ex.id, ex);
-    armDeadline(ex);
-    answerPoll(poll, ex.message, ex);
-  }
-
   function closeUpgraded(ex: Exchange): void {
     settle(ex);
     ex.upgrade?.close();
-  }
-
-  /**
-   * One poll answer carrying everything waiting (feature `batch`): cancels first, then queued
-   * requests without a body, then at most one with a body, last, whose body follows the heads. Under
-   * load this turns a write and a read per request on the control channel into one per batch.
-   * Returns false when there was nothing to send.
-   */
-  function deliverBatch(poll: Poll): boolean {
-    const heads: Uint8Array[] = [];
-    const batch: Exchange[] = [];
-    while (controls.length > 0 && heads.length < MAX_BATCH) heads.push(encodeHead(controls.shift()!));
-    while (queue.length > 0 && heads.length < MAX_BATCH) {
-      const ex = queue[0]!;
-      if (ex.state !== 'queued' || browserGone(ex)) {
-        queue.shift();
-        continue;
-      }
-      if (ex.message.bodyLength !== 0 && batch.length > 0) break; // a body must come last, alone
-      queue.shift();
-      batch.push(ex);
-      heads.push(encodeHead(ex.message));
-      if (ex.message.bodyLength !== 0) break;
-    }
-    if (heads.length === 0) return false;
-    const last = batch[batch.length - 1];
-    for (const ex of batch) {
-      ex.state = 'dispatched';
-      ex.dispatchedAt = now();
-      pending.set(ex.id, ex);
-      armDeadline(ex);
-    }
-    const frames = Buffer.concat(heads);
-    const res = poll.res;
-    if (!last || last.message.bodyLength === 0) {
-      res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'content-length': frames.length, 'cache-control': 'no-store' });
-      res.end(frames);
-      // Requests without a body can go to another poll if this one died under us.
-      res.once('close', () => {
-        if (!res.writableFinished) for (const ex of batch) requeue(ex);
-      });
-      return true;
-    }
-    streamBody(res, frames, last);
-    return true;
   }
 
   function requeue(ex: Exchange): void {
@@ -335,7 +310,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     clearTimer(ex);
     ex.state = 'queued';
     const poll = takePoll();
-    if (poll) return deliver(ex, poll);
+    if (poll) return answer(poll, [], [ex]);
     queue.unshift(ex);
     armDeadline(ex);
   }
@@ -353,10 +328,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   function sendControl(message: CancelMessage): void {
     if (closed) return;
     const poll = takePoll();
-    if (poll) {
-      answerPoll(poll, message);
-      return;
-    }
+    if (poll) return answer(poll, [message], []);
     // Cancels are advisory: keep a bounded backlog, oldest dropped first.
     if (controls.length >= options.queueLimit) controls.shift();
     controls.push(message);
@@ -433,7 +405,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       }
       if (controls.length === 0) {
         const poll = takePoll();
-        if (poll) return deliver(ex, poll);
+        if (poll) return answer(poll, [], [ex]);
       }
       if (queue.length >= options.queueLimit) {
         return fail(ex, new HttpError('queue_full', `The tunnel "${init.name}" already has ${options.queueLimit} requests waiting for the developer's machine. Retry in a moment.`, { retryAfter: 1 }));
@@ -455,17 +427,8 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         return;
       }
       const poll: Poll = { req, res, timer: undefined };
-      if (init.features.has('batch') && (controls.length > 0 || queue.length > 1)) {
-        if (deliverBatch(poll)) return;
-      } else {
-        const control = controls.shift();
-        if (control) return answerPoll(poll, control);
-      }
-      while (queue.length > 0) {
-        const ex = queue.shift()!;
-        if (ex.state !== 'queued' || browserGone(ex)) continue;
-        return deliver(ex, poll);
-      }
+      const work = takeWork(init.features.has('batch') ? MAX_BATCH : 1);
+      if (work) return answer(poll, work.cancels, work.batch);
       if (polls.size >= options.maxPolls) {
         sendError(req, res, new HttpError('too_many_polls', `This tunnel already has ${options.maxPolls} polls waiting; the client should not open more.`), { fallback: 'json' });
         return;
