@@ -314,7 +314,6 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
    * write and one read on the control channel for all of them instead of one each.
    */
   let outbox: { s: Session; items: BatchItem[] } | undefined;
-  const noAbort = new AbortController().signal;
 
   function send(s: Session, item: BatchItem): void {
     if (outbox && outbox.s !== s) flushOutbox();
@@ -332,9 +331,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     if (!box || box.items.length === 0 || closed) return;
     const asPoll = waiting < pollTarget();
     if (asPoll) waiting++;
-    const only = box.items.length === 1 ? box.items[0]! : undefined;
-    const upload = only ? control.respond(box.s, only.id, only.head, only.bytes ?? null, asPoll, noAbort) : control.respondBatch(box.s, box.items, asPoll);
-    upload
+    control
+      .respondBatch(box.s, box.items, asPoll)
       .then(
         (next) => {
           if (next && !closed) dispatch(box.s, next);

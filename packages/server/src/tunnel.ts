@@ -315,6 +315,38 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     armDeadline(ex);
   }
 
+  const batching = init.features.has('batch');
+  let flushing = false;
+
+  /**
+   * Nagle's idea without its delay: browser requests read in the same event-loop turn (one epoll
+   * wake-up often brings several) leave together, in as few poll answers as bodies allow, after
+   * Node has read every ready socket. One write and one client read for all of them, at the cost
+   * of one `setImmediate`.
+   */
+  function scheduleFlush(): void {
+    if (flushing) return;
+    flushing = true;
+    setImmediate(flush);
+  }
+
+  function flush(): void {
+    flushing = false;
+    if (closed || draining) return;
+    while (polls.size > 0) {
+      const work = takeWork(MAX_BATCH);
+      if (!work) return;
+      const poll = takePoll();
+      if (!poll) {
+        // Every waiting poll had died: put the work back, in order, for the next one.
+        queue.unshift(...work.batch);
+        controls.unshift(...work.cancels);
+        return;
+      }
+      answer(poll, work.cancels, work.batch);
+    }
+  }
+
   function takePoll(): Poll | undefined {
     for (const poll of polls) {
       polls.delete(poll);
@@ -403,7 +435,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         }
         upgrades.add(ex);
       }
-      if (controls.length === 0) {
+      // Older clients get each request as it comes; batching clients get everything that
+      // arrived in this event-loop turn in one poll answer (see `flush`).
+      if (controls.length === 0 && !batching) {
         const poll = takePoll();
         if (poll) return answer(poll, [], [ex]);
       }
@@ -414,6 +448,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       ex.timer = setTimeout(() => {
         fail(ex, new HttpError('tunnel_busy', `No devtunnel client poll picked this request up within ${Math.round(options.waitForPollMs / 1000)} s. The developer's machine is overloaded or its network is slow; retry.`, { retryAfter: 5 }));
       }, options.waitForPollMs);
+      if (batching && polls.size > 0) scheduleFlush();
     },
 
     addPoll(req, res) {
