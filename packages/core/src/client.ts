@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
-import { createControlChannel, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
+import { createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
 import { createForwarder, discard, isUpgraded, type LocalResponse } from './forward';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
@@ -297,7 +297,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     const last = messages[messages.length - 1]!;
     const bodyOwner = last.type === 'request' && last.bodyLength !== 0 ? last : undefined;
     // No body follows: let the (ended) stream go so its connection returns to the pool.
-    if (!bodyOwner) body.resume();
+    if (!bodyOwner) release(result);
     for (const message of messages) {
       if (message.type === 'cancel') {
         inFlight.get(message.id)?.abort();
@@ -336,7 +336,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       .then(
         (next) => {
           if (next && !closed) dispatch(box.s, next);
-          else next?.body.resume();
+          else release(next);
         },
         (error: unknown) => {
           // The answers were reported when sent; only a lost channel still matters.
@@ -390,7 +390,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     socket.on('error', end);
     socket.once('close', end);
     // The app's bytes, up. Ends when the app closes its side; a refusal (410) means the browser left.
-    control.respond(s, message.id, head, fromSocket(socket, rest), false, abort.signal).then((next) => next?.body.resume(), end);
+    control.respond(s, message.id, head, fromSocket(socket, rest), false, abort.signal).then(release, end);
     // The browser's bytes, down. Their end half-closes the local side, as the browser did.
     control.upstream(s, message.id, abort.signal).then((down) => {
       down.on('error', end);
@@ -410,7 +410,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     emit('request', event);
   }
 
-  async function handle(s: Session, message: RequestMessage, body: Readable | null): Promise<void> {
+  async function handle(s: Session, message: RequestMessage, body: Readable | Uint8Array | null): Promise<void> {
     active++;
     const t0 = performance.now();
     const abort = new AbortController();
@@ -446,7 +446,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       if (!reported) finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
     } catch (error) {
       if (response?.body) discard(response.body);
-      if (body) discard(body);
+      if (body && !(body instanceof Uint8Array)) discard(body);
       if (reported) {
         // Already reported as sent; only a lost channel still matters.
         if (error instanceof ServerAnswerError && error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
@@ -475,7 +475,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     // A batched answer's upload tops the polls up when it leaves.
     if (batched) return;
     if (next && !closed) dispatch(s, next);
-    else next?.body.resume();
+    else release(next);
     topUp();
   }
 

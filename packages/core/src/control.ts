@@ -1,13 +1,16 @@
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { TunnelError } from './errors';
+import { call, type CallAnswer } from './http-call';
 import {
   CONTENT_TYPE_FRAME,
   HEADER,
   MAX_BATCH,
   PROTOCOL_VERSION,
   clientPollDeadlineMs,
+  createHeadReader,
   encodeHead,
+  FrameError,
   parseServerMessage,
   paths,
   readFrameHead,
@@ -27,9 +30,15 @@ export interface Session extends RegisterResponse {}
 
 /**
  * What a poll, or a response upload asked to act as a poll, brought back: one message, or several
- * (feature `batch`); only the last may have a body, which is the rest of `body`.
+ * (feature `batch`); only the last may have a body: the rest of the stream `body`, or, when the
+ * whole answer was small, the bytes `body`.
  */
-export type PollResult = { messages: ServerMessage[]; body: Readable } | null;
+export type PollResult = { messages: ServerMessage[]; body: Readable | Uint8Array } | null;
+
+/** Lets go of a poll answer's body nobody will read, so its connection returns to the pool. */
+export function release(result: PollResult): void {
+  if (result && !(result.body instanceof Uint8Array)) result.body.resume();
+}
 
 /** One small answer of a batch upload. */
 export interface BatchItem {
@@ -107,21 +116,47 @@ function retryAfter(headers: Record<string, string | string[] | undefined>): num
   return Number.isFinite(n) && n >= 0 ? Math.min(n, 300) * 1000 : undefined;
 }
 
-async function answerError(res: Dispatcher.ResponseData, what: string): Promise<ServerAnswerError> {
+/** A non-2xx answer as an error, with the server's code and Retry-After when it sent them. */
+function answerError(statusCode: number, headers: Record<string, string | string[] | undefined>, text: string, what: string): ServerAnswerError {
   let code: string | undefined;
-  let message = `${what}: the server answered ${res.statusCode}`;
+  let message = `${what}: the server answered ${statusCode}`;
   try {
-    const text = await res.body.text();
     const parsed = JSON.parse(text) as Partial<ErrorBody>;
     if (parsed.error?.code) {
       code = parsed.error.code;
-      message = `${what}: ${parsed.error.message} (${res.statusCode} ${code})`;
+      message = `${what}: ${parsed.error.message} (${statusCode} ${code})`;
     }
   } catch {
     // Not our JSON: a proxy or something else answered. Keep the status-only message.
   }
-  const headerCode = res.headers[HEADER.error];
-  return new ServerAnswerError(res.statusCode, code ?? (typeof headerCode === 'string' ? headerCode : undefined), message, retryAfter(res.headers));
+  const headerCode = headers[HEADER.error];
+  return new ServerAnswerError(statusCode, code ?? (typeof headerCode === 'string' ? headerCode : undefined), message, retryAfter(headers));
+}
+
+async function responseError(res: Dispatcher.ResponseData, what: string): Promise<ServerAnswerError> {
+  const text = await res.body.text().catch(() => '');
+  return answerError(res.statusCode, res.headers, text, what);
+}
+
+/** Poll answers and error pages up to this size arrive whole; larger ones (request bodies) stream. */
+const WHOLE_ANSWER = 256 * 1024;
+
+/** Splits a whole poll answer into its messages; the bytes after the last head are its body. */
+function framesOf(bytes: Buffer): { messages: ServerMessage[]; body: Uint8Array } {
+  const messages: ServerMessage[] = [];
+  let rest: Uint8Array = bytes;
+  do {
+    const got = createHeadReader().push(rest);
+    if (!got) throw new FrameError('the poll answer ended inside a frame head');
+    const message = parseServerMessage(got.head);
+    messages.push(message);
+    rest = got.rest;
+    if (message.type === 'request' && message.bodyLength !== 0) {
+      if (message.bodyLength !== rest.length) throw new FrameError(`the poll answer carries ${rest.length} body bytes, not ${String(message.bodyLength)}`);
+      break;
+    }
+  } while (rest.length > 0 && messages.length < MAX_BATCH);
+  return { messages, body: rest };
 }
 
 export function createControlChannel(options: ControlOptions): ControlChannel {
@@ -137,16 +172,34 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       await res.body.dump();
       return null;
     }
-    if (res.statusCode !== 200) throw await answerError(res, what);
-    const messages = [parseServerMessage(await readFrameHead(res.body))];
+    if (res.statusCode !== 200) throw await responseError(res, what);
+    return streamedMessages(res.body);
+  }
+
+  /** A poll answer as `call()` delivers it: whole when small, else a stream. */
+  function callAnswer(res: CallAnswer, what: string): PollResult | Promise<PollResult> {
+    if (res.statusCode === 204) {
+      res.body?.resume();
+      return null;
+    }
+    if (res.statusCode !== 200) {
+      if (res.bytes) return Promise.reject(answerError(res.statusCode, res.headers, res.bytes.toString(), what));
+      res.body?.resume();
+      return Promise.reject(answerError(res.statusCode, res.headers, '', what));
+    }
+    return res.bytes ? framesOf(res.bytes) : streamedMessages(res.body!);
+  }
+
+  async function streamedMessages(body: Readable): Promise<PollResult> {
+    const messages = [parseServerMessage(await readFrameHead(body))];
     // A batch: more heads may follow as long as the last one carries no body.
     for (let last = messages[0]!; messages.length < MAX_BATCH && (last.type === 'cancel' || last.bodyLength === 0); ) {
-      const head = await readFrameHead(res.body, undefined, true);
+      const head = await readFrameHead(body, undefined, true);
       if (head === undefined) break;
       last = parseServerMessage(head);
       messages.push(last);
     }
-    return { messages, body: res.body };
+    return { messages, body };
   }
 
   return {
@@ -164,7 +217,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         headersTimeout: CALL_TIMEOUT_MS,
         bodyTimeout: CALL_TIMEOUT_MS,
       });
-      if (res.statusCode !== 201) throw await answerError(res, `registration at ${options.server.href}`);
+      if (res.statusCode !== 201) throw await responseError(res, `registration at ${options.server.href}`);
       const session = (await res.body.json()) as Session;
       if (session.protocol !== PROTOCOL_VERSION || typeof session.id !== 'string' || typeof session.secret !== 'string') {
         throw new TunnelError('TUNNEL_PROTOCOL_ERROR', `The server at ${options.server.href} speaks protocol ${String(session.protocol)}; this client speaks ${PROTOCOL_VERSION}. Update the client or the server.`);
@@ -173,14 +226,16 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     },
 
     async poll(session) {
-      const res = await request(url(paths.poll(session.id)), {
-        dispatcher,
+      const res = await call(dispatcher, {
+        origin,
+        path: base + paths.poll(session.id),
         method: 'GET',
         headers: { authorization: bearer(session.secret) },
         headersTimeout: clientPollDeadlineMs(session.timing.pollTimeoutMs),
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
+        bufferUpTo: WHOLE_ANSWER,
       });
-      return pollAnswer(res, 'poll');
+      return callAnswer(res, 'poll');
     },
 
     async respond(session, requestId, head, body, asPoll, signal) {
@@ -215,15 +270,17 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       const body = Buffer.concat(frames);
       const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME, 'content-length': String(body.length) };
       if (asPoll) headers[HEADER.poll] = '1';
-      const res = await request(url(paths.responses(session.id)), {
-        dispatcher,
+      const res = await call(dispatcher, {
+        origin,
+        path: base + paths.responses(session.id),
         method: 'POST',
         headers,
         body,
         headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
+        bufferUpTo: WHOLE_ANSWER,
       });
-      return pollAnswer(res, 'batch upload');
+      return callAnswer(res, 'batch upload');
     },
 
     async upstream(session, requestId, signal) {
@@ -236,7 +293,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         // A WebSocket may be quiet for an hour: the tunnel's polls tell whether the server lives.
         bodyTimeout: 0,
       });
-      if (res.statusCode !== 200) throw await answerError(res, 'upstream');
+      if (res.statusCode !== 200) throw await responseError(res, 'upstream');
       return res.body;
     },
 
@@ -248,7 +305,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         headersTimeout: CALL_TIMEOUT_MS,
         bodyTimeout: CALL_TIMEOUT_MS,
       });
-      if (res.statusCode !== 200) throw await answerError(res, 'tunnel check');
+      if (res.statusCode !== 200) throw await responseError(res, 'tunnel check');
       await res.body.dump();
     },
 

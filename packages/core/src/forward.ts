@@ -2,7 +2,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
+import { call, type CallAnswer } from './http-call';
 import { pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
 /**
@@ -38,7 +39,8 @@ export interface Upgraded {
 }
 
 export interface Forwarder {
-  forward(message: RequestMessage, body: Readable | null, signal: AbortSignal): Promise<LocalResponse>;
+  /** `body`: the browser's upload as it streams in, or whole when the poll answer held it all. */
+  forward(message: RequestMessage, body: Readable | Uint8Array | null, signal: AbortSignal): Promise<LocalResponse>;
   /** Performs an upgrade against the local app: upgraded, or its refusal as an ordinary response. */
   upgrade(message: RequestMessage, signal: AbortSignal): Promise<Upgraded | LocalResponse>;
   /** Points the forwarder at another local address (a dev server restarted on another port). */
@@ -146,46 +148,37 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       const flat = flatHeaders(message);
       if (message.bodyLength !== null && message.bodyLength > 0) flat.push('content-length', String(message.bodyLength));
       const t = timeouts();
-      let res: Dispatcher.ResponseData;
+      let res: CallAnswer;
       try {
-        res = await request(origin + message.url, {
-          dispatcher,
-          method: message.method as Dispatcher.HttpMethod,
+        res = await call(dispatcher, {
+          origin,
+          path: message.url,
+          method: message.method,
           headers: flat,
           body: message.bodyLength === 0 ? null : body,
           signal,
           headersTimeout: t.localTimeoutMs,
           bodyTimeout: t.bodyIdleTimeoutMs,
+          // Most dev-server answers (modules, JSON) arrive whole: one buffer, one upload write.
+          bufferUpTo: SMALL_BODY,
         });
       } catch (error) {
         if (signal.aborted) throw error;
         return classify(error, target, timeouts());
       }
-      // RFC 9110 §15: a final status is 200-599 (1xx are interim and undici handles them).
+      // RFC 9110 §15: a final status is 200-599.
       if (res.statusCode < 200 || res.statusCode > 599) {
-        discard(res.body);
+        if (res.body) discard(res.body);
         return errorHead('local_app_error', `The local app at ${origin} answered with status ${res.statusCode}, which is not a valid HTTP status.`);
       }
-      const noBody = message.method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
       const headers = toPairs(res.headers);
-      if (noBody) {
+      if (message.method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode)) {
         // Let the server keep the local app's Content-Length on HEAD/304 (it describes the
         // representation, not this message), while it sends no body.
-        await res.body.dump();
         return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
       }
-      const bodyLength = contentLength(res.headers);
-      if (bodyLength !== null && bodyLength <= SMALL_BODY) {
-        // Most dev-server answers (modules, JSON): one buffer, one upload write, no stream.
-        try {
-          const bytes = Buffer.from(await res.body.arrayBuffer());
-          return { head: { status: res.statusCode, headers, bodyLength: bytes.length }, body: null, bytes };
-        } catch (error) {
-          if (signal.aborted) throw error;
-          return classify(error, target, timeouts());
-        }
-      }
-      return { head: { status: res.statusCode, headers, bodyLength }, body: res.body };
+      if (res.bytes) return { head: { status: res.statusCode, headers, bodyLength: res.bytes.length }, body: null, bytes: res.bytes };
+      return { head: { status: res.statusCode, headers, bodyLength: contentLength(res.headers) }, body: res.body! };
     },
     upgrade(message, signal) {
       // node:http, not undici: it hands over the socket after a 101 and the answer otherwise.

@@ -1,0 +1,137 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+/**
+ * One HTTP/1.1 request through an undici dispatcher with a bare handler: the hot paths (the local
+ * hop, the control channel) use it instead of undici's `request()`, which costs about three times
+ * the CPU per call (an async resource, promise and body stream per call, and AbortSignal wiring;
+ * measured 16 µs against 46 µs per 1 KiB GET on the project machine). Connection pooling,
+ * keep-alive, timeouts and proxies stay undici's.
+ *
+ * Resolves at the response head, except that a body known to be small (Content-Length at most
+ * `bufferUpTo`) arrives whole in `bytes`, with no stream (an answer without a body has an empty
+ * `bytes`: HEAD, 204, 304, Content-Length 0); any other body is a
+ * Readable with backpressure (the connection pauses while it is full). Rejects with undici's error
+ * (`code` kept) on a failure before that; a failure after it destroys `body`.
+ */
+export interface CallOptions {
+  origin: string;
+  path: string;
+  method: string;
+  /** Flat `[name, value, …]` pairs or an object. */
+  headers: string[] | Record<string, string>;
+  body?: Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array> | null;
+  headersTimeout: number;
+  bodyTimeout: number;
+  /** Aborting it fails the call (or destroys the body stream) with the signal's reason. */
+  signal?: AbortSignal;
+  /** Largest body delivered whole in `bytes` (default 0: only empty bodies). */
+  bufferUpTo?: number;
+}
+
+export interface CallAnswer {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /** The whole body, when it was small or empty (HEAD, 204, 304 give an empty one). */
+  bytes: Buffer | undefined;
+  /** The body as a stream, otherwise. */
+  body: Readable | undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function lengthOf(headers: IncomingHttpHeaders): number | null {
+  const v = headers['content-length'];
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return null;
+  return Number(v);
+}
+
+export function call(dispatcher: Dispatcher, options: CallOptions): Promise<CallAnswer> {
+  return new Promise((resolve, reject) => {
+    const { signal } = options;
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let answer: CallAnswer | undefined;
+    let chunks: Buffer[] | undefined;
+    let stream: Readable | undefined;
+    const onAbort = () => controller?.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    const release = () => signal?.removeEventListener('abort', onAbort);
+    const fail = (error: Error) => {
+      release();
+      if (!settled) {
+        settled = true;
+        reject(error);
+      } else if (stream && !stream.destroyed) stream.destroy(error);
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (signal?.aborted) onAbort();
+      },
+      onResponseStart(c, statusCode, headers) {
+        // Interim answers (1xx other than 101) are not the response.
+        if (statusCode < 200 && statusCode !== 101 && statusCode >= 100) return;
+        const length = lengthOf(headers);
+        const empty = options.method === 'HEAD' || statusCode === 204 || statusCode === 304 || length === 0;
+        answer = { statusCode, headers, bytes: undefined, body: undefined };
+        if (empty) {
+          // Nothing to wait for; whatever follows a bodiless answer is not ours (undici fails a
+          // 204 that announced a length, as it should, but the browser gets the 204).
+          answer.bytes = EMPTY;
+          settled = true;
+          resolve(answer);
+          return;
+        }
+        if (length !== null && length <= (options.bufferUpTo ?? 0)) {
+          chunks = [];
+          return;
+        }
+        stream = new Readable({
+          read: () => c.resume(),
+          destroy: (error, done) => {
+            if (!c.aborted && !ended) c.abort(error ?? new Error('body discarded'));
+            release();
+            done(error);
+          },
+        });
+        answer.body = stream;
+        settled = true;
+        resolve(answer);
+      },
+      onResponseData(c, chunk) {
+        if (chunks) chunks.push(chunk);
+        else if (stream && !stream.push(chunk)) c.pause();
+      },
+      onResponseEnd() {
+        ended = true;
+        release();
+        if (chunks && answer && !settled) {
+          answer.bytes = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+          settled = true;
+          resolve(answer);
+        } else stream?.push(null);
+      },
+      onResponseError(_c, error) {
+        fail(error);
+      },
+    };
+    let ended = false;
+    if (signal) {
+      if (signal.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    dispatcher.dispatch(
+      {
+        origin: options.origin,
+        path: options.path,
+        method: options.method as Dispatcher.HttpMethod,
+        headers: options.headers,
+        body: (options.body ?? null) as Readable | null,
+        headersTimeout: options.headersTimeout,
+        bodyTimeout: options.bodyTimeout,
+      },
+      handler,
+    );
+  });
+}
