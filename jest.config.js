@@ -34,4 +34,6 @@ module.exports = {
     { ...project('browser', ['<rootDir>/test/browser']), testTimeout: 60000 },
   ],
   testTimeout: 30000,
+  globalSetup: '<rootDir>/test/tmp-setup.js',
+  globalTeardown: '<rootDir>/test/tmp-teardown.js',
 };

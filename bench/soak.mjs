@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -265,4 +265,5 @@ await chaos.close();
 await server.close();
 app.closeAllConnections();
 app.close();
+rmSync(stateDir, { recursive: true, force: true });
 process.exit(summary.passed ? 0 : 1);
