@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Frame, Page } from 'playwright-core';
 import { ARTIFACTS, launchChromium } from '../helpers/browser';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { startServer, TOKEN } from '../helpers/tunnel';
+import { pluginEnv, startServer, TOKEN } from '../helpers/tunnel';
 
 /**
  * The whole story in a real browser: Chromium → stand-in company web proxy → tunnel server →
@@ -44,14 +44,7 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
     server = await startServer();
     gateway = runBin(join(ROOT, 'examples/cluster/gateway.mjs'), [server.url], { DEVTUNNEL_TOKEN: TOKEN });
     shop = `http://127.0.0.1:${(JSON.parse(await gateway.waitForLine((l) => l.startsWith('{'))) as { port: number }).port}`;
-    devServer = runBin(join(ROOT, spec.bin), spec.args(app), {
-      DEVTUNNEL_SERVER: server.url,
-      DEVTUNNEL_TOKEN: TOKEN,
-      DEVTUNNEL_NAME: 'demo',
-      DEVTUNNEL: '1',
-      CI: '',
-      XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
-    });
+    devServer = runBin(join(ROOT, spec.bin), spec.args(app), pluginEnv(server.url, { DEVTUNNEL_NAME: 'demo' }));
     await devServer.waitForLine(spec.registered, 60_000);
     browser = await launchChromium();
   }, 60_000);

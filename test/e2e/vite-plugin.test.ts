@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, startServer, TOKEN, waitFor } from '../helpers/tunnel';
+import { browser, fetchBuffer, pluginEnv, startServer, waitFor } from '../helpers/tunnel';
 
 /**
  * @devtunnel/vite-plugin against real Vite dev servers, the oldest and the newest supported major:
@@ -50,14 +50,7 @@ describe.each(versions)('Vite %s', (_major, bin) => {
   });
 
   function vite(dir: string, args: string[] = [], env: Record<string, string> = {}): Child {
-    const child = runBin(bin, ['--clearScreen', 'false', ...args], {
-      DEVTUNNEL_SERVER: server.url,
-      DEVTUNNEL_TOKEN: TOKEN,
-      DEVTUNNEL: '1',
-      CI: '',
-      XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
-      ...env,
-    });
+    const child = runBin(bin, ['--clearScreen', 'false', ...args], pluginEnv(server.url, env));
     children.push(child);
     return child;
   }

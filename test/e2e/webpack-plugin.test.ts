@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, startServer, TOKEN } from '../helpers/tunnel';
+import { browser, fetchBuffer, pluginEnv, startServer } from '../helpers/tunnel';
 
 /**
  * @devtunnel/webpack-plugin's withTunnel() against real dev servers through their Node API: the
@@ -35,14 +35,7 @@ describe.each(kinds)('%s', (kind) => {
     mkdirSync(scratch, { recursive: true });
     const root = mkdtempSync(join(scratch, `${kind}-`));
     cpSync(join(ROOT, 'test/fixtures/webpack-app'), root, { recursive: true });
-    const child = runBin(join(ROOT, 'test/helpers/dev-server.mjs'), [kind, root, publicPath, JSON.stringify(plugin)], {
-      DEVTUNNEL_SERVER: server.url,
-      DEVTUNNEL_TOKEN: TOKEN,
-      DEVTUNNEL: '1',
-      CI: '',
-      XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
-      ...env,
-    });
+    const child = runBin(join(ROOT, 'test/helpers/dev-server.mjs'), [kind, root, publicPath, JSON.stringify(plugin)], pluginEnv(server.url, env));
     children.push(child);
     return { root, child };
   }
@@ -124,14 +117,7 @@ export default {
 };
 `,
       );
-      const child = runBin(join(ROOT, 'node_modules/webpack-cli/bin/cli.js'), ['serve', '--config', join(root, 'webpack.config.mjs')], {
-        DEVTUNNEL_SERVER: server.url,
-        DEVTUNNEL_TOKEN: TOKEN,
-        DEVTUNNEL_NAME: 'compiler-plugin',
-        DEVTUNNEL: '1',
-        CI: '',
-        XDG_CONFIG_HOME: mkdtempSync(join(scratch, 'config-')),
-      });
+      const child = runBin(join(ROOT, 'node_modules/webpack-cli/bin/cli.js'), ['serve', '--config', join(root, 'webpack.config.mjs')], pluginEnv(server.url, { DEVTUNNEL_NAME: 'compiler-plugin' }));
       const line = await child.waitForLine((l) => /Tunnel: http:\/\/\S+ →/.test(l), 60_000);
       const port = Number(/Tunnel: http:\/\/[^:]+:(\d+)/.exec(line)![1]);
       expect((await fetchBuffer(`http://127.0.0.1:${port}/`)).text).toContain('main.js');

@@ -77,6 +77,14 @@ export function stateDir(): string {
   return mkdtempSync(join(tmpdir(), 'devtunnel-test-'));
 }
 
+/**
+ * The environment of a dev server whose devtunnel plugin a test drives: pointed at `serverUrl`,
+ * switched on even under CI, with a state directory of its own.
+ */
+export function pluginEnv(serverUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { DEVTUNNEL_SERVER: serverUrl, DEVTUNNEL_TOKEN: TOKEN, DEVTUNNEL: '1', CI: '', XDG_CONFIG_HOME: stateDir(), ...extra };
+}
+
 /** Starts a client and waits for its registration. */
 export async function startClient(server: { url: string }, options: Partial<TunnelOptions> & { port: number }): Promise<TunnelClient & { info: TunnelInfo }> {
   const client = createTunnelClient({ server: server.url, token: TOKEN, host: '127.0.0.1', stateDir: stateDir(), proxy: false, ...options });

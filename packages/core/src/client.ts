@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
 import { createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
-import { createForwarder, discard, isUpgraded, type LocalResponse } from './forward';
+import { createForwarder, discard, isUpgraded, originOf, type LocalResponse } from './forward';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
 import { CLIENT_FEATURES, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
@@ -127,8 +127,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   let waiting = 0;
   /** Requests being replayed or answered. */
   let active = 0;
-  const describeTarget = () => `${target.https ? 'https' : 'http'}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
-  let targetName = describeTarget();
+  let targetName = originOf(target);
 
   const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
 
@@ -536,7 +535,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     },
     retarget(next) {
       forwarder.retarget(next);
-      targetName = describeTarget();
+      targetName = originOf(target);
       if (info) info = { ...info, target: targetName };
       log.info(`devtunnel: now forwarding to ${targetName}`);
     },

@@ -167,17 +167,8 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
   const url = (path: string) => `${origin}${base}${path}`;
   const bearer = (secret: string) => `Bearer ${secret}`;
 
-  async function pollAnswer(res: Dispatcher.ResponseData, what: string): Promise<PollResult> {
-    if (res.statusCode === 204) {
-      await res.body.dump();
-      return null;
-    }
-    if (res.statusCode !== 200) throw await responseError(res, what);
-    return streamedMessages(res.body);
-  }
-
-  /** A poll answer as `call()` delivers it: whole when small, else a stream. */
-  function callAnswer(res: CallAnswer, what: string): PollResult | Promise<PollResult> {
+  /** A poll answer (or an upload's answer acting as one): whole when small, else a stream. */
+  function pollAnswer(res: CallAnswer, what: string): PollResult | Promise<PollResult> {
     if (res.statusCode === 204) {
       res.body?.resume();
       return null;
@@ -235,7 +226,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
         bufferUpTo: WHOLE_ANSWER,
       });
-      return callAnswer(res, 'poll');
+      return pollAnswer(res, 'poll');
     },
 
     async respond(session, requestId, head, body, asPoll, signal) {
@@ -246,17 +237,19 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       };
       if (asPoll) headers[HEADER.poll] = '1';
       if (head.bodyLength !== null) headers['content-length'] = String(headBytes.length + head.bodyLength);
-      const res = await request(url(paths.response(session.id, requestId)), {
-        dispatcher,
+      const res = await call(dispatcher, {
+        origin,
+        path: base + paths.response(session.id, requestId),
         method: 'POST',
         headers,
-        // A small body goes in the same write as its head; a stream is sent as it comes (undici
-        // streams async iterables with backpressure; its types only list Readable).
-        body: body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : (prepend(headBytes, body) as unknown as Readable),
+        // A small body goes in the same write as its head; a stream is sent as it comes, with
+        // backpressure.
+        body: body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : prepend(headBytes, body),
         signal,
         // undici counts this from the end of the upload: the server answers once it has the body.
         headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
+        bufferUpTo: WHOLE_ANSWER,
       });
       return pollAnswer(res, 'response upload');
     },
@@ -280,7 +273,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
         bodyTimeout: session.timing.bodyIdleTimeoutMs,
         bufferUpTo: WHOLE_ANSWER,
       });
-      return callAnswer(res, 'batch upload');
+      return pollAnswer(res, 'batch upload');
     },
 
     async upstream(session, requestId, signal) {

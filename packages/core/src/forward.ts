@@ -61,9 +61,12 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Statuses that never carry a body (RFC 9110 §6.4.1), whatever the headers say. */
 const NO_BODY_STATUS = new Set([204, 304]);
 
-function describe(target: LocalTarget): string {
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  return `${target.https ? 'https' : 'http'}://${host}:${target.port}`;
+/** An IPv6 literal in brackets, as URLs and Host headers write it. */
+const bracketed = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+/** The local app's origin, as requests are sent to it and messages name it. */
+export function originOf(target: Pick<LocalTarget, 'host' | 'port' | 'https'>): string {
+  return `${target.https ? 'https' : 'http'}://${bracketed(target.host)}:${target.port}`;
 }
 
 function errorHead(code: ErrorCode, message: string): LocalResponse {
@@ -74,7 +77,7 @@ function errorHead(code: ErrorCode, message: string): LocalResponse {
 function classify(error: unknown, target: LocalTarget, timeouts: ForwarderTimeouts): LocalResponse {
   const e = error as { code?: string; cause?: { code?: string }; message?: string };
   const code = e.code ?? e.cause?.code;
-  const where = describe(target);
+  const where = originOf(target);
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL') {
     return errorHead('local_app_refused', `Nothing answers at ${where} on the developer's machine (${code}). Start the local app, or check the port given to devtunnel.`);
   }
@@ -125,8 +128,8 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
   let origin = '';
   let localHost = '';
   function aim(): void {
-    origin = describe(target);
-    localHost = target.port === (target.https ? 443 : 80) ? target.host : `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    origin = originOf(target);
+    localHost = target.port === (target.https ? 443 : 80) ? bracketed(target.host) : `${bracketed(target.host)}:${target.port}`;
   }
   aim();
 

@@ -52,6 +52,7 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
     const { signal } = options;
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
+    let ended = false;
     let answer: CallAnswer | undefined;
     let chunks: Buffer[] | undefined;
     let stream: Readable | undefined;
@@ -116,7 +117,6 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
         fail(error);
       },
     };
-    let ended = false;
     if (signal) {
       if (signal.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       signal.addEventListener('abort', onAbort, { once: true });

@@ -335,16 +335,24 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (closed || draining) return;
     while (polls.size > 0) {
       const work = takeWork(MAX_BATCH);
-      if (!work) return;
+      if (!work) break;
       const poll = takePoll();
       if (!poll) {
         // Every waiting poll had died: put the work back, in order, for the next one.
         queue.unshift(...work.batch);
         controls.unshift(...work.cancels);
-        return;
+        break;
       }
       answer(poll, work.cancels, work.batch);
     }
+    for (const ex of queue) if (!ex.timer) awaitPoll(ex);
+  }
+
+  /** A queued request waits for a poll this long at most (then 503 `tunnel_busy`). */
+  function awaitPoll(ex: Exchange): void {
+    ex.timer = setTimeout(() => {
+      fail(ex, new HttpError('tunnel_busy', `No devtunnel client poll picked this request up within ${Math.round(options.waitForPollMs / 1000)} s. The developer's machine is overloaded or its network is slow; retry.`, { retryAfter: 5 }));
+    }, options.waitForPollMs);
   }
 
   function takePoll(): Poll | undefined {
@@ -445,10 +453,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         return fail(ex, new HttpError('queue_full', `The tunnel "${init.name}" already has ${options.queueLimit} requests waiting for the developer's machine. Retry in a moment.`, { retryAfter: 1 }));
       }
       queue.push(ex);
-      ex.timer = setTimeout(() => {
-        fail(ex, new HttpError('tunnel_busy', `No devtunnel client poll picked this request up within ${Math.round(options.waitForPollMs / 1000)} s. The developer's machine is overloaded or its network is slow; retry.`, { retryAfter: 5 }));
-      }, options.waitForPollMs);
-      if (batching && polls.size > 0) scheduleFlush();
+      // A poll takes it in this turn's flush, which gives a wait deadline to whatever stays.
+      if (batching && polls.size > 0) return scheduleFlush();
+      awaitPoll(ex);
     },
 
     addPoll(req, res) {
