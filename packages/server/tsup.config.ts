@@ -1,22 +1,4 @@
 import { defineConfig } from 'tsup';
+import { cli, library } from '../../tsup.base';
 
-export default defineConfig([
-  {
-    entry: { index: 'src/index.ts' },
-    format: ['esm', 'cjs'],
-    dts: true,
-    clean: true,
-    target: 'node20',
-    sourcemap: true,
-    silent: true,
-  },
-  {
-    // The CLI is an executable, not an import target: ESM only, with a shebang.
-    entry: { cli: 'src/cli.ts' },
-    format: ['esm'],
-    target: 'node20',
-    sourcemap: true,
-    silent: true,
-    banner: { js: '#!/usr/bin/env node' },
-  },
-]);
+export default defineConfig([library({ index: 'src/index.ts' }), cli]);

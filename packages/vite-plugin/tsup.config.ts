@@ -1,13 +1,5 @@
 import { defineConfig } from 'tsup';
+import { library } from '../../tsup.base';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  target: 'node20',
-  sourcemap: true,
-  silent: true,
-  // vite is the host, never bundled; only its types are used.
-  external: ['vite'],
-});
+// vite is the host, never bundled; only its types are used.
+export default defineConfig(library({ index: 'src/index.ts' }, { external: ['vite'] }));

@@ -1,13 +1,5 @@
 import { defineConfig } from 'tsup';
+import { library } from '../../tsup.base';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  target: 'node20',
-  sourcemap: true,
-  silent: true,
-  // the hosts are never bundled; only their shapes are used.
-  external: ['webpack', 'webpack-dev-server', '@rspack/core', '@rspack/dev-server'],
-});
+// The hosts are never bundled; only their shapes are used.
+export default defineConfig(library({ index: 'src/index.ts' }, { external: ['webpack', 'webpack-dev-server', '@rspack/core', '@rspack/dev-server'] }));

@@ -181,6 +181,34 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     return res.bytes ? framesOf(res.bytes) : streamedMessages(res.body!);
   }
 
+  /** POSTs answers (framed); with `asPoll`, the server's answer to it is the next poll answer. */
+  async function upload(
+    session: Session,
+    path: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    length: number | undefined,
+    asPoll: boolean,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<PollResult> {
+    const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME };
+    if (length !== undefined) headers['content-length'] = String(length);
+    if (asPoll) headers[HEADER.poll] = '1';
+    const res = await call(dispatcher, {
+      origin,
+      path: base + path,
+      method: 'POST',
+      headers,
+      body,
+      signal,
+      // undici counts this from the end of the upload: the server answers once it has the body.
+      headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
+      bodyTimeout: session.timing.bodyIdleTimeoutMs,
+      bufferUpTo: WHOLE_ANSWER,
+    });
+    return pollAnswer(res, what);
+  }
+
   async function streamedMessages(body: Readable): Promise<PollResult> {
     const messages = [parseServerMessage(await readFrameHead(body))];
     // A batch: more heads may follow as long as the last one carries no body.
@@ -229,51 +257,23 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       return pollAnswer(res, 'poll');
     },
 
-    async respond(session, requestId, head, body, asPoll, signal) {
+    respond(session, requestId, head, body, asPoll, signal) {
       const headBytes = encodeHead(head);
-      const headers: Record<string, string> = {
-        authorization: bearer(session.secret),
-        'content-type': CONTENT_TYPE_FRAME,
-      };
-      if (asPoll) headers[HEADER.poll] = '1';
-      if (head.bodyLength !== null) headers['content-length'] = String(headBytes.length + head.bodyLength);
-      const res = await call(dispatcher, {
-        origin,
-        path: base + paths.response(session.id, requestId),
-        method: 'POST',
-        headers,
-        // A small body goes in the same write as its head; a stream is sent as it comes, with
-        // backpressure.
-        body: body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : prepend(headBytes, body),
-        signal,
-        // undici counts this from the end of the upload: the server answers once it has the body.
-        headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
-        bodyTimeout: session.timing.bodyIdleTimeoutMs,
-        bufferUpTo: WHOLE_ANSWER,
-      });
-      return pollAnswer(res, 'response upload');
+      const length = head.bodyLength === null ? undefined : headBytes.length + head.bodyLength;
+      // A small body goes in the same write as its head; a stream is sent as it comes, with
+      // backpressure.
+      const bytes = body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : prepend(headBytes, body);
+      return upload(session, paths.response(session.id, requestId), bytes, length, asPoll, 'response upload', signal);
     },
 
-    async respondBatch(session, items, asPoll) {
+    respondBatch(session, items, asPoll) {
       const frames: Uint8Array[] = [];
       for (const item of items) {
         frames.push(encodeHead({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 }));
         if (item.bytes) frames.push(item.bytes);
       }
       const body = Buffer.concat(frames);
-      const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME, 'content-length': String(body.length) };
-      if (asPoll) headers[HEADER.poll] = '1';
-      const res = await call(dispatcher, {
-        origin,
-        path: base + paths.responses(session.id),
-        method: 'POST',
-        headers,
-        body,
-        headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
-        bodyTimeout: session.timing.bodyIdleTimeoutMs,
-        bufferUpTo: WHOLE_ANSWER,
-      });
-      return pollAnswer(res, 'batch upload');
+      return upload(session, paths.responses(session.id), body, body.length, asPoll, 'batch upload');
     },
 
     async upstream(session, requestId, signal) {
