@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -156,6 +156,47 @@ describe('the client on real networks', () => {
     suite.defer(() => trusted.stop('SIGKILL'));
     const registered = JSON.parse(await trusted.waitForLine((l) => l.includes('"registered"'))) as { port: number };
     expect((await fetchBuffer(`http://127.0.0.1:${registered.port}/through-tls`, { dispatcher })).status).toBe(200);
+  });
+
+  test('a front that garbles poll answers: TUNNEL_PROTOCOL_ERROR, retried, and the tunnel works once it stops', async () => {
+    const server = await startServer();
+    suite.defer(() => server.close());
+    // A reverse proxy that answers polls with bytes that are no frame (whole or streamed) while
+    // `garbling`, and passes everything else through.
+    let garbling = true;
+    let garbled = 0;
+    const front = createHttpServer((req, res) => {
+      if (garbling && req.method === 'GET' && req.url!.endsWith('/poll')) {
+        garbled++;
+        res.writeHead(200, { 'content-type': 'text/html' });
+        if (garbled % 2) return res.end('<html>not a frame at all</html>');
+        res.write('<html>streamed, ');
+        return setTimeout(() => res.end('no length</html>'), 10);
+      }
+      const upstream = httpRequest({ host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    const frontPort = await listen(front);
+    suite.defer(() => closeServer(front));
+    const client = createTunnelClient({ server: `http://127.0.0.1:${frontPort}`, token: TOKEN, host: '127.0.0.1', port: suite.app.port, stateDir: stateDir(), proxy: false });
+    suite.defer(() => client.close());
+    const codes: string[] = [];
+    const reported = new Promise<void>((resolve) =>
+      client.on('reconnecting', (e) => {
+        codes.push(e.error.code);
+        if (codes.length === 2) resolve();
+      }),
+    );
+    const info = await client.start();
+    await reported;
+    expect(codes).toEqual(['TUNNEL_PROTOCOL_ERROR', 'TUNNEL_PROTOCOL_ERROR']);
+    garbling = false;
+    const res = await fetchBuffer(`http://127.0.0.1:${info.port}/after-the-garble`, { dispatcher });
+    expect(res.json<EchoBody>().url).toBe('/after-the-garble');
   });
 
   test('an unreachable tunnel server: start() keeps trying without blocking, close() ends it', async () => {

@@ -5,9 +5,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
 import { createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
-import { createForwarder, discard, isUpgraded, originOf, type LocalResponse } from './forward';
+import { createForwarder, isUpgraded, originOf, type LocalResponse } from './forward';
+import { discard } from './http-call';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
-import { CLIENT_FEATURES, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
+import { CLIENT_FEATURES, FrameError, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
 import { VERSION } from './version';
 
@@ -145,6 +146,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       version: VERSION,
       features: [...CLIENT_FEATURES],
     });
+    if (closed) {
+      // close() ran while the server registered us: take that registration back, say nothing.
+      void control.deregister(s).catch(() => {});
+      throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
+    }
     session = s;
     info = { port: s.port, url: s.url, name: s.name, id: s.id, target: targetName };
     try {
@@ -173,6 +179,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       }
       return new TunnelError('TUNNEL_SERVER_UNREACHABLE', error.message, { status: error.status, cause: error });
     }
+    if (error instanceof FrameError) {
+      return new TunnelError('TUNNEL_PROTOCOL_ERROR', `The tunnel server at ${o.server.href} sent an answer this client cannot read (${error.message}). A proxy may be altering the traffic, or the client and server versions differ; retrying.`, { cause: error });
+    }
     const e = error as Error & { code?: string; cause?: { code?: string } };
     const code = e.code ?? e.cause?.code;
     return new TunnelError('TUNNEL_SERVER_UNREACHABLE', `Cannot reach the tunnel server at ${o.server.href}: ${e.message}${code ? ` (${code})` : ''}. Retrying; check the URL, your VPN and HTTPS_PROXY.`, { cause: error });
@@ -189,6 +198,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         if (session) {
           try {
             await control.check(session);
+            if (closed) throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
             status = 'connected';
             backoff.reset();
             return;
@@ -244,6 +254,16 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         recovering = undefined;
         topUp();
       });
+  }
+
+  /**
+   * An upload failed. Only two answers say the channel itself is gone (the server is shutting
+   * down, or no longer knows the tunnel); anything else concerns that one upload, and whether the
+   * channel is down is for the polls to find out.
+   */
+  function uploadFailed(s: Session, error: unknown): void {
+    if (s !== session || !(error instanceof ServerAnswerError)) return;
+    if (error.serverCode === 'server_shutting_down' || error.serverCode === 'unknown_tunnel') channelFailed(error);
   }
 
   function fail(failure: unknown): void {
@@ -339,7 +359,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         },
         (error: unknown) => {
           // The answers were reported when sent; only a lost channel still matters.
-          if (error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'unknown_tunnel') && box.s === session) channelFailed(error);
+          uploadFailed(box.s, error);
         },
       )
       .finally(() => {
@@ -397,6 +417,21 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     }, end);
   }
 
+  /** What the request log says of a request whose upload failed: the status and error code. */
+  function failedUpload(error: unknown, aborted: boolean, asPoll: boolean, response: LocalResponse | undefined): [number, string | undefined] {
+    if (aborted || isAbort(error)) return [499, 'cancelled'];
+    if (error instanceof ServerAnswerError) {
+      // The server answers an upload only once the body is through: the browser has its
+      // response; only the poll part was refused.
+      if (asPoll && (error.serverCode === 'server_shutting_down' || error.serverCode === 'too_many_polls')) return [response?.head.status ?? 502, response?.head.error?.code];
+      // The browser left, or the server already answered it (deadline): nothing to recover.
+      if (error.status === 404 || error.status === 410 || error.status === 409) return [499, error.serverCode ?? 'cancelled'];
+    }
+    // The upload broke: the server cut it (the browser left), the local app's body failed mid-way,
+    // or the network did. The browser has been told (a cut connection).
+    return [502, 'upload_failed'];
+  }
+
   function finished(message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: string): void {
     const event: RequestEvent = {
       method: message.method,
@@ -446,25 +481,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     } catch (error) {
       if (response?.body) discard(response.body);
       if (body && !(body instanceof Uint8Array)) discard(body);
-      if (reported) {
-        // Already reported as sent; only a lost channel still matters.
-        if (error instanceof ServerAnswerError && error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
-      } else if (abort.signal.aborted || isAbort(error)) {
-        finished(message, t0, 499, counter.bytes, 'cancelled');
-      } else if (asPoll && error instanceof ServerAnswerError && (error.serverCode === 'server_shutting_down' || error.serverCode === 'too_many_polls')) {
-        // The server answers an upload only once the body is through: the browser has its
-        // response; only the poll part was refused.
-        finished(message, t0, response?.head.status ?? 502, counter.bytes, response?.head.error?.code);
-        if (error.serverCode === 'server_shutting_down' && s === session) channelFailed(error);
-      } else if (error instanceof ServerAnswerError && (error.status === 404 || error.status === 410 || error.status === 409)) {
-        // The browser left, or the server already answered it (deadline): nothing to recover.
-        finished(message, t0, 499, counter.bytes, error.serverCode ?? 'cancelled');
-        if (error.serverCode === 'unknown_tunnel' && s === session) channelFailed(error);
-      } else {
-        // The upload broke: the server cut it (the browser left), the local app's body failed
-        // mid-way, or the network did. The browser has been told (a cut connection); whether
-        // the channel itself is down is for the polls to find out, not for one upload.
-        finished(message, t0, 502, counter.bytes, 'upload_failed');
+      uploadFailed(s, error);
+      // An answer reported as sent (it rode an upload-as-poll) needs nothing more.
+      if (!reported) {
+        const [statusCode, code] = failedUpload(error, abort.signal.aborted, asPoll, response);
+        finished(message, t0, statusCode, counter.bytes, code);
       }
     } finally {
       if (asPoll) waiting--;

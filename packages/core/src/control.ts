@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { TunnelError } from './errors';
-import { call, type CallAnswer } from './http-call';
+import { call, discard, type CallAnswer } from './http-call';
 import {
   CONTENT_TYPE_FRAME,
   HEADER,
@@ -37,7 +37,10 @@ export type PollResult = { messages: ServerMessage[]; body: Readable | Uint8Arra
 
 /** Lets go of a poll answer's body nobody will read, so its connection returns to the pool. */
 export function release(result: PollResult): void {
-  if (result && !(result.body instanceof Uint8Array)) result.body.resume();
+  if (!result || result.body instanceof Uint8Array) return;
+  // A failure while it drains concerns nobody; unheard, it would crash the host process.
+  result.body.on('error', () => {});
+  result.body.resume();
 }
 
 /** One small answer of a batch upload. */
@@ -170,15 +173,20 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
   /** A poll answer (or an upload's answer acting as one): whole when small, else a stream. */
   function pollAnswer(res: CallAnswer, what: string): PollResult | Promise<PollResult> {
     if (res.statusCode === 204) {
-      res.body?.resume();
+      if (res.body) discard(res.body);
       return null;
     }
     if (res.statusCode !== 200) {
-      if (res.bytes) return Promise.reject(answerError(res.statusCode, res.headers, res.bytes.toString(), what));
-      res.body?.resume();
-      return Promise.reject(answerError(res.statusCode, res.headers, '', what));
+      if (res.body) discard(res.body); // an error page too large to read: the status says enough
+      return Promise.reject(answerError(res.statusCode, res.headers, res.bytes?.toString() ?? '', what));
     }
-    return res.bytes ? framesOf(res.bytes) : streamedMessages(res.body!);
+    if (res.bytes) return framesOf(res.bytes);
+    const body = res.body!;
+    return streamedMessages(body).catch((error: unknown) => {
+      // A bad frame: the rest of the answer means nothing, and its connection must not stay held.
+      discard(body);
+      throw error;
+    });
   }
 
   /** POSTs answers (framed); with `asPoll`, the server's answer to it is the next poll answer. */

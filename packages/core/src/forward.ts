@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { call, type CallAnswer } from './http-call';
+import { call, discard, lengthOf, type CallAnswer } from './http-call';
 import { pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
 /**
@@ -90,12 +90,6 @@ function classify(error: unknown, target: LocalTarget, timeouts: ForwarderTimeou
   return errorHead('local_app_error', `The local app at ${where} failed to answer: ${e.message ?? String(error)}${code ? ` (${code})` : ''}.`);
 }
 
-/** Drops a body we will not read. undici's destroy() emits an abort error: nobody must see it. */
-export function discard(body: Readable): void {
-  body.on('error', () => {});
-  body.destroy();
-}
-
 function toPairs(headers: Record<string, string | string[] | undefined>): HeaderPairs {
   const out: HeaderPairs = [];
   for (const name in headers) {
@@ -105,12 +99,6 @@ function toPairs(headers: Record<string, string | string[] | undefined>): Header
     else out.push([name, value]);
   }
   return out;
-}
-
-function contentLength(headers: Record<string, string | string[] | undefined>): number | null {
-  const v = headers['content-length'];
-  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return null;
-  return Number(v);
 }
 
 export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTimeouts): Forwarder {
@@ -133,11 +121,24 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
   }
   aim();
 
+  // A browser sends the same Host on every request: the allow-list is checked once per value.
+  let lastHost: string | undefined;
+  let lastRewrite = false;
+  function rewrites(host: string): boolean {
+    if (target.rewriteHost) return true;
+    if (!target.allowedHosts) return false;
+    if (host !== lastHost) {
+      lastHost = host;
+      lastRewrite = !isHostAllowed(host, target.allowedHosts);
+    }
+    return lastRewrite;
+  }
+
   function flatHeaders(message: RequestMessage): string[] {
     const flat: string[] = [];
     for (const [name, value] of message.headers) {
       // The original Host stays in X-Forwarded-Host, which the server always sets.
-      if (name.length === 4 && name.toLowerCase() === 'host' && (target.rewriteHost || (target.allowedHosts && !isHostAllowed(value, target.allowedHosts)))) {
+      if (name.length === 4 && name.toLowerCase() === 'host' && rewrites(value)) {
         flat.push(name, localHost);
       } else {
         flat.push(name, value);
@@ -167,7 +168,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         });
       } catch (error) {
         if (signal.aborted) throw error;
-        return classify(error, target, timeouts());
+        return classify(error, target, t);
       }
       // RFC 9110 §15: a final status is 200-599.
       if (res.statusCode < 200 || res.statusCode > 599) {
@@ -181,7 +182,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
       }
       if (res.bytes) return { head: { status: res.statusCode, headers, bodyLength: res.bytes.length }, body: null, bytes: res.bytes };
-      return { head: { status: res.statusCode, headers, bodyLength: contentLength(res.headers) }, body: res.body! };
+      return { head: { status: res.statusCode, headers, bodyLength: lengthOf(res.headers) }, body: res.body! };
     },
     upgrade(message, signal) {
       // node:http, not undici: it hands over the socket after a 101 and the answer otherwise.
@@ -214,9 +215,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         req.once('response', (res: IncomingMessage) => {
           // A refusal (400, 403, 426…): returned to the browser as it is.
           req.setTimeout(0);
-          const cl = res.headers['content-length'];
-          const bodyLength = typeof cl === 'string' && /^\d{1,15}$/.test(cl) ? Number(cl) : null;
-          settle({ head: { status: res.statusCode ?? 502, headers: pairsFromRaw(res.rawHeaders), bodyLength }, body: res });
+          settle({ head: { status: res.statusCode ?? 502, headers: pairsFromRaw(res.rawHeaders), bodyLength: lengthOf(res.headers) }, body: res });
         });
         req.once('error', (error) => {
           if (signal.aborted) return settle(errorHead('local_app_error', 'cancelled'));

@@ -41,10 +41,17 @@ export interface CallAnswer {
 
 const EMPTY = Buffer.alloc(0);
 
-function lengthOf(headers: IncomingHttpHeaders): number | null {
+/** A Content-Length header's value, or null when it is absent or not a plain number. */
+export function lengthOf(headers: Record<string, string | string[] | undefined>): number | null {
   const v = headers['content-length'];
   if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return null;
   return Number(v);
+}
+
+/** Drops a body nobody will read. Destroying emits an error (abort): nobody must see it. */
+export function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 export function call(dispatcher: Dispatcher, options: CallOptions): Promise<CallAnswer> {

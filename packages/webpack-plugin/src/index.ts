@@ -47,7 +47,8 @@ export interface DevServerOptions {
   [key: string]: unknown;
 }
 
-export const PLUGIN_NAME = 'DevTunnelPlugin';
+/** The name the plugin taps webpack's hooks with. */
+const PLUGIN_NAME = 'DevTunnelPlugin';
 /** Name of the infrastructure logger: lines read `<i> [devtunnel] Tunnel: …`. */
 const LOGGER_NAME = 'devtunnel';
 
@@ -57,14 +58,14 @@ const sessions = new Map<string, TunnelClient>();
 /**
  * Merges the cluster's host names into `allowedHosts` without ever widening it: `'all'` stays
  * `'all'` (the user chose it), `'auto'`/unset becomes a list (localhost and IPs stay allowed, as
- * in `'auto'`), a string or a list gains the names.
+ * in `'auto'`), a string or a list gains the names. An empty result means `'auto'`: only localhost
+ * and IP addresses, which always pass.
  */
 export function mergeAllowedHosts(current: DevServerOptions['allowedHosts'], hosts: string[]): 'all' | string[] {
   if (current === 'all') return 'all';
   const base = current === undefined || current === 'auto' ? [] : Array.isArray(current) ? current : [current];
   return [...new Set([...base, ...hosts])];
 }
-// (An empty result means 'auto': only localhost and IP addresses, which always pass.)
 
 /** `/cart` → `/cart/`; `auto`, full URLs and `/` mean no prefix. */
 function prefixOf(publicPath: string | undefined): string {
