@@ -185,6 +185,16 @@ describe('batches on the control channel', () => {
     expect(res.text).toContain('Nothing answers');
   });
 
+  test('a batched answer announcing more than the whole-body limit is refused before anything is read or allocated', async () => {
+    const session = await register(['batch']);
+    const a = browse(session, '/huge');
+    await waitFor(() => queued(session) === 1, 2_000, 'queued');
+    const { messages } = await poll(session);
+    const claim = Buffer.from(encodeHead({ id: messages[0]!.id, status: 200, headers: [], bodyLength: 2 ** 40 } as ResponseHead));
+    expect(await batchUpload(session, [claim])).toMatchObject({ status: 400, code: 'invalid_request' });
+    expect((await a).status).toBe(502);
+  });
+
   test('a malformed batch is refused with 400 invalid_request, and the request it named fails with 502', async () => {
     const session = await register(['batch']);
     const a = browse(session, '/a');

@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import type { TunnelError } from '@devtunnel/core';
 import { CLIENT_BIN, runBin, type Child } from '../helpers/child';
 import { closeServer, listen, rawExchange } from '../helpers/net';
+import type { EchoBody } from '../helpers/echo-app';
 import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** Every failure a user can meet: its own status, code and message, and nothing hangs. */
@@ -71,6 +73,38 @@ describe('failures a user can meet', () => {
     expect(res.headers['x-devtunnel-error']).toBe('local_app_refused');
     expect(res.json<{ error: { message: string } }>().error.message).toContain(`127.0.0.1:${deadPort}`);
   });
+
+  test('an upload slower than the server deadline still arrives whole: only the idle limit applies while it streams', async () => {
+    const { server, base } = await tunnel();
+    const part = Buffer.alloc(1024, 'u');
+    const parts = 12;
+    async function* slowly() {
+      // 12 parts 400 ms apart: longer than the 3 s deadline, never idle for the 3 s idle limit.
+      for (let i = 0; i < parts; i++) {
+        yield part;
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
+    }
+    expect(server.options.deadlineMs).toBeLessThan(parts * 400);
+    const res = await fetchBuffer(`${base}/upload`, { method: 'POST', body: Readable.from(slowly()), headers: { 'content-length': String(parts * part.length) }, dispatcher });
+    expect(res.status).toBe(200);
+    expect(res.json<EchoBody>().bodyBytes).toBe(parts * part.length);
+  });
+
+  test('a refused raw connection whose peer never closes its side is cut, so shutdown never waits on it', async () => {
+    const { server, client } = await tunnel();
+    const socket = connect({ port: client.info.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    socket.write('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    await once(socket, 'end'); // the server's side is closed; ours stays open on purpose
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /);
+    await client.close();
+    // Before the fix, this waited forever on the half-open socket.
+    await server.close();
+    socket.destroy();
+  }, 20_000);
 
   test('local app too slow: 504 local_app_timeout from the client, before the server deadline', async () => {
     const { base } = await tunnel();

@@ -4,7 +4,7 @@ import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { call, discard, lengthOf, type CallAnswer } from './http-call';
-import { pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
+import { MAX_WHOLE_BODY, pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
 /**
  * Replays one tunnelled request against the local app and returns the response head plus its body
@@ -28,8 +28,6 @@ export interface LocalResponse {
   bytes?: Buffer;
 }
 
-/** Bodies up to this size (with a Content-Length) are read whole and uploaded in one write. */
-const SMALL_BODY = 64 * 1024;
 
 /** The local app accepted an upgrade: its 101 head, its socket, and bytes it already sent. */
 export interface Upgraded {
@@ -164,7 +162,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
           headersTimeout: t.localTimeoutMs,
           bodyTimeout: t.bodyIdleTimeoutMs,
           // Most dev-server answers (modules, JSON) arrive whole: one buffer, one upload write.
-          bufferUpTo: SMALL_BODY,
+          bufferUpTo: MAX_WHOLE_BODY,
         });
       } catch (error) {
         if (signal.aborted) throw error;

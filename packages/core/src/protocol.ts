@@ -23,6 +23,11 @@ export const SERVER_FEATURES = Object.freeze(['batch']);
 
 /** Most messages in one poll answer, and most answers in one batch upload. */
 export const MAX_BATCH = 32;
+/**
+ * Largest answer body that travels whole: the client reads such answers at once and may batch
+ * them; the server refuses a larger body in a batch upload before reading it.
+ */
+export const MAX_WHOLE_BODY = 64 * 1024;
 export const API_PREFIX = '/api/v1';
 
 /** Header names used on the control channel (lower case, as Node and undici report them). */

@@ -152,7 +152,8 @@ export function createControlHandler(deps: ControlDeps) {
       if (!deps.isReady()) throw new HttpError('server_shutting_down', 'Not ready: starting or draining.', { retryAfter: 2 });
       return json(res, 200, { status: 'ready', tunnels: registry.size });
     }
-    if (await dashboard(req, res, path)) return;
+    // Polls and uploads must not wait a turn for the dashboard's router.
+    if (path.startsWith('/dashboard') && (await dashboard(req, res, path))) return;
     if (!path.startsWith(`${API_PREFIX}/tunnels`)) throw new HttpError('not_found', `Nothing at ${path}. The API lives under ${API_PREFIX}/.`);
 
     const parts = path.slice(API_PREFIX.length + 1).split('/');

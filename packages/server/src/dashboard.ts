@@ -119,12 +119,12 @@ export function createDashboard(deps: DashboardDeps) {
     return JSON.stringify({ time: new Date(options.now()).toISOString(), tunnels: registry.list() });
   }
 
-  // One timer for every live page: each gets the snapshot when it changed, a comment line otherwise
-  // (keeps proxies from closing a quiet stream).
+  // One timer for every live page, running only while one is open: each gets the snapshot when it
+  // changed, a comment line otherwise (keeps proxies from closing a quiet stream).
   let last = '';
   let ticks = 0;
-  const timer = setInterval(() => {
-    if (streams.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  function tick(): void {
     const now = snapshot();
     const changed = now !== last;
     last = now;
@@ -133,8 +133,7 @@ export function createDashboard(deps: DashboardDeps) {
       if (changed) res.write(`data: ${now}\n\n`);
       else if (ticks % 15 === 0) res.write(': keep-alive\n\n');
     }
-  }, STREAM_INTERVAL_MS);
-  timer.unref();
+  }
 
   async function signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!sameOrigin(req)) return send(res, 403, 'text/plain; charset=utf-8', 'Cross-origin sign-in refused.\n');
@@ -161,7 +160,13 @@ export function createDashboard(deps: DashboardDeps) {
     res.writeHead(200, { ...headers('text/event-stream; charset=utf-8'), connection: 'keep-alive' });
     res.write(`retry: 2000\ndata: ${snapshot()}\n\n`);
     streams.add(res);
-    res.once('close', () => streams.delete(res));
+    timer ??= setInterval(tick, STREAM_INTERVAL_MS).unref();
+    res.once('close', () => {
+      streams.delete(res);
+      if (streams.size > 0 || !timer) return;
+      clearInterval(timer);
+      timer = undefined;
+    });
   }
 
   /** Handles `/dashboard…`; returns false for any other path. */

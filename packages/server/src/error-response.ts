@@ -1,4 +1,5 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { HEADER } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
 
@@ -94,6 +95,19 @@ export function sendError(req: IncomingMessage | undefined, res: ServerResponse,
   }
   res.writeHead(error.status, headers);
   res.end(body);
+}
+
+/** How long a peer may keep its side of a refused raw socket open before we cut it. */
+const RAW_LINGER_MS = 5_000;
+
+/**
+ * Ends a socket Node's HTTP layer no longer manages (an upgrade, CONNECT, a parse error) with a raw
+ * answer. Node's idle timeout no longer applies to it, so a peer that never closes its side is cut
+ * after a few seconds: otherwise the socket would live, and hold up shutdown, forever.
+ */
+export function endRaw(socket: Socket, answer: string): void {
+  socket.end(answer);
+  socket.setTimeout(RAW_LINGER_MS, () => socket.destroy());
 }
 
 /** A complete error answer for a socket Node's HTTP layer no longer manages; always closes. */

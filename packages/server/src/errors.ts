@@ -25,6 +25,20 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * A tunnel port whose client is not connected (`name` its last holder), or that no tunnel holds.
+ * One message for the tunnel's own requests and for its port's listener.
+ */
+export function offlineError(port: number, name: string | undefined): HttpError {
+  return new HttpError(
+    'tunnel_offline',
+    name
+      ? `The tunnel "${name}" on port ${port} is offline: the developer's devtunnel client is not connected. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`
+      : `No tunnel holds port ${port}. Start a devtunnel client to get a port.`,
+    { retryAfter: 5 },
+  );
+}
+
 /** A bad server option: the message names the option and the fix. */
 export class InvalidOptionError extends Error {
   readonly code = 'invalid_option';

@@ -70,7 +70,7 @@ export const TOKEN_PLACEHOLDER = 'REPLACE ME with the output of: openssl rand -h
  * What the Ingress exposes of the control port: the client API, the health checks and the
  * dashboard. Not `/metrics`: Prometheus scrapes the Service from inside the cluster.
  */
-export const ingressPaths: ReadonlyArray<readonly [path: string, pathType: 'Prefix' | 'Exact']> = [
+const ingressPaths: ReadonlyArray<readonly [path: string, pathType: 'Prefix' | 'Exact']> = [
   ['/api/', 'Prefix'],
   ['/healthz', 'Exact'],
   ['/readyz', 'Exact'],

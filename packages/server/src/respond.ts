@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HEADER, MAX_BATCH, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
+import { HEADER, MAX_BATCH, MAX_WHOLE_BODY, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
@@ -182,6 +182,7 @@ export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMess
       if (count >= MAX_BATCH) throw new Error(`more than ${MAX_BATCH} answers in one upload`);
       head = parseResponseHead(raw);
       if (typeof head.id !== 'string' || (head.bodyLength === null && !head.error)) throw new Error('a batched answer needs its request id and a bodyLength');
+      if ((head.bodyLength ?? 0) > MAX_WHOLE_BODY) throw new Error(`a batched answer carries at most ${MAX_WHOLE_BODY} bytes; send a larger one on its own`);
       bytes = await readExactly(req, head.bodyLength ?? 0);
     } catch (error) {
       const message = (error as Error).message;

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createControlHandler } from './control-api';
-import { rawResponse } from './error-response';
+import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
@@ -115,7 +115,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   server.timeout = Math.max(o.bodyIdleTimeoutMs, o.pollTimeoutMs + 5_000);
   server.on('request', (req, res) => void handler(req, res));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable) socket.end(rawResponse(new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
+    if (socket.writable) endRaw(socket as Socket, rawResponse(new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
     else socket.destroy();
     logger.log('debug', 'control.client_error', { code: err.code });
   });

@@ -50,10 +50,14 @@ export function createStateStore(file: string, entries: () => PortAssignment[], 
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw error;
       }
-      const parsed = JSON.parse(text) as Partial<StateFileV1>;
-      if (parsed.version !== 1 || !Array.isArray(parsed.assignments)) {
-        throw new Error(`${file} is not a devtunnel state file (version 1); move it away or fix --state-file.`);
+      const notOurs = () => new Error(`${file} is not a devtunnel state file (version 1); move it away or fix --state-file.`);
+      let parsed: Partial<StateFileV1> | null;
+      try {
+        parsed = JSON.parse(text) as Partial<StateFileV1> | null;
+      } catch {
+        throw notOurs();
       }
+      if (parsed?.version !== 1 || !Array.isArray(parsed.assignments)) throw notOurs();
       return parsed.assignments;
     },
     save() {

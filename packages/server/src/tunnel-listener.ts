@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HEADER, pairsFromRaw, stripHopByHop, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
-import { rawResponse, sendError } from './error-response';
+import { endRaw, rawResponse, sendError } from './error-response';
 import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
-import { HttpError } from './errors';
+import { HttpError, offlineError } from './errors';
 import type { ResolvedServerOptions } from './options';
 import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
@@ -16,9 +16,9 @@ import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
  */
 
 /** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
-export const MAX_REQUEST_HEADERS = 100;
+const MAX_REQUEST_HEADERS = 100;
 /** Node's default, kept on purpose and documented: 16 KiB of request line and headers. */
-export const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_HEADER_BYTES = 16 * 1024;
 
 export interface TunnelListener {
   readonly port: number;
@@ -164,16 +164,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   // Socket idle timeout: no byte either way for this long ends the connection.
   server.timeout = options.bodyIdleTimeoutMs;
 
-  function offlineError(p: number): HttpError {
-    const name = deps.holder(p);
-    return new HttpError(
-      'tunnel_offline',
-      name
-        ? `The tunnel "${name}" on port ${p} is offline: the developer's devtunnel client is not running. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`
-        : `No tunnel holds port ${p}. Start a devtunnel client to get a port.`,
-      { retryAfter: 5 },
-    );
-  }
+  const offline = (p: number) => offlineError(p, deps.holder(p));
 
   /**
    * Connections we refused or whose bytes the parser rejected. Nothing more from them is trusted:
@@ -196,7 +187,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     if (problem) return refuse(req, res, problem);
     const tunnel = deps.lookup(port);
     if (!tunnel) {
-      const error = offlineError(port);
+      const error = offline(port);
       deps.rejected(port, error, req);
       sendError(req, res, error, { close: !req.complete });
       return;
@@ -243,10 +234,10 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
       ? new HttpError('upgrade_not_supported', `The devtunnel client of "${tunnel.name}" is too old to carry WebSockets; update it (the page works, live reload does not).`)
       : undefined;
     if (problem || !tunnel || tooOld) {
-      const error = problem ?? tooOld ?? offlineError(port);
+      const error = problem ?? tooOld ?? offline(port);
       distrusted.add(socket);
       deps.rejected(port, error, req);
-      socket.end(rawResponse(error));
+      endRaw(socket, rawResponse(error));
       return;
     }
     const exchange = createExchange(req, undefined, options.now(), createUpgradeState(socket, head));
@@ -264,7 +255,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const error = new HttpError('method_not_supported', 'CONNECT is not supported by a devtunnel port.');
     deps.rejected(port, error, req);
-    socket.end(rawResponse(error, { extra: 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n' }));
+    endRaw(socket, rawResponse(error, { extra: 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n' }));
   });
 
   // Bytes Node's parser rejected (smuggling attempts, oversized headers, slow headers): answer and
@@ -276,7 +267,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     // its own default handler makes) cannot be followed by another: close instead.
     const busy = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
     if (refusedBefore || busy || !socket.writable || err.code === 'ECONNRESET') {
-      if (refusedBefore && socket.writable) socket.end();
+      if (refusedBefore && socket.writable) endRaw(socket, '');
       else socket.destroy();
       return;
     }
@@ -288,7 +279,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
           : ['Bad Request', 'invalid_request'];
     const error = new HttpError(code, `${reason}: the request could not be parsed as strict HTTP/1.1 (${err.code ?? 'parse error'}).`);
     deps.rejected(port, error);
-    socket.end(rawResponse(error));
+    endRaw(socket, rawResponse(error));
   });
 
   return {

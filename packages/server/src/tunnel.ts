@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CONTENT_TYPE_FRAME, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
-import { HttpError } from './errors';
+import { HttpError, offlineError } from './errors';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
 
@@ -112,7 +112,7 @@ export interface TunnelSession {
   readonly inFlight: number;
   /** Upgraded connections (WebSockets) open now. */
   readonly upgraded: number;
-  /** Marks an exchange upgraded (a 101 went out); false when the tunnel's cap is reached. */
+  /** Marks an exchange upgraded (a 101 went out). */
   markUpgraded(exchange: Exchange): void;
   /** The client's `GET …/upstream` for an upgrade: the exchange, or why not. */
   findUpgrade(id: string): Exchange | HttpError;
@@ -163,7 +163,8 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   /** Dispatched or responding exchanges, by dispatch id. */
   const pending = new Map<string, Exchange>();
   const stats: TunnelStats = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0, firstSeen: now(), lastSeen: now(), lastRequestAt: undefined, recent: [] };
-  let offlineSince: number | undefined;
+  /** Declared offline (lost client or lapsed lease) until the client is seen again. */
+  let offline = false;
   let draining: HttpError | undefined;
   let closed = false;
   let lostTimer: NodeJS.Timeout | undefined;
@@ -174,7 +175,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   function state(): TunnelState {
     if (closed) return 'closed';
     if (polls.size > 0) return 'connected';
-    if (offlineSince !== undefined) return 'offline';
+    if (offline) return 'offline';
     // A client busy with requests up to its cap has no poll waiting, yet it is alive; a dead one
     // is caught by the disconnect grace or the request deadline.
     if (awaiting() > 0) return 'connected';
@@ -183,11 +184,10 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
 
   function seen(): void {
     stats.lastSeen = now();
-    offlineSince = undefined;
+    offline = false;
   }
 
-  const offline = () =>
-    new HttpError('tunnel_offline', `The tunnel "${init.name}" on port ${init.port} is offline: the developer's devtunnel client is not connected. Start it again (devtunnel --port …, or the dev server with the devtunnel plugin).`, { retryAfter: 5 });
+  const offlineFailure = () => offlineError(init.port, init.name);
 
   function clearTimer(ex: Exchange): void {
     if (ex.timer) clearTimeout(ex.timer);
@@ -220,9 +220,10 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   /** Requests the client owes an answer: upgraded connections do not prove it is alive. */
   const awaiting = () => pending.size - upgraded;
 
-  function armDeadline(ex: Exchange): void {
+  /** The client must answer within `deadlineMs` of `from` (the request's arrival, by default). */
+  function armDeadline(ex: Exchange, from = ex.arrivedAt): void {
     clearTimer(ex);
-    const left = Math.max(0, ex.arrivedAt + options.deadlineMs - now());
+    const left = Math.max(0, from + options.deadlineMs - now());
     ex.timer = setTimeout(() => {
       fail(ex, new HttpError('tunnel_timeout', `The developer's machine did not answer within ${Math.round(options.deadlineMs / 1000)} s. The local app may be stuck, or the devtunnel client overloaded.`));
       sendControl({ type: 'cancel', id: ex.id });
@@ -278,6 +279,12 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     res.writeHead(200, headers);
     res.write(headBytes);
     const upload = ex.req;
+    // A large upload may take longer than the deadline: while it streams only the idle limit
+    // applies, and the client's time to answer counts from its end (as the local app's does).
+    clearTimer(ex);
+    upload.once('end', () => {
+      if (ex.state === 'dispatched') armDeadline(ex, now());
+    });
     // pipe(), not pipeline(): if the client drops this poll, the browser must still get a 502,
     // so its socket must not be destroyed along with the poll.
     upload.pipe(res);
@@ -374,6 +381,28 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     controls.push(message);
   }
 
+  /**
+   * The client is gone: queued requests get `tunnel_offline`, its upgraded connections close, and
+   * requests it was handling get `inFlight` (when it vanished mid-way; a lapsed lease has none).
+   */
+  function goOffline(inFlight?: HttpError): void {
+    offline = true;
+    for (const ex of [...pending.values()]) {
+      if (ex.state === 'upgraded') closeUpgraded(ex);
+      else if (inFlight && ex.state === 'dispatched') fail(ex, inFlight);
+    }
+    for (const ex of [...queue]) fail(ex, offlineFailure());
+  }
+
+  /** Answers every waiting poll with `reason` (draining, closing). */
+  function answerPolls(reason: HttpError): void {
+    for (const poll of [...polls]) {
+      polls.delete(poll);
+      if (poll.timer) clearTimeout(poll.timer);
+      sendError(poll.req, poll.res, reason, { fallback: 'json' });
+    }
+  }
+
   /** Every poll of the client dropped without an answer: the client probably died. */
   function pollLost(): void {
     if (closed || polls.size > 0 || lostTimer) return;
@@ -381,14 +410,8 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     lostTimer = setTimeout(() => {
       lostTimer = undefined;
       if (closed || polls.size > 0 || stats.lastSeen !== lostAt) return;
-      offlineSince = now();
       logger.log('warn', 'tunnel.client_lost', { inFlight: pending.size, queued: queue.length });
-      const gone = new HttpError('client_disconnected', `The developer's devtunnel client disconnected while handling this request. Retry once it is back.`);
-      for (const ex of [...pending.values()]) {
-        if (ex.state === 'dispatched') fail(ex, gone);
-        else if (ex.state === 'upgraded') closeUpgraded(ex);
-      }
-      for (const ex of [...queue]) fail(ex, offline());
+      goOffline(new HttpError('client_disconnected', `The developer's devtunnel client disconnected while handling this request. Retry once it is back.`));
     }, options.disconnectGraceMs);
     lostTimer.unref();
   }
@@ -436,7 +459,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       stats.requests++;
       stats.lastRequestAt = now();
       if (draining) return fail(ex, draining);
-      if (state() !== 'connected') return fail(ex, offline());
+      if (state() !== 'connected') return fail(ex, offlineFailure());
       if (ex.upgrade) {
         if (upgrades.size >= options.maxUpgrades) {
           return fail(ex, new HttpError('too_many_upgrades', `The tunnel "${init.name}" already carries ${options.maxUpgrades} upgraded connections (WebSockets). Close some, or raise --max-upgrades on the server.`, { retryAfter: 5 }));
@@ -469,7 +492,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         return;
       }
       const poll: Poll = { req, res, timer: undefined };
-      const work = takeWork(init.features.has('batch') ? MAX_BATCH : 1);
+      const work = takeWork(batching ? MAX_BATCH : 1);
       if (work) return answer(poll, work.cancels, work.batch);
       if (polls.size >= options.maxPolls) {
         sendError(req, res, new HttpError('too_many_polls', `This tunnel already has ${options.maxPolls} polls waiting; the client should not open more.`), { fallback: 'json' });
@@ -514,33 +537,21 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     },
 
     sweep(t) {
-      if (!closed && offlineSince === undefined && polls.size === 0 && awaiting() === 0 && t - stats.lastSeen > options.leaseMs) {
-        offlineSince = stats.lastSeen + options.leaseMs;
-        for (const ex of [...queue]) fail(ex, offline());
-        // The client stopped polling: its upgraded connections are as dead as it is.
-        for (const ex of [...pending.values()]) if (ex.state === 'upgraded') closeUpgraded(ex);
-      }
+      // The client stopped polling: its queue waits in vain, its upgraded connections are dead.
+      if (!closed && !offline && polls.size === 0 && awaiting() === 0 && t - stats.lastSeen > options.leaseMs) goOffline();
     },
 
     drain(reason) {
       draining = reason;
       for (const ex of [...queue]) fail(ex, reason);
-      for (const poll of [...polls]) {
-        polls.delete(poll);
-        if (poll.timer) clearTimeout(poll.timer);
-        sendError(poll.req, poll.res, reason, { fallback: 'json' });
-      }
+      answerPolls(reason);
     },
 
     close(reason, pendingReason = reason) {
       if (closed) return;
       closed = true;
       if (lostTimer) clearTimeout(lostTimer);
-      for (const poll of [...polls]) {
-        polls.delete(poll);
-        if (poll.timer) clearTimeout(poll.timer);
-        sendError(poll.req, poll.res, reason, { fallback: 'json' });
-      }
+      answerPolls(reason);
       for (const ex of [...queue]) fail(ex, pendingReason);
       for (const ex of [...pending.values()]) {
         if (ex.state === 'responding' || ex.state === 'upgraded') {

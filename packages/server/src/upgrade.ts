@@ -1,7 +1,7 @@
 import { STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { headerValue, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
-import { rawResponse, sendError } from './error-response';
+import { endRaw, rawResponse, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
@@ -33,7 +33,7 @@ export function createUpgradeState(socket: Socket, head: Buffer): UpgradeState {
       if (closed) return;
       if (state.status === undefined && socket.writable) {
         state.status = error.status;
-        socket.end(rawResponse(error));
+        endRaw(socket, rawResponse(error));
       } else {
         socket.destroy();
       }

@@ -29,4 +29,13 @@ describe('server state file', () => {
     writeFileSync(path, JSON.stringify({ something: 'else' }));
     await expect(store.load()).rejects.toThrow(path);
   });
+
+  test('a file that is not JSON at all (cut short, say) is the same named error, not a parser message', async () => {
+    const path = file();
+    const store = createStateStore(path, () => [], () => {});
+    store.save();
+    await store.flush();
+    writeFileSync(path, '{"version": 1, "assign');
+    await expect(store.load()).rejects.toThrow(`${path} is not a devtunnel state file`);
+  });
 });
