@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
@@ -9,6 +8,7 @@ import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
 import { createDashboard } from './dashboard';
 import { handleBatchUpload, handleResponseUpload } from './respond';
+import { tokenCheck } from './token-check';
 import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
 
@@ -41,10 +41,6 @@ const MAX_JSON_BYTES = 16 * 1024;
 /** Failed authentications allowed per address per window before 429. */
 const AUTH_FAILURES_PER_WINDOW = 30;
 const AUTH_WINDOW_MS = 60_000;
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
 
 function bearer(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
@@ -88,7 +84,7 @@ function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createControlHandler(deps: ControlDeps) {
   const { options, registry, logger } = deps;
-  const tokenHash = sha256(options.token);
+  const isToken = tokenCheck(options.token);
   const failures = new Map<string, { count: number; since: number }>();
 
   /** Counts a failed authentication; past the budget the address gets 429 for the window. */
@@ -118,7 +114,7 @@ export function createControlHandler(deps: ControlDeps) {
     // Guessing the shared registration token is throttled per address.
     if (throttled(req)) throw new HttpError('rate_limited', 'Too many failed authentications from this address; wait a minute.', { retryAfter: 60 });
     const given = bearer(req);
-    if (given === undefined || !timingSafeEqual(sha256(given), tokenHash)) throw authFailed(req);
+    if (given === undefined || !isToken(given)) throw authFailed(req);
   }
 
   function requireTunnel(req: IncomingMessage, id: string): TunnelSession {

@@ -1,8 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { APP_CSS, APP_JS, DASHBOARD_CSP, loginPage, shellPage } from './dashboard-assets';
 import { HttpError } from './errors';
+import { tokenCheck } from './token-check';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
 import type { Registry } from './registry';
@@ -35,8 +36,6 @@ const SESSION_MS = 12 * 60 * 60 * 1000;
 const MAX_SESSIONS = 1000;
 const MAX_STREAMS = 100;
 const STREAM_INTERVAL_MS = 1000;
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 function headers(contentType: string): Record<string, string> {
   return {
@@ -83,8 +82,8 @@ export function createDashboard(deps: DashboardDeps) {
   const { options, registry, logger } = deps;
   const sessions = new Map<string, Session>();
   const streams = new Set<ServerResponse>();
-  const tokenHash = sha256(options.token);
-  const adminHash = options.adminToken ? sha256(options.adminToken) : undefined;
+  const isToken = tokenCheck(options.token);
+  const isAdmin = options.adminToken ? tokenCheck(options.adminToken) : () => false;
   const open = new BlockList();
   for (const cidr of options.dashboardOpenCidrs) {
     const [address, bits] = cidr.split('/');
@@ -139,8 +138,7 @@ export function createDashboard(deps: DashboardDeps) {
     if (!sameOrigin(req)) return send(res, 403, 'text/plain; charset=utf-8', 'Cross-origin sign-in refused.\n');
     if (deps.throttled(req)) return send(res, 429, 'text/html; charset=utf-8', loginPage('Too many failed attempts from this address; wait a minute.'), { 'retry-after': '60' });
     const token = (await readForm(req)).get('token') ?? '';
-    const hash = sha256(token);
-    const role = adminHash && timingSafeEqual(hash, adminHash) ? 'admin' : timingSafeEqual(hash, tokenHash) ? 'viewer' : undefined;
+    const role = isAdmin(token) ? 'admin' : isToken(token) ? 'viewer' : undefined;
     if (!role) {
       deps.authFailed(req);
       return send(res, 401, 'text/html; charset=utf-8', loginPage('That token is not right.'));

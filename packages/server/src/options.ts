@@ -129,6 +129,14 @@ export function parsePortRange(option: string, value: string): { from: number; t
 }
 
 /** Merges defaults and validates every option, naming the option and the fix. */
+/**
+ * How often Node checks its headers and request timeouts (its default, 30 s, would let a slow
+ * client far past `headersTimeoutMs`): an eighth of that timeout, between 50 ms and 1 s.
+ */
+export function connectionsCheckingInterval(o: Pick<ResolvedServerOptions, 'headersTimeoutMs'>): number {
+  return Math.max(50, Math.min(1000, Math.floor(o.headersTimeoutMs / 8)));
+}
+
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const o = { ...serverDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof serverDefaults & ServerOptions;
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw invalid('port', `must be a port number (got ${JSON.stringify(o.port)}).`);

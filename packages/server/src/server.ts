@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createControlHandler } from './control-api';
 import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
-import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
+import { connectionsCheckingInterval, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
 import { RECENT_REQUESTS, type Exchange, type TunnelSession } from './tunnel';
 import { createPrometheusMetrics, noopMetrics, type MetricsSnapshot, type ServerMetrics } from './metrics';
@@ -106,7 +106,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     // Uploads of long responses and held polls have no total cap; idleness is capped below.
     requestTimeout: 0,
     keepAliveTimeout: o.keepAliveTimeoutMs,
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(o.headersTimeoutMs / 8))),
+    connectionsCheckingInterval: connectionsCheckingInterval(o),
     noDelay: true,
     // Response heads of local apps travel in the frame, not in headers: Node's 16 KiB is plenty.
     insecureHTTPParser: false,

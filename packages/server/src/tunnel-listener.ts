@@ -6,7 +6,7 @@ import { endRaw, rawResponse, sendError } from './error-response';
 import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
 import { HttpError, offlineError } from './errors';
-import type { ResolvedServerOptions } from './options';
+import { connectionsCheckingInterval, type ResolvedServerOptions } from './options';
 import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
 /**
@@ -153,8 +153,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     // No total cap on a request: a slow 1 GB upload must survive. Idleness is capped instead.
     requestTimeout: 0,
     keepAliveTimeout: options.keepAliveTimeoutMs,
-    // Node checks the two timeouts above only this often (default 30 s).
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(options.headersTimeoutMs / 8))),
+    connectionsCheckingInterval: connectionsCheckingInterval(options),
     // We check Host ourselves, to answer with our code and close (RFC 9112 §3.2).
     requireHostHeader: false,
     noDelay: true,
