@@ -8,14 +8,61 @@ import type { TunnelOptions } from './options';
  * which host names the cluster uses, and the status lines a developer reads.
  */
 
-/** Why a plugin stays off, or `undefined` when it runs. `env` is the host's `process.env`. */
-export function disabledReason(env: Record<string, string | undefined>, enabled: boolean | undefined): string | undefined {
+type Env = Record<string, string | undefined>;
+
+/**
+ * Why a plugin stays off, or `undefined` when it runs; `quiet` when that is expected and not worth
+ * a line (switched off in the config, under Vitest, in CI). `env` is the host's `process.env`.
+ */
+function offSwitch(env: Env, enabled: boolean | undefined): { reason: string; quiet: boolean } | undefined {
   if (enabled === true) return undefined;
-  if (enabled === false) return 'disabled by the plugin option enabled: false';
-  if (env.DEVTUNNEL === '0' || env.DEVTUNNEL === 'false') return 'disabled by DEVTUNNEL=0';
-  if (env.VITEST) return 'off under Vitest';
-  if (env.CI && env.CI !== '0' && env.CI !== 'false') return 'off in CI (CI is set); pass enabled: true to force it';
+  if (enabled === false) return { reason: 'disabled by the plugin option enabled: false', quiet: true };
+  if (env.DEVTUNNEL === '0' || env.DEVTUNNEL === 'false') return { reason: 'disabled by DEVTUNNEL=0', quiet: false };
+  if (env.VITEST) return { reason: 'off under Vitest', quiet: true };
+  if (env.CI && env.CI !== '0' && env.CI !== 'false') return { reason: 'off in CI (CI is set); pass enabled: true to force it', quiet: true };
   return undefined;
+}
+
+/** Why a plugin stays off, or `undefined` when it runs. `env` is the host's `process.env`. */
+export function disabledReason(env: Env, enabled: boolean | undefined): string | undefined {
+  return offSwitch(env, enabled)?.reason;
+}
+
+/** What every dev-server plugin reads first, from its options and then the environment. */
+export interface PluginSettings {
+  server: string | undefined;
+  token: string | undefined;
+  name: string | undefined;
+  /** The cluster's host names to let through the dev server's host check. */
+  hosts: string[];
+  /** Why there is no tunnel, when there is none… */
+  off: string | undefined;
+  /** …and whether saying so is noise (see {@link disabledReason}). */
+  quiet: boolean;
+}
+
+/**
+ * Settings common to the plugins: server, token and name (option, else `DEVTUNNEL_*`), the off
+ * switches, the host names to allow. `setting` names how to pass the server in this plugin.
+ */
+export function pluginSettings(
+  options: { server?: string; token?: string; name?: string; enabled?: boolean; allowedHosts?: string[] },
+  env: Env,
+  setting: string,
+): PluginSettings {
+  const server = options.server ?? env.DEVTUNNEL_SERVER;
+  const token = options.token ?? env.DEVTUNNEL_TOKEN;
+  const switched = offSwitch(env, options.enabled);
+  const off = switched?.reason ?? (!server ? `DEVTUNNEL_SERVER is not set (or pass ${setting})` : !token ? 'DEVTUNNEL_TOKEN is not set' : undefined);
+  const domain = clusterDomain(server);
+  return {
+    server,
+    token,
+    name: options.name ?? env.DEVTUNNEL_NAME,
+    hosts: [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])],
+    off,
+    quiet: switched?.quiet ?? false,
+  };
 }
 
 /**

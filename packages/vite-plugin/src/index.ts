@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { styleText } from 'node:util';
-import { clusterDomain, dialAddress, disabledReason, startDevServerTunnel, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { dialAddress, pluginSettings, startDevServerTunnel, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
 import type { Logger, Plugin, PreviewServer, ResolvedConfig, ViteDevServer } from 'vite';
 
 /**
@@ -35,10 +35,7 @@ const colors = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (style: Parameters<typeof styleText>[0], text: string) => (colors ? styleText(style, text) : text);
 
 export function devTunnel(options: DevTunnelOptions = {}): Plugin {
-  const server = options.server ?? process.env.DEVTUNNEL_SERVER;
-  const token = options.token ?? process.env.DEVTUNNEL_TOKEN;
-  const name = options.name ?? process.env.DEVTUNNEL_NAME;
-  let off = disabledReason(process.env, options.enabled);
+  const { server, token, name, hosts, off, quiet } = pluginSettings(options, process.env, 'devTunnel({ server })');
   let config: ResolvedConfig | undefined;
   let logger: Logger | undefined;
 
@@ -48,8 +45,11 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     error: (m: string) => logger?.error(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
   };
 
+  /** One session per project, tunnel server and name: a restart of the same dev server finds it. */
+  const sessionKey = () => `${config!.root}\0${server}\0${name ?? ''}`;
+
   function attach(httpServer: NonNullable<ViteDevServer['httpServer']>, https: boolean, printUrls: { printUrls(): void } | undefined, allowed: string[] | true | undefined): void {
-    const key = `${config!.root}\0${server}\0${options.name ?? ''}`;
+    const key = sessionKey();
     let session = sessions.get(key);
     if (printUrls) {
       const original = printUrls.printUrls.bind(printUrls);
@@ -106,15 +106,8 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     apply: (_config, env) => env.command === 'serve' && (!env.isPreview || options.preview === true),
 
     config(user) {
-      if (off) return;
-      if (!server || !token) {
-        off = !server ? 'DEVTUNNEL_SERVER is not set (or pass devTunnel({ server }))' : 'DEVTUNNEL_TOKEN is not set';
-        return;
-      }
       // Let the cluster's host names through Vite's host check, without disabling it.
-      const domain = clusterDomain(server);
-      const hosts = [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])];
-      if (hosts.length === 0) return;
+      if (off || hosts.length === 0) return;
       const patch: { server: { allowedHosts: string[] }; preview?: { allowedHosts: string[] } } = { server: { allowedHosts: hosts } };
       // preview.allowedHosts defaults to server's only while the user leaves it unset.
       if (Array.isArray(user.preview?.allowedHosts)) patch.preview = { allowedHosts: hosts };
@@ -124,7 +117,7 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     configResolved(resolved) {
       config = resolved;
       logger = resolved.logger;
-      if (off && !/Vitest|CI is set|enabled: false/.test(off)) logger.info(`  ${paint('bold', 'devtunnel')} ${off}: no tunnel.`);
+      if (off && !quiet) logger.info(`  ${paint('bold', 'devtunnel')} ${off}: no tunnel.`);
     },
 
     configureServer(viteServer: ViteDevServer) {
@@ -146,7 +139,7 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     // now instead of after the restart grace. Older versions ignore the hook.
     async closeServer({ reason }: { reason: 'restart' | 'close' }) {
       if (reason !== 'close' || !config) return;
-      const key = `${config.root}\0${server}\0${options.name ?? ''}`;
+      const key = sessionKey();
       const s = sessions.get(key);
       if (!s) return;
       sessions.delete(key);

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { clusterDomain, dialAddress, disabledReason, startDevServerTunnel, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { dialAddress, pluginSettings, startDevServerTunnel, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
 
 /**
  * webpack-dev-server 5/6 and @rspack/dev-server: `devServer: withTunnel({ ...yourOptions })`.
@@ -84,24 +84,19 @@ function firstCompiler(compiler: DevServerLike['compiler']): CompilerLike | unde
  * page's own origin (only if you left it unset).
  */
 export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, options: DevTunnelOptions = {}): T & DevServerOptions {
-  const server = options.server ?? process.env.DEVTUNNEL_SERVER;
-  const token = options.token ?? process.env.DEVTUNNEL_TOKEN;
-  const name = options.name ?? process.env.DEVTUNNEL_NAME;
+  const { server, token, name, hosts, off, quiet } = pluginSettings(options, process.env, 'withTunnel(devServer, { server })');
   const userOnListening = devServer.onListening;
-  const off = disabledReason(process.env, options.enabled) ?? (!server ? 'DEVTUNNEL_SERVER is not set (or pass withTunnel(devServer, { server }))' : !token ? 'DEVTUNNEL_TOKEN is not set' : undefined);
 
   if (off) {
     return {
       ...devServer,
       onListening(ds: DevServerLike) {
         userOnListening?.(ds);
-        if (!/CI is set|enabled: false/.test(off)) firstCompiler(ds.compiler)?.getInfrastructureLogger(LOGGER_NAME).info(`${off}: no tunnel.`);
+        if (!quiet) firstCompiler(ds.compiler)?.getInfrastructureLogger(LOGGER_NAME).info(`${off}: no tunnel.`);
       },
     };
   }
 
-  const domain = clusterDomain(server);
-  const hosts = [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])];
   const allowedHosts = mergeAllowedHosts(devServer.allowedHosts, hosts);
   const prefix = prefixOf(options.publicPath ?? devServer.devMiddleware?.publicPath);
   const extended: T = { ...devServer };
