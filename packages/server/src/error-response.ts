@@ -2,6 +2,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import { HEADER } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
+import type { Exchange, TunnelSession } from './tunnel';
 
 /**
  * The one place where an error becomes a response. Browsers navigating get a small HTML page;
@@ -117,4 +118,18 @@ export function rawResponse(error: HttpError, options: { status?: number; extra?
   const extra = options.extra ?? '';
   const body = `${status} ${error.code}: ${error.message}\n`;
   return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${HEADER.error}: ${error.code}\r\n${extra}\r\n${body}`;
+}
+
+/** The client's answer is unusable: what its browser is told. */
+export function badResponse(message: string): HttpError {
+  return new HttpError('bad_response', `The developer's devtunnel client sent an unusable response: ${message}`);
+}
+
+/**
+ * The client's answer cannot be used: its browser gets 502 `bad_response` saying why, the upload
+ * 400 `invalid_request` (`toClient`, by default the same words) and a closed connection.
+ */
+export function refuseAnswer(tunnel: TunnelSession, ex: Exchange, req: IncomingMessage, res: ServerResponse, why: string, toClient = why): void {
+  tunnel.fail(ex, badResponse(why));
+  sendError(req, res, new HttpError('invalid_request', toClient), { fallback: 'json', close: true });
 }

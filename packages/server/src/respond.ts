@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HEADER, MAX_BATCH, MAX_WHOLE_BODY, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
-import { sendError } from './error-response';
+import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
 import { handleUpgradeUpload } from './upgrade';
@@ -14,10 +14,6 @@ import { handleUpgradeUpload } from './upgrade';
 
 /** Statuses that never carry a body (RFC 9110 §6.4.1, §15.4.5). */
 const NO_BODY_STATUS = new Set([204, 304]);
-
-function bad(message: string): HttpError {
-  return new HttpError('bad_response', `The developer's devtunnel client sent an unusable response: ${message}`);
-}
 
 /** Builds the browser-facing header list; throws {@link HttpError} when Node rejects a header. */
 function browserHeaders(ex: Exchange, head: ResponseHead, noBody: boolean): string[] {
@@ -59,9 +55,7 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     head = parseResponseHead(await readFrameHead(req));
   } catch (error) {
     const message = (error as Error).message;
-    tunnel.fail(ex, bad(message));
-    sendError(req, res, new HttpError('invalid_request', `Malformed response frame: ${message}`), { fallback: 'json', close: true });
-    return;
+    return refuseAnswer(tunnel, ex, req, res, message, `Malformed response frame: ${message}`);
   }
 
   if (head.error) {
@@ -71,9 +65,7 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
 
   if (ex.upgrade) return handleUpgradeUpload(tunnel, ex, head, req, res);
   if (head.status === 101) {
-    tunnel.fail(ex, bad('101 Switching Protocols in answer to a request that asked for no upgrade'));
-    sendError(req, res, new HttpError('invalid_request', '101 is only a valid answer to an upgrade request.'), { fallback: 'json', close: true });
-    return;
+    return refuseAnswer(tunnel, ex, req, res, '101 Switching Protocols in answer to a request that asked for no upgrade', '101 is only a valid answer to an upgrade request.');
   }
 
   const browser = ex.res!;
@@ -88,9 +80,7 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     browser.writeHead(head.status, browserHeaders(ex, head, noBody));
   } catch (error) {
     // Node refuses header names or values that could split the response (CR, LF, NUL…).
-    tunnel.fail(ex, bad((error as Error).message));
-    sendError(req, res, new HttpError('invalid_request', (error as Error).message), { fallback: 'json', close: true });
-    return;
+    return refuseAnswer(tunnel, ex, req, res, (error as Error).message);
   }
 
   if (noBody || head.bodyLength === 0) {
@@ -188,7 +178,7 @@ export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMess
       const message = (error as Error).message;
       if (head?.id) {
         const ex = tunnel.take(head.id);
-        if (!(ex instanceof HttpError)) tunnel.fail(ex, bad(message));
+        if (!(ex instanceof HttpError)) tunnel.fail(ex, badResponse(message));
       }
       sendError(req, res, new HttpError('invalid_request', `Malformed batch upload: ${message}`), { fallback: 'json', close: true });
       return;
@@ -200,7 +190,7 @@ export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMess
       continue;
     }
     if (ex.upgrade || head.status === 101) {
-      tunnel.fail(ex, bad('an upgrade answer cannot travel in a batch'));
+      tunnel.fail(ex, badResponse('an upgrade answer cannot travel in a batch'));
       continue;
     }
     const browser = ex.res!;
@@ -208,7 +198,7 @@ export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMess
     try {
       browser.writeHead(head.status, browserHeaders(ex, { ...head, bodyLength: noBody ? head.bodyLength : bytes.length }, noBody));
     } catch (error) {
-      tunnel.fail(ex, bad((error as Error).message));
+      tunnel.fail(ex, badResponse((error as Error).message));
       continue;
     }
     ex.bytesOut += noBody ? 0 : bytes.length;

@@ -533,7 +533,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       ex.code ??= 'browser_gone';
       if (was === 'dispatched') sendControl({ type: 'cancel', id: ex.id });
       if (was === 'responding') ex.upload?.destroy();
-      if (was === 'upgraded' || ex.upgrade) ex.upgrade?.close();
+      ex.upgrade?.close();
     },
 
     sweep(t) {

@@ -1,7 +1,7 @@
 import { STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { headerValue, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
-import { endRaw, rawResponse, sendError } from './error-response';
+import { endRaw, rawResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
@@ -31,6 +31,8 @@ export function createUpgradeState(socket: Socket, head: Buffer): UpgradeState {
     onClose: [],
     fail(error) {
       if (closed) return;
+      // An upstream that arrived before the failure has nothing left to carry.
+      state.upstream?.res.destroy();
       if (state.status === undefined && socket.writable) {
         state.status = error.status;
         endRaw(socket, rawResponse(error));
@@ -42,6 +44,7 @@ export function createUpgradeState(socket: Socket, head: Buffer): UpgradeState {
       if (closed) return;
       closed = true;
       socket.destroy();
+      state.upstream?.res.destroy();
       for (const hook of state.onClose.splice(0)) hook();
     },
   };
@@ -57,10 +60,6 @@ function rawHead(status: number, headers: Array<[string, string]>): string {
     text += `${name}: ${value}\r\n`;
   }
   return text + '\r\n';
-}
-
-function bad(message: string): HttpError {
-  return new HttpError('bad_response', `The developer's devtunnel client sent an unusable upgrade answer: ${message}`);
 }
 
 /**
@@ -84,9 +83,7 @@ export function handleUpgradeUpload(tunnel: TunnelSession, ex: Exchange, head: R
   try {
     text = rawHead(101, [['Connection', 'Upgrade'], ['Upgrade', protocol ?? ''], ...headers]);
   } catch (error) {
-    tunnel.fail(ex, bad((error as Error).message));
-    sendError(req, res, new HttpError('invalid_request', (error as Error).message), { fallback: 'json', close: true });
-    return;
+    return refuseAnswer(tunnel, ex, req, res, (error as Error).message);
   }
   browser.write(text);
   up.status = 101;
@@ -105,7 +102,6 @@ export function handleUpgradeUpload(tunnel: TunnelSession, ex: Exchange, head: R
   };
   up.onClose.push(() => {
     tunnel.settle(ex);
-    up.upstream?.res.destroy();
     // Tell the client its upload is over: it closes the local side.
     answer(() => sendError(req, res, new HttpError('browser_gone', 'The upgraded connection closed.'), { fallback: 'json', close: true }));
   });
@@ -157,9 +153,7 @@ function refusal(tunnel: TunnelSession, ex: Exchange, head: ResponseHead, header
   try {
     text = rawHead(head.status, [...headers, ...framing]);
   } catch (error) {
-    tunnel.fail(ex, bad((error as Error).message));
-    sendError(req, res, new HttpError('invalid_request', (error as Error).message), { fallback: 'json', close: true });
-    return;
+    return refuseAnswer(tunnel, ex, req, res, (error as Error).message);
   }
   up.status = head.status;
   tunnel.settle(ex);
