@@ -4,13 +4,16 @@ import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { RequestEvent } from '@devtunnel/core';
 import { patternBytes, sha256, startEchoApp, type EchoApp, type EchoBody } from '../helpers/echo-app';
-import { browser, fetchBuffer, startClient, startServer } from '../helpers/tunnel';
+import { browser, fetchBuffer, startClient, startServer, waitFor } from '../helpers/tunnel';
 
 /**
  * The original project's scenarios, through a real tunnel server, a real client and a real local
  * app, all on 127.0.0.1.
  */
-describe('HTTP through the tunnel', () => {
+describe.each([
+  ['on streams', 'auto'],
+  ['on long polls', 'poll'],
+] as const)('HTTP through the tunnel, %s', (_name, transport) => {
   let app: EchoApp;
   let server: Awaited<ReturnType<typeof startServer>>;
   let client: Awaited<ReturnType<typeof startClient>>;
@@ -20,8 +23,10 @@ describe('HTTP through the tunnel', () => {
   beforeAll(async () => {
     app = await startEchoApp();
     server = await startServer();
-    client = await startClient(server, { port: app.port });
+    client = await startClient(server, { port: app.port, transport });
     base = `http://127.0.0.1:${client.info.port}`;
+    // Every test below runs on the transport it names.
+    if (transport === 'auto') await waitFor(() => server.tunnels()[0]!.downstream && server.tunnels()[0]!.upstreams === 1, 5_000, 'both streams');
   });
 
   afterAll(async () => {

@@ -13,6 +13,7 @@ export const cliFlags = [
   { flag: 'preferred-port', option: 'preferredPort', type: 'string', help: 'ask for this tunnel port', default: 'last one used' },
   { flag: 'polls', option: 'polls', type: 'string', help: 'long-polls kept waiting', default: String(tunnelDefaults.polls) },
   { flag: 'max-in-flight', option: 'maxInFlight', type: 'string', help: 'requests handled at once, at most', default: String(tunnelDefaults.maxInFlight) },
+  { flag: 'transport', option: 'transport', type: 'string', help: 'auto: streams when the way allows, else long polls; poll: long polls only', default: tunnelDefaults.transport },
   { flag: 'rewrite-host', option: 'rewriteHost', type: 'boolean', help: 'send Host: <host>:<port> to the local app', default: String(tunnelDefaults.rewriteHost) },
   { flag: 'allowed-hosts', option: 'allowedHosts', type: 'string', help: 'hosts the local app accepts (comma list); others get Host rewritten', default: 'none' },
   { flag: 'state-dir', option: 'stateDir', type: 'string', help: 'where identity and last port are kept', default: '$XDG_CONFIG_HOME/devtunnel or ~/.config/devtunnel' },

@@ -47,6 +47,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions
     identity: str('identity'),
     polls: intFlag('polls', str('polls')),
     maxInFlight: intFlag('max-in-flight', str('max-in-flight')),
+    transport: str('transport') as TunnelOptions['transport'],
     rewriteHost: v['rewrite-host'] === true ? true : undefined,
     allowedHosts: str('allowed-hosts')?.split(',').map((h) => h.trim()).filter(Boolean),
     stateDir: str('state-dir'),

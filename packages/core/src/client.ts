@@ -3,13 +3,14 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
-import { createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
+import { batchFrames, createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
 import { TunnelError, isFinal } from './errors';
 import { createForwarder, isUpgraded, originOf, type LocalResponse } from './forward';
 import { discard } from './http-call';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
 import { CLIENT_FEATURES, FrameError, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
+import { createStreamLink, type StreamLink } from './streams';
 import { VERSION } from './version';
 
 /** What `registered` reports, and what {@link TunnelClient.start} resolves to. */
@@ -71,6 +72,9 @@ export interface TunnelClient {
 /** A started tunnel: what {@link openTunnel} resolves to. */
 export type Tunnel = TunnelClient & TunnelInfo;
 
+/** The body of a message that has none (requests from the downstream). */
+const EMPTY = new Uint8Array(0);
+
 function isAbort(error: unknown): boolean {
   const code = (error as { code?: string; name?: string })?.code;
   const name = (error as { name?: string })?.name;
@@ -129,11 +133,48 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   /** Requests being replayed or answered. */
   let active = 0;
   let targetName = originOf(target);
+  /** The streams of the current session (feature `stream`), while it is tried or in use. */
+  let link: StreamLink | undefined;
+  /** Something on the way holds streamed bytes back: long polls only (or answers by upload only). */
+  let streamsBlocked = false;
+  let upstreamBlocked = false;
 
   const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
 
   function pollTarget(): number {
-    return Math.min(o.polls, session?.maxPolls ?? o.polls);
+    const polls = Math.min(o.polls, session?.maxPolls ?? o.polls);
+    // With a downstream, polls only carry requests with a body (and prove the client lives).
+    return link?.downstreamReady ? Math.max(1, Math.floor(polls / 4)) : polls;
+  }
+
+  /** Opens the streams of the current session when both sides can, and nothing blocked them. */
+  function linkUp(s: Session): void {
+    if (link || o.transport !== 'auto' || streamsBlocked || !s.features?.includes('stream')) return;
+    link = createStreamLink({
+      control,
+      session: s,
+      window: o.maxInFlight,
+      log,
+      upstreamBlocked,
+      onMessages: (messages) => {
+        if (s === session && !closed) dispatch(s, { messages, body: EMPTY });
+      },
+      onChange: topUp,
+      onBlocked: (which) => {
+        log.warn(`devtunnel: the way to ${o.server.origin} holds streamed ${which === 'downstream' ? 'answers' : 'uploads'} back (a buffering proxy?); using ${which === 'downstream' ? 'long polls' : 'an upload per answer'} instead, which works but is slower.`);
+        if (which === 'downstream') {
+          streamsBlocked = true;
+          link = undefined;
+        } else upstreamBlocked = true;
+        topUp();
+      },
+    });
+  }
+
+  function linkDown(): void {
+    const l = link;
+    link = undefined;
+    l?.close();
   }
 
   async function register(reconnected: boolean): Promise<void> {
@@ -239,6 +280,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     log.debug(`devtunnel: channel error: ${(error as Error).message}`);
     // Their far ends lived on the server: whatever happened to it, they are gone.
     for (const abort of upgrades.values()) abort.abort();
+    linkDown();
     if (status === 'connected') status = 'reconnecting';
     recovering = (async () => {
       const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
@@ -283,7 +325,15 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
    */
   function topUp(): void {
     if (closed || recovering || !session) return;
+    linkUp(session);
     const target = pollTarget();
+    if (link?.downstreamReady) {
+      while (waiting < target && waiting + active < o.maxInFlight) {
+        waiting++;
+        void pollOnce(session);
+      }
+      return;
+    }
     const idleFloor = Math.max(1, Math.floor(target / 4));
     while ((waiting < idleFloor || waiting + active < target) && waiting < target && waiting + active < o.maxInFlight) {
       waiting++;
@@ -348,6 +398,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     const box = outbox;
     outbox = undefined;
     if (!box || box.items.length === 0 || closed) return;
+    if (link?.upstreamReady && box.s === session) return link.send(batchFrames(box.items));
     const asPoll = waiting < pollTarget();
     if (asPoll) waiting++;
     control
@@ -504,6 +555,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     closed = true;
     status = 'closed';
     sleeper.abort();
+    linkDown();
     closing = (async () => {
       for (const abort of inFlight.values()) abort.abort();
       for (const abort of upgrades.values()) abort.abort();

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { TunnelError } from './errors';
 import { call, discard, type CallAnswer } from './http-call';
@@ -8,9 +8,12 @@ import {
   MAX_BATCH,
   PROTOCOL_VERSION,
   clientPollDeadlineMs,
+  createFrameReader,
   createHeadReader,
   encodeHead,
   FrameError,
+  HEARTBEAT,
+  parseDownstreamMessage,
   parseServerMessage,
   paths,
   readFrameHead,
@@ -18,6 +21,7 @@ import {
   type RegisterRequest,
   type RegisterResponse,
   type ResponseHead,
+  type DownstreamMessage,
   type ServerMessage,
 } from './protocol';
 
@@ -63,12 +67,49 @@ export interface ControlChannel {
   ): Promise<PollResult>;
   /** Several small answers in one upload (feature `batch`). */
   respondBatch(session: Session, items: BatchItem[], asPoll: boolean): Promise<PollResult>;
+  /**
+   * Opens the downstream (feature `stream`) for at most `window` requests at once: resolves once
+   * the server accepted it; its frames go to `onMessages`, those of one chunk together. `done`
+   * settles when it ends (rejects on a failure).
+   */
+  openDownstream(session: Session, window: number, onMessages: (messages: DownstreamMessage[]) => void): Promise<Downstream>;
+  /**
+   * Opens an upstream (feature `stream`): an upload with no end that starts with a heartbeat, whose
+   * frames are answers as in a batch. `done` settles when the server answered it.
+   */
+  openUpstream(session: Session): Upstream;
   /** After a 101: the browser's bytes for upgrade `requestId`, as a stream with no idle limit. */
   upstream(session: Session, requestId: string, signal: AbortSignal): Promise<Readable>;
-  /** Resolves when the session still exists; throws `unknown_tunnel` (404) when it does not. */
-  check(session: Session): Promise<void>;
+  /**
+   * Resolves when the session still exists; throws `unknown_tunnel` (404) when it does not. With
+   * `downstreamKey` (the key of a downstream's first notice) it also confirms that downstream.
+   */
+  check(session: Session, downstreamKey?: string): Promise<void>;
   deregister(session: Session): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Downstream {
+  readonly done: Promise<void>;
+  close(): void;
+}
+
+export interface Upstream {
+  /** Sends frames (see {@link batchFrames}) at once. */
+  write(frames: Uint8Array): void;
+  readonly done: Promise<void>;
+  /** Ends the upload cleanly: what was written still arrives. */
+  end(): void;
+}
+
+/** Answers as frames of a batch upload or an upstream: each head names its request. */
+export function batchFrames(items: BatchItem[]): Buffer {
+  const frames: Uint8Array[] = [];
+  for (const item of items) {
+    frames.push(encodeHead({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 }));
+    if (item.bytes) frames.push(item.bytes);
+  }
+  return Buffer.concat(frames);
 }
 
 export interface ControlOptions {
@@ -275,13 +316,89 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     },
 
     respondBatch(session, items, asPoll) {
-      const frames: Uint8Array[] = [];
-      for (const item of items) {
-        frames.push(encodeHead({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 }));
-        if (item.bytes) frames.push(item.bytes);
-      }
-      const body = Buffer.concat(frames);
+      const body = batchFrames(items);
       return upload(session, paths.responses(session.id), body, body.length, asPoll, 'batch upload');
+    },
+
+    async openDownstream(session, window, onMessages) {
+      const res = await call(dispatcher, {
+        origin,
+        path: base + paths.stream(session.id),
+        method: 'GET',
+        headers: { authorization: bearer(session.secret), [HEADER.window]: String(window) },
+        headersTimeout: CALL_TIMEOUT_MS,
+        // The server sends a heartbeat when the stream was quiet for pollTimeoutMs.
+        bodyTimeout: clientPollDeadlineMs(session.timing.pollTimeoutMs),
+        bufferUpTo: WHOLE_ANSWER,
+      });
+      if (res.statusCode !== 200 || !res.body) {
+        if (res.body) discard(res.body);
+        throw answerError(res.statusCode, res.headers, res.bytes?.toString() ?? '', 'downstream');
+      }
+      const body = res.body;
+      let batch: DownstreamMessage[] = [];
+      const reader = createFrameReader({
+        bodyLength: () => 0,
+        onFrame: (head) => void batch.push(parseDownstreamMessage(head)),
+      });
+      const done = new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          try {
+            reader.push(chunk);
+          } catch (error) {
+            body.destroy(error as Error);
+            return;
+          }
+          if (batch.length === 0) return;
+          const messages = batch;
+          batch = [];
+          onMessages(messages);
+        });
+        body.once('end', resolve);
+        body.once('error', reject);
+        body.once('close', () => reject(new Error('the downstream closed')));
+      });
+      // Whoever holds it may not wait for its end: a failure must never be an unhandled rejection.
+      done.catch(() => {});
+      return { done, close: () => discard(body) };
+    },
+
+    openUpstream(session) {
+      const body = new Readable({ read() {} });
+      body.push(HEARTBEAT);
+      const beat = setInterval(() => body.push(HEARTBEAT), session.timing.pollTimeoutMs);
+      const done = call(dispatcher, {
+        origin,
+        path: base + paths.stream(session.id),
+        method: 'POST',
+        headers: { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME },
+        body,
+        headersTimeout: UPLOAD_ANSWER_MS,
+        bodyTimeout: UPLOAD_ANSWER_MS,
+        bufferUpTo: WHOLE_ANSWER,
+      })
+        .then((res) => {
+          if (res.body) discard(res.body);
+          if (res.statusCode !== 204) throw answerError(res.statusCode, res.headers, res.bytes?.toString() ?? '', 'upstream');
+        })
+        .finally(() => {
+          clearInterval(beat);
+          if (!body.destroyed) body.destroy();
+        });
+      done.catch(() => {});
+      let ended = false;
+      return {
+        write(frames) {
+          if (!ended && !body.destroyed) body.push(frames);
+        },
+        done,
+        end() {
+          if (ended) return;
+          ended = true;
+          clearInterval(beat);
+          if (!body.destroyed) body.push(null);
+        },
+      };
     },
 
     async upstream(session, requestId, signal) {
@@ -298,11 +415,13 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       return res.body;
     },
 
-    async check(session) {
+    async check(session, downstreamKey) {
+      const headers: Record<string, string> = { authorization: bearer(session.secret) };
+      if (downstreamKey !== undefined) headers[HEADER.downstream] = downstreamKey;
       const res = await request(url(paths.tunnel(session.id)), {
         dispatcher,
         method: 'GET',
-        headers: { authorization: bearer(session.secret) },
+        headers,
         headersTimeout: CALL_TIMEOUT_MS,
         bodyTimeout: CALL_TIMEOUT_MS,
       });

@@ -180,6 +180,9 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
       }
       if (res.bytes) return { head: { status: res.statusCode, headers, bodyLength: res.bytes.length }, body: null, bytes: res.bytes };
+      // The body may fail (a malformed chunk) before its upload starts reading it: an unheard
+      // error would crash the host process. Whoever reads it later still gets the error.
+      res.body!.on('error', () => {});
       return { head: { status: res.statusCode, headers, bodyLength: lengthOf(res.headers) }, body: res.body! };
     },
     upgrade(message, signal) {

@@ -63,14 +63,29 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
     let answer: CallAnswer | undefined;
     let chunks: Buffer[] | undefined;
     let stream: Readable | undefined;
-    const onAbort = () => controller?.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    /** A failure that waits until the consumer has read what arrived before it. */
+    let failure: Error | undefined;
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      controller?.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    };
     const release = () => signal?.removeEventListener('abort', onAbort);
     const fail = (error: Error) => {
       release();
       if (!settled) {
         settled = true;
         reject(error);
-      } else if (stream && !stream.destroyed) stream.destroy(error);
+      } else if (stream && !stream.destroyed) {
+        // Bytes that arrived before a failure of the peer are still delivered (a browser then sees
+        // the part of the body that exists, and a cut); our own abort ends the body at once.
+        if (aborted || stream.readableLength === 0) stream.destroy(error);
+        else {
+          failure = error;
+          // Lets the stream ask (read()) again: it will, once the bytes it holds were read.
+          stream.push(EMPTY);
+        }
+      }
     };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
@@ -96,7 +111,13 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
           return;
         }
         stream = new Readable({
-          read: () => c.resume(),
+          read: () => {
+            if (!failure) c.resume();
+            else if (stream!.readableLength === 0) stream!.destroy(failure);
+            // A failure waits until the bytes that came before it were read; an empty push lets
+            // the stream ask again once they are.
+            else stream!.push(EMPTY);
+          },
           destroy: (error, done) => {
             if (!c.aborted && !ended) c.abort(error ?? new Error('body discarded'));
             release();

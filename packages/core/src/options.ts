@@ -49,10 +49,18 @@ export interface TunnelOptions {
    */
   polls?: number;
   /**
-   * Requests handled at the same time, at most. Beyond this, requests wait on the server.
+   * Requests handled at the same time, at most. Beyond this, requests wait.
    * @default 256
    */
   maxInFlight?: number;
+  /**
+   * How requests and answers travel to and from the tunnel server. `'auto'`: on two streams that
+   * stay open (one request down, one upload up, with no poll or upload per request), once each
+   * proved that nothing on the way holds its bytes back; on long polls until then, and whenever a
+   * stream is down or blocked by a buffering proxy. `'poll'`: long polls only.
+   * @default 'auto'
+   */
+  transport?: 'auto' | 'poll';
   /**
    * Replace the browser's `Host` header with the local address (`localhost:5173`). Off by default:
    * the dev server sees the cluster's host name, which is what links and cookies need; the Vite and
@@ -97,6 +105,7 @@ export interface ResolvedTunnelOptions {
   identity: string | undefined;
   polls: number;
   maxInFlight: number;
+  transport: 'auto' | 'poll';
   rewriteHost: boolean;
   allowedHosts: string[] | undefined;
   stateDir: string | false | undefined;
@@ -109,6 +118,7 @@ export const tunnelDefaults = Object.freeze({
   https: false,
   polls: 8,
   maxInFlight: 256,
+  transport: 'auto',
   rewriteHost: false,
 } satisfies Partial<TunnelOptions>);
 
@@ -173,6 +183,8 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     throw invalid('allowedHosts', `must be a list of host names such as ["shop.test.example.com", ".test.example.com"] (got ${JSON.stringify(options.allowedHosts)}).`);
   }
   const polls = intOption('polls', options.polls, tunnelDefaults.polls, 1, 64);
+  const transport = options.transport ?? tunnelDefaults.transport;
+  if (transport !== 'auto' && transport !== 'poll') throw invalid('transport', `must be "auto" or "poll" (got ${JSON.stringify(options.transport)}).`);
   return {
     server,
     token: options.token,
@@ -184,6 +196,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     identity: options.identity,
     polls,
     maxInFlight: intOption('maxInFlight', options.maxInFlight, tunnelDefaults.maxInFlight, polls, 10_000),
+    transport,
     rewriteHost: options.rewriteHost ?? tunnelDefaults.rewriteHost,
     allowedHosts: options.allowedHosts,
     stateDir: options.stateDir,

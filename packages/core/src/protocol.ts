@@ -13,13 +13,15 @@
 export const PROTOCOL_VERSION = 1;
 
 /** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
-export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch']);
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream']);
 
 /**
  * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
  * a poll answer may carry several messages, and `POST …/responses` takes several small answers.
+ * `stream`: `GET …/stream` is a downstream of request frames with no end, and `POST …/stream` an
+ * upstream of answer frames with no end (docs/protocol.md, "Streams").
  */
-export const SERVER_FEATURES = Object.freeze(['batch']);
+export const SERVER_FEATURES = Object.freeze(['batch', 'stream']);
 
 /** Most messages in one poll answer, and most answers in one batch upload. */
 export const MAX_BATCH = 32;
@@ -36,6 +38,13 @@ export const HEADER = Object.freeze({
   error: 'x-devtunnel-error',
   /** On a response upload: `1` asks the server to answer it like a poll (saves a round trip). */
   poll: 'x-devtunnel-poll',
+  /**
+   * On a downstream request: how many requests the client takes at once (its `maxInFlight`). The
+   * server hands it no more than that, counting the ones polls carried; the rest wait in its queue.
+   */
+  window: 'x-devtunnel-window',
+  /** On a tunnel check: the key of the downstream's first notice, which confirms that downstream. */
+  downstream: 'x-devtunnel-downstream',
   /** The client's protocol version, sent on registration. */
   protocol: 'x-devtunnel-protocol',
   /** Request id added for the local app and echoed to the browser (kept when the caller set one). */
@@ -56,6 +65,8 @@ export const paths = Object.freeze({
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}`,
   /** Several small answers in one upload (feature `batch`). */
   responses: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/responses`,
+  /** Feature `stream`: GET is the downstream of request frames, POST the upstream of answers. */
+  stream: (id: string) => `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/stream`,
   /** After a 101: the browser's bytes, streamed to the client as a response body. */
   upstream: (id: string, requestId: string) =>
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}/upstream`,
@@ -148,7 +159,32 @@ export interface CancelMessage {
   id: string;
 }
 
+/**
+ * On a downstream only (feature `stream`): the server's word on the streams themselves. The first
+ * frame of every downstream is one, with a `key`; the client proves it received it (nothing on the
+ * way holds frames back) by sending the key in `x-devtunnel-downstream` on a tunnel check, and only
+ * then does the server hand requests to that downstream. Another notice follows when bytes of an
+ * upstream arrived (`upstream: true`), which proves the same for uploads.
+ */
+export interface StreamMessage {
+  type: 'stream';
+  /** Whether the server is reading an upstream of this tunnel now. */
+  upstream: boolean;
+  /** On a downstream's first notice: what the client sends back to confirm it. */
+  key?: string;
+}
+
+/** What a poll answer carries. */
 export type ServerMessage = RequestMessage | CancelMessage;
+
+/** What a downstream carries (feature `stream`): requests without a body, cancels, stream notices. */
+export type DownstreamMessage = ServerMessage | StreamMessage;
+
+/**
+ * A frame with an empty head (four zero bytes) is a heartbeat: streams send one when they were
+ * quiet for `pollTimeoutMs`, so that proxies keep them open and each side knows the other lives.
+ */
+export const HEARTBEAT: Uint8Array = new Uint8Array(4);
 
 /** Head of a response upload (`POST .../requests/:requestId`). */
 export interface ResponseHead {
@@ -279,7 +315,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** The bytes that open a frame: length prefix and JSON head. The raw body follows. */
-export function encodeHead(head: ServerMessage | ResponseHead): Uint8Array {
+export function encodeHead(head: DownstreamMessage | ResponseHead): Uint8Array {
   const json = encoder.encode(JSON.stringify(head));
   const out = new Uint8Array(4 + json.length);
   new DataView(out.buffer).setUint32(0, json.length, false);
@@ -329,6 +365,106 @@ export function createHeadReader(limit = MAX_HEAD_BYTES) {
         throw new FrameError('frame head is not valid JSON');
       }
       return { head, rest: buf.subarray(need) };
+    },
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+export interface FrameReaderOptions {
+  /** Length of the body that follows `head` (validate it here; throw {@link FrameError}). */
+  bodyLength(head: unknown): number;
+  /** One complete frame. `body` may share memory with the pushed chunks: copy it to keep it. */
+  onFrame(head: unknown, body: Uint8Array): void;
+  /** Largest head accepted. */
+  limit?: number;
+}
+
+/**
+ * Synchronous, incremental reader of an endless stream of frames (feature `stream`): feed it the
+ * stream's chunks as they come; it calls `onFrame` for each complete frame and skips heartbeats.
+ * No promise or listener per frame, and a body split over many small chunks is copied once.
+ * Throws {@link FrameError} on a malformed frame: the rest of that stream means nothing.
+ */
+export function createFrameReader(options: FrameReaderOptions): { push(chunk: Uint8Array): void; readonly buffered: number } {
+  const limit = options.limit ?? MAX_HEAD_BYTES;
+  let chunks: Uint8Array[] = [];
+  let first = 0;
+  let size = 0;
+  /** What is read next: the length prefix (-1), a head of `need` bytes (0), or a body (1). */
+  let state: -1 | 0 | 1 = -1;
+  let need = 4;
+  let head: unknown;
+
+  /** Removes and returns the next `n` bytes (n ≤ size): a view when they lie in one chunk. */
+  function take(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    size -= n;
+    const c = chunks[first]!;
+    if (c.length > n) {
+      chunks[first] = c.subarray(n);
+      return c.subarray(0, n);
+    }
+    if (c.length === n) {
+      first++;
+      if (first === chunks.length) {
+        chunks = [];
+        first = 0;
+      }
+      return c;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const part = chunks[first]!;
+      const used = Math.min(part.length, n - filled);
+      out.set(used === part.length ? part : part.subarray(0, used), filled);
+      filled += used;
+      if (used === part.length) first++;
+      else chunks[first] = part.subarray(used);
+    }
+    if (first === chunks.length) {
+      chunks = [];
+      first = 0;
+    } else if (first > 1024) {
+      chunks = chunks.slice(first);
+      first = 0;
+    }
+    return out;
+  }
+
+  return {
+    push(chunk) {
+      if (chunk.length === 0) return;
+      chunks.push(chunk);
+      size += chunk.length;
+      while (size >= need) {
+        if (state === -1) {
+          const b = take(4);
+          const n = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+          if (n === 0) continue; // a heartbeat
+          if (n > limit) throw new FrameError(`frame head of ${n} bytes exceeds ${limit}`);
+          state = 0;
+          need = n;
+        } else if (state === 0) {
+          const bytes = take(need);
+          try {
+            head = JSON.parse(decoder.decode(bytes));
+          } catch {
+            throw new FrameError('frame head is not valid JSON');
+          }
+          state = 1;
+          need = options.bodyLength(head);
+        } else {
+          const body = take(need);
+          state = -1;
+          need = 4;
+          options.onFrame(head, body);
+        }
+      }
+    },
+    get buffered() {
+      return size;
     },
   };
 }
@@ -383,6 +519,22 @@ export function parseServerMessage(value: unknown): ServerMessage {
   }
   const message: RequestMessage = { type: 'request', id: m.id, method: m.method, url: m.url, headers: m.headers, bodyLength };
   if (m.upgrade === true) message.upgrade = true;
+  return message;
+}
+
+/**
+ * Validates a message received on a downstream (feature `stream`): a {@link ServerMessage} without
+ * a body, or a {@link StreamMessage}. Throws {@link FrameError}.
+ */
+export function parseDownstreamMessage(value: unknown): DownstreamMessage {
+  const m = value as { type?: unknown; upstream?: unknown } | null;
+  if (m && typeof m === 'object' && m.type === 'stream') {
+    const notice: StreamMessage = { type: 'stream', upstream: m.upstream === true };
+    if (typeof (m as { key?: unknown }).key === 'string') notice.key = (m as { key: string }).key;
+    return notice;
+  }
+  const message = parseServerMessage(value);
+  if (message.type === 'request' && message.bodyLength !== 0) throw new FrameError('a request on a downstream cannot carry a body');
   return message;
 }
 

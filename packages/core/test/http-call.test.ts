@@ -44,6 +44,11 @@ describe('call (undici dispatch with a bare handler)', () => {
         return;
       }
       if (req.url === '/never') return; // holds the request open
+      if (req.url === '/broken-chunk') {
+        // A valid chunk, then a malformed chunk size: the body fails after 5 good bytes.
+        res.socket!.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n');
+        return;
+      }
       res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -106,6 +111,21 @@ describe('call (undici dispatch with a bare handler)', () => {
     const failed = new Promise((resolve) => res.body!.once('error', resolve));
     streaming.abort(new Error('cancelled'));
     await expect(failed).resolves.toMatchObject({ message: 'cancelled' });
+  });
+
+  test('bytes that arrived before the peer failed are delivered first, then the error', async () => {
+    const res = await call(agent, { ...base, origin, path: '/broken-chunk', method: 'GET' });
+    const body = res.body!;
+    // Nobody reads yet: the failure arrives while the good bytes wait in the stream.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(body.destroyed).toBe(false);
+    const got: Buffer[] = [];
+    const failure = await new Promise<Error>((resolve) => {
+      body.on('data', (c: Buffer) => got.push(c));
+      body.once('error', resolve);
+    });
+    expect(Buffer.concat(got).toString()).toBe('hello');
+    expect(failure.message).toMatch(/chunk size/i);
   });
 
   test('a refused connection rejects with its code; a silent server with the headers timeout', async () => {

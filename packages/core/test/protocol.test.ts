@@ -1,7 +1,10 @@
 import { PassThrough } from 'node:stream';
 import {
   clientPollDeadlineMs,
+  createFrameReader,
   createHeadReader,
+  HEARTBEAT,
+  parseDownstreamMessage,
   encodeHead,
   ERROR_CODES,
   FrameError,
@@ -58,6 +61,67 @@ describe('frame head', () => {
     const head = readFrameHead(stream);
     stream.end(encodeHead(message).subarray(0, 10));
     await expect(head).rejects.toThrow(FrameError);
+  });
+});
+
+describe('frame reader (streams)', () => {
+  const answer = (id: string, body: string) => Buffer.concat([encodeHead({ status: 200, headers: [['a', 'b']], bodyLength: body.length, id }), Buffer.from(body)]);
+  const stream = Buffer.concat([HEARTBEAT, answer('1', 'first'), HEARTBEAT, HEARTBEAT, answer('2', ''), answer('3', 'x'.repeat(70_000)), HEARTBEAT]);
+
+  function read(chunks: Buffer[]): Array<[string, string]> {
+    const got: Array<[string, string]> = [];
+    const reader = createFrameReader({
+      bodyLength: (head) => (head as { bodyLength: number }).bodyLength,
+      onFrame: (head, body) => void got.push([(head as { id: string }).id, Buffer.from(body).toString()]),
+    });
+    for (const chunk of chunks) reader.push(chunk);
+    expect(reader.buffered).toBe(0);
+    return got;
+  }
+  const expected = [['1', 'first'], ['2', ''], ['3', 'x'.repeat(70_000)]];
+
+  test('reads frames in one chunk and skips heartbeats', () => {
+    expect(read([stream])).toEqual(expected);
+  });
+
+  test('reads the same frames whatever the slicing: one byte at a time, or 1-7 bytes', () => {
+    expect(read([...stream].map((b) => Buffer.from([b])))).toEqual(expected);
+    const sliced: Buffer[] = [];
+    for (let at = 0, n = 1; at < stream.length; at += n, n = (n % 7) + 1) sliced.push(stream.subarray(at, at + n));
+    expect(read(sliced)).toEqual(expected);
+  });
+
+  test('holds a partial frame until the rest arrives, and says how much it holds', () => {
+    const got: string[] = [];
+    const reader = createFrameReader({ bodyLength: () => 3, onFrame: (_h, body) => void got.push(Buffer.from(body).toString()) });
+    const frame = Buffer.concat([encodeHead({ type: 'cancel', id: 'x' }), Buffer.from('abc')]);
+    reader.push(frame.subarray(0, frame.length - 1));
+    expect(got).toEqual([]);
+    expect(reader.buffered).toBe(2);
+    reader.push(frame.subarray(frame.length - 1));
+    expect(got).toEqual(['abc']);
+  });
+
+  test('refuses an oversized head, a head that is not JSON, and what bodyLength refuses', () => {
+    const big = Buffer.alloc(4);
+    big.writeUInt32BE(1_000_000);
+    expect(() => createFrameReader({ bodyLength: () => 0, onFrame: () => {} }).push(big)).toThrow(FrameError);
+    const notJson = Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{x}')]);
+    expect(() => createFrameReader({ bodyLength: () => 0, onFrame: () => {} }).push(notJson)).toThrow(FrameError);
+    const refuse = () => {
+      throw new FrameError('too long');
+    };
+    expect(() => createFrameReader({ bodyLength: refuse, onFrame: () => {} }).push(answer('1', 'a'))).toThrow('too long');
+  });
+
+  test('downstream messages: bodyless requests, cancels and stream notices; never a body', () => {
+    expect(parseDownstreamMessage({ type: 'stream', upstream: true })).toEqual({ type: 'stream', upstream: true });
+    expect(parseDownstreamMessage({ type: 'stream' })).toEqual({ type: 'stream', upstream: false });
+    expect(parseDownstreamMessage({ type: 'cancel', id: 'a' })).toEqual({ type: 'cancel', id: 'a' });
+    expect(parseDownstreamMessage({ ...message, bodyLength: 0 })).toEqual({ ...message, bodyLength: 0 });
+    expect(() => parseDownstreamMessage(message)).toThrow(FrameError);
+    // A poll answer never carries a stream notice.
+    expect(() => parseServerMessage({ type: 'stream', upstream: true })).toThrow(FrameError);
   });
 });
 

@@ -7,7 +7,7 @@ import type { ResolvedServerOptions } from './options';
 import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
 import { createDashboard } from './dashboard';
-import { handleBatchUpload, handleResponseUpload } from './respond';
+import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from './respond';
 import { tokenCheck } from './token-check';
 import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
@@ -25,6 +25,8 @@ import type { TunnelSession } from './tunnel';
  *   GET    /api/v1/tunnels/:id/poll                long-poll           (tunnel secret)
  *   POST   /api/v1/tunnels/:id/requests/:rid       response upload     (tunnel secret)
  *   POST   /api/v1/tunnels/:id/responses           several small answers (tunnel secret; feature batch)
+ *   GET    /api/v1/tunnels/:id/stream              downstream of requests (tunnel secret; feature stream)
+ *   POST   /api/v1/tunnels/:id/stream              upstream of answers (tunnel secret; feature stream)
  *   GET    /api/v1/tunnels/:id/requests/:rid/upstream  a WebSocket's browser bytes (tunnel secret)
  */
 export interface ControlDeps {
@@ -176,6 +178,8 @@ export function createControlHandler(deps: ControlDeps) {
     if (parts.length === 2) {
       if (method === 'GET') {
         const t = requireTunnel(req, id);
+        const key = req.headers[HEADER.downstream];
+        if (typeof key === 'string') t.confirmDownstream(key);
         return json(res, 200, { id: t.id, name: t.name, port: t.port, state: t.state() });
       }
       if (method === 'DELETE') {
@@ -192,6 +196,12 @@ export function createControlHandler(deps: ControlDeps) {
       if (method !== 'GET') throw methodNotAllowed('GET');
       requireTunnel(req, id).addPoll(req, res);
       return;
+    }
+
+    if (parts.length === 3 && parts[2] === 'stream') {
+      if (method === 'GET') return requireTunnel(req, id).attachDownstream(req, res);
+      if (method === 'POST') return handleStreamUpload(requireTunnel(req, id), req, res);
+      throw methodNotAllowed('GET or POST');
     }
 
     if (parts.length === 3 && parts[2] === 'responses') {

@@ -100,7 +100,7 @@ export const APP_JS = `'use strict';
       tr.dataset.port = String(t.port);
       const name = el('td');
       name.append(el('div', t.name, 'name'), recentTable(t));
-      tr.append(name, el('td', t.owner), el('td', t.port, 'num'), el('td', t.state, 'state-' + t.state), el('td', t.pollsWaiting, 'num'), el('td', t.requests, 'num requests'), el('td', t.errors, 'num'), el('td', bytes(t.bytesIn), 'num'), el('td', bytes(t.bytesOut), 'num'), el('td', t.upgraded, 'num'), el('td', when(t.lastRequestAt)), el('td', when(t.firstSeen)), el('td', when(t.lastSeen)));
+      tr.append(name, el('td', t.owner), el('td', t.port, 'num'), el('td', t.state, 'state-' + t.state), el('td', t.downstream ? t.pollsWaiting + ' + streams' : t.pollsWaiting, 'num'), el('td', t.requests, 'num requests'), el('td', t.errors, 'num'), el('td', bytes(t.bytesIn), 'num'), el('td', bytes(t.bytesOut), 'num'), el('td', t.upgraded, 'num'), el('td', when(t.lastRequestAt)), el('td', when(t.firstSeen)), el('td', when(t.lastSeen)));
       const action = el('td');
       if (role === 'admin' && t.id) {
         const button = el('button', 'Close', 'close');

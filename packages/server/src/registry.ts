@@ -29,6 +29,10 @@ export interface TunnelSnapshot {
   localPort: number | undefined;
   version: string | undefined;
   pollsWaiting: number;
+  /** Whether the client's downstream is open (feature `stream`): requests then need no poll. */
+  downstream: boolean;
+  /** The client's upstreams open now (feature `stream`): answers then need no upload each. */
+  upstreams: number;
   queued: number;
   inFlight: number;
   requests: number;
@@ -280,6 +284,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
           upgraded: t?.upgraded ?? 0,
           recent: t ? [...t.stats.recent] : [],
           pollsWaiting: t?.pollsWaiting ?? 0,
+          downstream: t?.streaming ?? false,
+          upstreams: t?.upstreams ?? 0,
           queued: t?.queued ?? 0,
           inFlight: t?.inFlight ?? 0,
           requests: t?.stats.requests ?? 0,

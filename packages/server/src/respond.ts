@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HEADER, MAX_BATCH, MAX_WHOLE_BODY, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
+import { FrameError, HEADER, MAX_BATCH, MAX_WHOLE_BODY, createFrameReader, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
 import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
@@ -157,6 +157,41 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
   });
 }
 
+/** A head of a batch or a stream: an answer that names its request and comes whole. */
+function wholeHead(head: ResponseHead): ResponseHead {
+  if (typeof head.id !== 'string' || (head.bodyLength === null && !head.error)) throw new FrameError('a batched answer needs its request id and a bodyLength');
+  if ((head.bodyLength ?? 0) > MAX_WHOLE_BODY) throw new FrameError(`a batched answer carries at most ${MAX_WHOLE_BODY} bytes; send a larger one on its own`);
+  return head;
+}
+
+/** One whole answer (from a batch or a stream) to its browser; one whose browser left is skipped. */
+function deliver(tunnel: TunnelSession, head: ResponseHead, bytes: Uint8Array): void {
+  const ex = tunnel.take(head.id!);
+  if (ex instanceof HttpError) return; // answered already, or its browser left: nothing to do
+  if (head.error) return tunnel.fail(ex, new HttpError(head.error.code, head.error.message));
+  if (ex.upgrade || head.status === 101) return tunnel.fail(ex, badResponse('an upgrade answer cannot travel in a batch'));
+  const browser = ex.res!;
+  const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
+  try {
+    browser.writeHead(head.status, browserHeaders(ex, { ...head, bodyLength: noBody ? head.bodyLength : bytes.length }, noBody));
+  } catch (error) {
+    return tunnel.fail(ex, badResponse((error as Error).message));
+  }
+  ex.bytesOut += noBody ? 0 : bytes.length;
+  tunnel.settle(ex);
+  if (noBody) browser.end();
+  else browser.end(bytes);
+}
+
+/** A malformed answer frame: its browser (when its id was read) gets 502, the upload 400 and a close. */
+function refuseFrames(tunnel: TunnelSession, head: ResponseHead | undefined, req: IncomingMessage, res: ServerResponse, what: string, message: string): void {
+  if (head?.id) {
+    const ex = tunnel.take(head.id);
+    if (!(ex instanceof HttpError)) tunnel.fail(ex, badResponse(message));
+  }
+  sendError(req, res, new HttpError('invalid_request', `Malformed ${what}: ${message}`), { fallback: 'json', close: true });
+}
+
 /**
  * A batch upload (`POST /api/v1/tunnels/:id/responses`, feature `batch`): several small answers,
  * each `[frame head with its request id and bodyLength][body]`. Each goes to its browser as it is
@@ -171,40 +206,55 @@ export async function handleBatchUpload(tunnel: TunnelSession, req: IncomingMess
       if (raw === undefined) break;
       if (count >= MAX_BATCH) throw new Error(`more than ${MAX_BATCH} answers in one upload`);
       head = parseResponseHead(raw);
-      if (typeof head.id !== 'string' || (head.bodyLength === null && !head.error)) throw new Error('a batched answer needs its request id and a bodyLength');
-      if ((head.bodyLength ?? 0) > MAX_WHOLE_BODY) throw new Error(`a batched answer carries at most ${MAX_WHOLE_BODY} bytes; send a larger one on its own`);
+      wholeHead(head);
       bytes = await readExactly(req, head.bodyLength ?? 0);
     } catch (error) {
-      const message = (error as Error).message;
-      if (head?.id) {
-        const ex = tunnel.take(head.id);
-        if (!(ex instanceof HttpError)) tunnel.fail(ex, badResponse(message));
-      }
-      sendError(req, res, new HttpError('invalid_request', `Malformed batch upload: ${message}`), { fallback: 'json', close: true });
-      return;
+      return refuseFrames(tunnel, head, req, res, 'batch upload', (error as Error).message);
     }
-    const ex = tunnel.take(head.id!);
-    if (ex instanceof HttpError) continue; // answered already, or its browser left: nothing to do
-    if (head.error) {
-      tunnel.fail(ex, new HttpError(head.error.code, head.error.message));
-      continue;
-    }
-    if (ex.upgrade || head.status === 101) {
-      tunnel.fail(ex, badResponse('an upgrade answer cannot travel in a batch'));
-      continue;
-    }
-    const browser = ex.res!;
-    const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
-    try {
-      browser.writeHead(head.status, browserHeaders(ex, { ...head, bodyLength: noBody ? head.bodyLength : bytes.length }, noBody));
-    } catch (error) {
-      tunnel.fail(ex, badResponse((error as Error).message));
-      continue;
-    }
-    ex.bytesOut += noBody ? 0 : bytes.length;
-    tunnel.settle(ex);
-    if (noBody) browser.end();
-    else browser.end(bytes);
+    deliver(tunnel, head, bytes);
   }
   answerUpload(tunnel, req, res);
+}
+
+/**
+ * An upstream (`POST /api/v1/tunnels/:id/stream`, feature `stream`): an upload with no end whose
+ * frames are whole answers as in a batch, and heartbeats. Its first bytes tell the client, through
+ * the downstream, that uploads stream through whatever lies between (a proxy that buffers request
+ * bodies would hold them). Answered 204 when the client ends it.
+ */
+export function handleStreamUpload(tunnel: TunnelSession, req: IncomingMessage, res: ServerResponse): void {
+  const refused = tunnel.attachUpstream(req, res);
+  if (refused) throw refused;
+  let head: ResponseHead | undefined;
+  let ready = false;
+  let broken = false;
+  const reader = createFrameReader({
+    bodyLength(raw) {
+      head = undefined;
+      head = parseResponseHead(raw);
+      return wholeHead(head).bodyLength ?? 0;
+    },
+    onFrame(_raw, body) {
+      deliver(tunnel, head!, body);
+    },
+  });
+  req.on('data', (chunk: Buffer) => {
+    if (broken) return;
+    tunnel.seen();
+    if (!ready) {
+      ready = true;
+      tunnel.upstreamReady();
+    }
+    try {
+      reader.push(chunk);
+    } catch (error) {
+      broken = true;
+      refuseFrames(tunnel, head, req, res, 'upstream', (error as Error).message);
+    }
+  });
+  req.once('end', () => {
+    if (broken || res.headersSent) return;
+    res.writeHead(204);
+    res.end();
+  });
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CONTENT_TYPE_FRAME, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage } from '@devtunnel/core/protocol';
+import { CONTENT_TYPE_FRAME, HEADER, HEARTBEAT, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
+import { randomId } from './ids';
 import { HttpError, offlineError } from './errors';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
@@ -78,6 +79,12 @@ export interface RecentRequest {
   code?: string;
 }
 
+/** Most requests a client may take at once on a downstream (its `maxInFlight` is at most this). */
+const MAX_WINDOW = 10_000;
+
+/** A downstream holding this much its client has not read gets no more requests until it drains. */
+const STREAM_BACKLOG_BYTES = 1024 * 1024;
+
 /** How many finished requests a tunnel remembers for the dashboard. */
 export const RECENT_REQUESTS = 20;
 
@@ -122,6 +129,23 @@ export interface TunnelSession {
   submit(exchange: Exchange): void;
   /** A client poll (or a response upload acting as one) arrived. */
   addPoll(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * The client opened its downstream (feature `stream`): from now on requests without a body are
+   * written to it as they come, with no poll per request. A newer downstream replaces an older one.
+   */
+  attachDownstream(req: IncomingMessage, res: ServerResponse): void;
+  /** An upstream of the client (feature `stream`) arrived: the answer says why it is refused. */
+  attachUpstream(req: IncomingMessage, res: ServerResponse): HttpError | undefined;
+  /** The first bytes of an upstream arrived: the client may send answers on it (a frame says so). */
+  upstreamReady(): void;
+  /** Bytes came from the client on a stream: it lives. */
+  seen(): void;
+  /** The client confirmed the key of its downstream's first notice: requests may go on it now. */
+  confirmDownstream(key: string): void;
+  /** Whether a confirmed downstream is open now. */
+  readonly streaming: boolean;
+  /** Upstreams open now. */
+  readonly upstreams: number;
   /** The client starts answering `id`: returns the exchange, or why it cannot. */
   take(id: string): Exchange | HttpError;
   /** The exchange ended (answered, failed or abandoned): forget it. */
@@ -171,10 +195,20 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   /** Upgrade requests admitted and not over (counted against maxUpgrades). */
   const upgrades = new Set<Exchange>();
   let upgraded = 0;
+  /** The client's downstream (feature `stream`), while one is open. */
+  let down: ServerResponse | undefined;
+  /** What confirms `down`: until the client sent it back, requests go to polls only. */
+  let downKey: string | undefined;
+  /** The client confirmed `down`: its frames reach the client. */
+  let downReady = false;
+  /** The client's upstreams (feature `stream`) open now. */
+  const ups = new Set<{ req: IncomingMessage; res: ServerResponse }>();
+  /** Requests the client takes at once while it has a downstream (it says how many). */
+  let window = 0;
 
   function state(): TunnelState {
     if (closed) return 'closed';
-    if (polls.size > 0) return 'connected';
+    if (polls.size > 0 || down) return 'connected';
     if (offline) return 'offline';
     // A client busy with requests up to its cap has no poll waiting, yet it is alive; a dead one
     // is caught by the disconnect grace or the request deadline.
@@ -213,6 +247,8 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     clearTimer(ex);
     pending.delete(ex.id);
     ex.state = 'done';
+    // A full stream window kept requests queued: one answer makes room for them.
+    if (downReady && queue.length > 0) scheduleFlush();
   }
 
   const browserGone = (ex: Exchange) => (ex.upgrade ? ex.upgrade.socket.destroyed : ex.res!.destroyed);
@@ -236,12 +272,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
    * everything waiting, at most {@link MAX_BATCH}, for clients with the `batch` feature.
    */
   function answer(poll: Poll, cancels: CancelMessage[], batch: Exchange[]): void {
-    for (const ex of batch) {
-      ex.state = 'dispatched';
-      ex.dispatchedAt = now();
-      pending.set(ex.id, ex);
-      armDeadline(ex);
-    }
+    for (const ex of batch) dispatched(ex);
     const heads = [...cancels, ...batch.map((ex) => ex.message)].map(encodeHead);
     const frames = heads.length === 1 ? heads[0]! : Buffer.concat(heads);
     const res = poll.res;
@@ -253,12 +284,46 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (batch.length > 0) res.once('close', () => !res.writableFinished && batch.forEach(requeue));
   }
 
+  /** The exchange is on its way to the client, which must answer before the deadline. */
+  function dispatched(ex: Exchange): void {
+    ex.state = 'dispatched';
+    ex.dispatchedAt = now();
+    pending.set(ex.id, ex);
+    armDeadline(ex);
+  }
+
+  /**
+   * Writes cancels and every queued request without a body to the downstream, in one write.
+   * Requests with a body wait for a poll (their body streams as the rest of its answer); so do all
+   * requests while the client has its window's worth, or does not read what it was sent.
+   */
+  function toStream(res: ServerResponse): void {
+    if (res.destroyed || res.writableLength > STREAM_BACKLOG_BYTES) return;
+    const heads: Uint8Array[] = [];
+    for (const cancel of controls) heads.push(encodeHead(cancel));
+    controls.length = 0;
+    let kept = 0;
+    for (const ex of queue) {
+      if (ex.state !== 'queued' || browserGone(ex)) continue;
+      if (ex.message.bodyLength !== 0 || awaiting() >= window) {
+        queue[kept++] = ex;
+        continue;
+      }
+      dispatched(ex);
+      heads.push(encodeHead(ex.message));
+    }
+    queue.length = kept;
+    if (heads.length > 0) res.write(heads.length === 1 ? heads[0]! : Buffer.concat(heads));
+  }
+
   /** Takes what a poll should carry now: cancels first, then queued requests, a body only last. */
   function takeWork(limit: number): { cancels: CancelMessage[]; batch: Exchange[] } | undefined {
     const cancels: CancelMessage[] = [];
     const batch: Exchange[] = [];
     while (controls.length > 0 && cancels.length < limit) cancels.push(controls.shift()!);
-    while (queue.length > 0 && cancels.length + batch.length < limit) {
+    // With a downstream the client said how many requests it takes at once, polls included.
+    const room = downReady ? window - awaiting() : Infinity;
+    while (queue.length > 0 && cancels.length + batch.length < limit && batch.length < room) {
       const ex = queue[0]!;
       if (ex.state !== 'queued' || browserGone(ex)) {
         queue.shift();
@@ -340,6 +405,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   function flush(): void {
     flushing = false;
     if (closed || draining) return;
+    if (down && downReady) toStream(down);
     while (polls.size > 0) {
       const work = takeWork(MAX_BATCH);
       if (!work) break;
@@ -374,6 +440,11 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
 
   function sendControl(message: CancelMessage): void {
     if (closed) return;
+    if (downReady) {
+      if (controls.length >= options.queueLimit) controls.shift();
+      controls.push(message);
+      return scheduleFlush();
+    }
     const poll = takePoll();
     if (poll) return answer(poll, [message], []);
     // Cancels are advisory: keep a bounded backlog, oldest dropped first.
@@ -394,8 +465,12 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     for (const ex of [...queue]) fail(ex, offlineFailure());
   }
 
-  /** Answers every waiting poll with `reason` (draining, closing). */
+  /** Answers every waiting poll with `reason` (draining, closing); a downstream just ends. */
   function answerPolls(reason: HttpError): void {
+    const d = down;
+    down = undefined;
+    downReady = false;
+    d?.end();
     for (const poll of [...polls]) {
       polls.delete(poll);
       if (poll.timer) clearTimeout(poll.timer);
@@ -405,11 +480,11 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
 
   /** Every poll of the client dropped without an answer: the client probably died. */
   function pollLost(): void {
-    if (closed || polls.size > 0 || lostTimer) return;
+    if (closed || polls.size > 0 || down || lostTimer) return;
     const lostAt = stats.lastSeen;
     lostTimer = setTimeout(() => {
       lostTimer = undefined;
-      if (closed || polls.size > 0 || stats.lastSeen !== lostAt) return;
+      if (closed || polls.size > 0 || down || stats.lastSeen !== lostAt) return;
       logger.log('warn', 'tunnel.client_lost', { inFlight: pending.size, queued: queue.length });
       goOffline(new HttpError('client_disconnected', `The developer's devtunnel client disconnected while handling this request. Retry once it is back.`));
     }, options.disconnectGraceMs);
@@ -439,6 +514,13 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     get upgraded() {
       return upgraded;
     },
+    get streaming() {
+      return downReady;
+    },
+    get upstreams() {
+      return ups.size;
+    },
+    seen,
 
     markUpgraded(ex) {
       clearTimer(ex);
@@ -476,8 +558,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         return fail(ex, new HttpError('queue_full', `The tunnel "${init.name}" already has ${options.queueLimit} requests waiting for the developer's machine. Retry in a moment.`, { retryAfter: 1 }));
       }
       queue.push(ex);
-      // A poll takes it in this turn's flush, which gives a wait deadline to whatever stays.
-      if (batching && polls.size > 0) return scheduleFlush();
+      // A poll or the downstream takes it in this turn's flush, which gives a wait deadline to
+      // whatever stays.
+      if (batching && (polls.size > 0 || downReady)) return scheduleFlush();
       awaitPoll(ex);
     },
 
@@ -512,6 +595,52 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       });
     },
 
+    attachDownstream(req, res) {
+      seen();
+      if (closed || draining) {
+        sendError(req, res, draining ?? new HttpError('unknown_tunnel', 'This tunnel is closed; register again.'), { fallback: 'json' });
+        return;
+      }
+      const old = down;
+      down = res;
+      downReady = false;
+      downKey = randomId();
+      old?.end();
+      const asked = Number(req.headers[HEADER.window]);
+      window = Number.isInteger(asked) && asked > 0 ? Math.min(asked, MAX_WINDOW) : options.maxPolls * MAX_BATCH;
+      // No buffering on the way (nginx honours X-Accel-Buffering): a frame must leave at once.
+      res.writeHead(200, { 'content-type': CONTENT_TYPE_FRAME, 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      res.write(encodeHead({ type: 'stream', upstream: ups.size > 0, key: downKey }));
+      const beat = setInterval(() => res.write(HEARTBEAT), options.pollTimeoutMs);
+      res.once('close', () => {
+        clearInterval(beat);
+        if (down !== res) return;
+        down = undefined;
+        downReady = false;
+        pollLost();
+      });
+    },
+
+    confirmDownstream(key) {
+      if (!down || downReady || key !== downKey) return;
+      downReady = true;
+      if (queue.length > 0 || controls.length > 0) scheduleFlush();
+    },
+
+    attachUpstream(req, res) {
+      seen();
+      if (closed) return new HttpError('unknown_tunnel', 'This tunnel is closed; register again.');
+      if (ups.size >= options.maxPolls) return new HttpError('too_many_polls', `This tunnel already has ${options.maxPolls} upstreams open; the client should not open more.`);
+      const up = { req, res };
+      ups.add(up);
+      res.once('close', () => ups.delete(up));
+      return undefined;
+    },
+
+    upstreamReady() {
+      if (down && !down.destroyed) down.write(encodeHead({ type: 'stream', upstream: true }));
+    },
+
     take(id) {
       const ex = pending.get(id);
       if (!ex) return new HttpError('unknown_request', 'No request with this id is waiting for an answer on this tunnel (answered already, abandoned, or never issued).');
@@ -537,6 +666,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     },
 
     sweep(t) {
+      // A downstream whose client went silent (a network that drops packets without a word):
+      // cut it, and the tunnel goes offline like one whose polls dropped.
+      if (down && polls.size === 0 && t - stats.lastSeen > options.leaseMs) down.destroy();
       // The client stopped polling: its queue waits in vain, its upgraded connections are dead.
       if (!closed && !offline && polls.size === 0 && awaiting() === 0 && t - stats.lastSeen > options.leaseMs) goOffline();
     },
@@ -552,6 +684,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       closed = true;
       if (lostTimer) clearTimeout(lostTimer);
       answerPolls(reason);
+      for (const up of [...ups]) sendError(up.req, up.res, reason, { fallback: 'json', close: true });
       for (const ex of [...queue]) fail(ex, pendingReason);
       for (const ex of [...pending.values()]) {
         if (ex.state === 'responding' || ex.state === 'upgraded') {
