@@ -88,17 +88,22 @@ async function main(): Promise<number> {
   const { options, json } = parsed;
   // A closed stdout (output piped into `head`) must not crash the tunnel.
   process.stdout.on('error', () => {});
-  // One write per event-loop turn, however many request lines it holds.
+  // Lines go out together, at most 50 ms after the first one (or at 64 KiB): one write, and one
+  // wake-up of the terminal or the program reading us, for many request lines under load.
   let pending = '';
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
     if (!pending) return;
     const text = pending;
     pending = '';
     process.stdout.write(text);
   };
   const out = (line: string) => {
-    if (!pending) setImmediate(flush);
     pending += line + '\n';
+    if (pending.length >= 64 * 1024) flush();
+    else timer ??= setTimeout(flush, 50).unref();
   };
   process.on('exit', flush);
   const event = (name: string, fields: Record<string, unknown>) => out(JSON.stringify({ event: name, time: new Date().toISOString(), ...fields }));

@@ -20,25 +20,29 @@ export const silentLogger: ServerLogger = Object.freeze({
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /**
- * A writer that gathers lines and writes them once per event-loop turn: one syscall for many
- * request lines under load, the same output otherwise. `flush()` writes what is pending at once.
+ * A writer that gathers lines and writes them together, at most `delayMs` after the first one or
+ * once `maxBytes` are waiting: one syscall (and one wake-up of whoever reads the log: a container
+ * runtime, a terminal) for many request lines under load. `flush()` writes what is pending at once
+ * (the CLI calls it on exit); the timer never keeps a process alive.
  */
-export function createBatchedWriter(write: (text: string) => void): { write(line: string): void; flush(): void } {
-  let pending: string[] = [];
-  let scheduled = false;
+export function createBatchedWriter(write: (text: string) => void, delayMs = 50, maxBytes = 64 * 1024): { write(line: string): void; flush(): void } {
+  let pending = '';
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
-    scheduled = false;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     if (pending.length === 0) return;
-    const text = pending.join('');
-    pending = [];
+    const text = pending;
+    pending = '';
     write(text);
   };
   return {
     write(line) {
-      pending.push(line);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
+      pending += line;
+      if (pending.length >= maxBytes) return flush();
+      if (!timer) {
+        timer = setTimeout(flush, delayMs);
+        timer.unref();
       }
     },
     flush,
