@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBackoff } from './backoff';
 import { batchFrames, createControlChannel, release, ServerAnswerError, type BatchItem, type PollResult, type Session } from './control';
+import { createCancel, type Cancel } from './cancel';
 import { TunnelError, isFinal } from './errors';
 import { createForwarder, isUpgraded, originOf, type LocalResponse } from './forward';
 import { discard } from './http-call';
@@ -118,9 +119,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     bodyIdleTimeoutMs: session?.timing.bodyIdleTimeoutMs ?? 60_000,
   }));
   const backoff = createBackoff();
-  const inFlight = new Map<string, AbortController>();
+  const inFlight = new Map<string, Cancel>();
   /** Open upgraded connections (WebSockets), to close with the channel. */
-  const upgrades = new Map<string, AbortController>();
+  const upgrades = new Map<string, Cancel>();
   let identity: ClientIdentity | undefined;
   let info: TunnelInfo | undefined;
   let status: TunnelClient['status'] = 'connecting';
@@ -427,18 +428,18 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   async function handleUpgrade(s: Session, message: RequestMessage): Promise<void> {
     active++;
     const t0 = performance.now();
-    const abort = new AbortController();
+    const abort = createCancel();
     inFlight.set(message.id, abort);
     const result = await forwarder.upgrade(message, abort.signal);
     inFlight.delete(message.id);
     if (!isUpgraded(result)) {
       const counter = { bytes: 0 };
       try {
-        await control.respond(s, message.id, result.head, result.body ? counted(result.body, counter) : null, false, abort.signal);
+        await control.respond(s, message.id, result.head, result.body ? counted(result.body, counter) : null, false, abort);
         finished(message, t0, result.head.status, counter.bytes, result.head.error?.code);
       } catch {
         if (result.body) discard(result.body);
-        finished(message, t0, 502, counter.bytes, abort.signal.aborted ? 'cancelled' : 'upload_failed');
+        finished(message, t0, 502, counter.bytes, abort.aborted ? 'cancelled' : 'upload_failed');
       } finally {
         active--;
         topUp();
@@ -456,11 +457,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       abort.abort();
       upgrades.delete(message.id);
     };
-    abort.signal.addEventListener('abort', () => socket.destroy(), { once: true });
+    abort.onAbort(() => socket.destroy());
     socket.on('error', end);
     socket.once('close', end);
     // The app's bytes, up. Ends when the app closes its side; a refusal (410) means the browser left.
-    control.respond(s, message.id, head, fromSocket(socket, rest), false, abort.signal).then(release, end);
+    control.respond(s, message.id, head, fromSocket(socket, rest), false, abort).then(release, end);
     // The browser's bytes, down. Their end half-closes the local side, as the browser did.
     control.upstream(s, message.id, abort.signal).then((down) => {
       down.on('error', end);
@@ -498,7 +499,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   async function handle(s: Session, message: RequestMessage, body: Readable | Uint8Array | null): Promise<void> {
     active++;
     const t0 = performance.now();
-    const abort = new AbortController();
+    const abort = createCancel();
     inFlight.set(message.id, abort);
     let asPoll = false;
     let reported = false;
@@ -507,7 +508,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     let response: LocalResponse | undefined;
     let batched = false;
     try {
-      response = await forwarder.forward(message, body, abort.signal);
+      response = await forwarder.forward(message, body, abort);
       if (response.body === null && s.features?.includes('batch')) {
         // A whole answer: into this turn's batch upload, reported now (it is on its way).
         batched = true;
@@ -521,7 +522,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       asPoll = response.body === null && !closed && waiting < pollTarget();
       if (asPoll) waiting++;
       if (response.bytes) counter.bytes = response.bytes.length;
-      const upload = control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort.signal);
+      const upload = control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort);
       // Its answer may wait for the next browser request: report this one now, it is on its way.
       if (asPoll) {
         reported = true;
@@ -535,7 +536,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       uploadFailed(s, error);
       // An answer reported as sent (it rode an upload-as-poll) needs nothing more.
       if (!reported) {
-        const [statusCode, code] = failedUpload(error, abort.signal.aborted, asPoll, response);
+        const [statusCode, code] = failedUpload(error, abort.aborted, asPoll, response);
         finished(message, t0, statusCode, counter.bytes, code);
       }
     } finally {

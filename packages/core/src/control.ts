@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { Cancel } from './cancel';
 import { TunnelError } from './errors';
 import { call, discard, type CallAnswer } from './http-call';
 import {
@@ -10,6 +11,7 @@ import {
   clientPollDeadlineMs,
   createFrameReader,
   createHeadReader,
+  encodeFrames,
   encodeHead,
   FrameError,
   HEARTBEAT,
@@ -63,7 +65,7 @@ export interface ControlChannel {
     head: ResponseHead,
     body: AsyncIterable<Uint8Array> | Uint8Array | null,
     asPoll: boolean,
-    signal: AbortSignal,
+    cancel: Cancel,
   ): Promise<PollResult>;
   /** Several small answers in one upload (feature `batch`). */
   respondBatch(session: Session, items: BatchItem[], asPoll: boolean): Promise<PollResult>;
@@ -103,13 +105,13 @@ export interface Upstream {
 }
 
 /** Answers as frames of a batch upload or an upstream: each head names its request. */
-export function batchFrames(items: BatchItem[]): Buffer {
-  const frames: Uint8Array[] = [];
+export function batchFrames(items: BatchItem[]): Uint8Array {
+  const parts: Array<ResponseHead | Uint8Array> = [];
   for (const item of items) {
-    frames.push(encodeHead({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 }));
-    if (item.bytes) frames.push(item.bytes);
+    parts.push({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 });
+    if (item.bytes) parts.push(item.bytes);
   }
-  return Buffer.concat(frames);
+  return encodeFrames(parts);
 }
 
 export interface ControlOptions {
@@ -238,7 +240,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     length: number | undefined,
     asPoll: boolean,
     what: string,
-    signal?: AbortSignal,
+    cancel?: Cancel,
   ): Promise<PollResult> {
     const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME };
     if (length !== undefined) headers['content-length'] = String(length);
@@ -249,7 +251,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       method: 'POST',
       headers,
       body,
-      signal,
+      cancel,
       // undici counts this from the end of the upload: the server answers once it has the body.
       headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
       bodyTimeout: session.timing.bodyIdleTimeoutMs,
@@ -306,13 +308,16 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       return pollAnswer(res, 'poll');
     },
 
-    respond(session, requestId, head, body, asPoll, signal) {
-      const headBytes = encodeHead(head);
-      const length = head.bodyLength === null ? undefined : headBytes.length + head.bodyLength;
+    respond(session, requestId, head, body, asPoll, cancel) {
       // A small body goes in the same write as its head; a stream is sent as it comes, with
       // backpressure.
-      const bytes = body === null ? headBytes : body instanceof Uint8Array ? Buffer.concat([headBytes, body]) : prepend(headBytes, body);
-      return upload(session, paths.response(session.id, requestId), bytes, length, asPoll, 'response upload', signal);
+      if (body === null || body instanceof Uint8Array) {
+        const bytes = encodeFrames(body ? [head, body] : [head]);
+        return upload(session, paths.response(session.id, requestId), bytes, bytes.length, asPoll, 'response upload', cancel);
+      }
+      const headBytes = encodeHead(head);
+      const length = head.bodyLength === null ? undefined : headBytes.length + head.bodyLength;
+      return upload(session, paths.response(session.id, requestId), prepend(headBytes, body), length, asPoll, 'response upload', cancel);
     },
 
     respondBatch(session, items, asPoll) {

@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import type { Cancel } from './cancel';
 import { call, discard, lengthOf, type CallAnswer } from './http-call';
 import { MAX_WHOLE_BODY, pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
@@ -38,7 +39,7 @@ export interface Upgraded {
 
 export interface Forwarder {
   /** `body`: the browser's upload as it streams in, or whole when the poll answer held it all. */
-  forward(message: RequestMessage, body: Readable | Uint8Array | null, signal: AbortSignal): Promise<LocalResponse>;
+  forward(message: RequestMessage, body: Readable | Uint8Array | null, cancel: Cancel): Promise<LocalResponse>;
   /** Performs an upgrade against the local app: upgraded, or its refusal as an ordinary response. */
   upgrade(message: RequestMessage, signal: AbortSignal): Promise<Upgraded | LocalResponse>;
   /** Points the forwarder at another local address (a dev server restarted on another port). */
@@ -146,7 +147,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
   }
 
   return {
-    async forward(message, body, signal) {
+    async forward(message, body, cancel) {
       const flat = flatHeaders(message);
       if (message.bodyLength !== null && message.bodyLength > 0) flat.push('content-length', String(message.bodyLength));
       const t = timeouts();
@@ -158,14 +159,14 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
           method: message.method,
           headers: flat,
           body: message.bodyLength === 0 ? null : body,
-          signal,
+          cancel,
           headersTimeout: t.localTimeoutMs,
           bodyTimeout: t.bodyIdleTimeoutMs,
           // Most dev-server answers (modules, JSON) arrive whole: one buffer, one upload write.
           bufferUpTo: MAX_WHOLE_BODY,
         });
       } catch (error) {
-        if (signal.aborted) throw error;
+        if (cancel.aborted) throw error;
         return classify(error, target, t);
       }
       // RFC 9110 §15: a final status is 200-599.

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { Cancel } from './cancel';
 
 /**
  * One HTTP/1.1 request through an undici dispatcher with a bare handler: the hot paths (the local
@@ -24,8 +25,8 @@ export interface CallOptions {
   body?: Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array> | null;
   headersTimeout: number;
   bodyTimeout: number;
-  /** Aborting it fails the call (or destroys the body stream) with the signal's reason. */
-  signal?: AbortSignal;
+  /** Cancelling it fails the call (or destroys the body stream) with its reason. */
+  cancel?: Cancel;
   /** Largest body delivered whole in `bytes` (default 0: only empty bodies). */
   bufferUpTo?: number;
 }
@@ -56,7 +57,7 @@ export function discard(body: Readable): void {
 
 export function call(dispatcher: Dispatcher, options: CallOptions): Promise<CallAnswer> {
   return new Promise((resolve, reject) => {
-    const { signal } = options;
+    const { cancel } = options;
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
     let ended = false;
@@ -66,11 +67,11 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
     /** A failure that waits until the consumer has read what arrived before it. */
     let failure: Error | undefined;
     let aborted = false;
-    const onAbort = () => {
+    let release = () => {};
+    const onAbort = (reason: Error) => {
       aborted = true;
-      controller?.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+      controller?.abort(reason);
     };
-    const release = () => signal?.removeEventListener('abort', onAbort);
     const fail = (error: Error) => {
       release();
       if (!settled) {
@@ -90,7 +91,7 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
-        if (signal?.aborted) onAbort();
+        if (cancel?.aborted) onAbort(cancel.reason!);
       },
       onResponseStart(c, statusCode, headers) {
         // Interim answers (1xx other than 101) are not the response.
@@ -145,9 +146,9 @@ export function call(dispatcher: Dispatcher, options: CallOptions): Promise<Call
         fail(error);
       },
     };
-    if (signal) {
-      if (signal.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      signal.addEventListener('abort', onAbort, { once: true });
+    if (cancel) {
+      if (cancel.aborted) return reject(cancel.reason);
+      release = cancel.onAbort(onAbort);
     }
     dispatcher.dispatch(
       {

@@ -264,27 +264,57 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
+/** Lower-case names that `Connection` headers list (RFC 9110 §7.6.1); undefined when there is none. */
+function namedByConnection(at: (i: number) => string | undefined, count: number): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < count; i++) {
+    const name = at(2 * i)!;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    named ??= new Set();
+    for (const token of at(2 * i + 1)!.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) named.add(t);
+    }
+  }
+  return named;
+}
+
+const dropped = (name: string, named: Set<string> | undefined): boolean => {
+  const lower = name.toLowerCase();
+  return HOP_BY_HOP.has(lower) || (named !== undefined && named.has(lower));
+};
+
 /**
  * Copy of `headers` without hop-by-hop and framing headers, nor any header listed in a
  * `Connection` header (RFC 9110 §7.6.1). Names keep their case; order is preserved.
  */
 export function stripHopByHop(headers: HeaderPairs): HeaderPairs {
-  let named: Set<string> | undefined;
-  for (const [name, value] of headers) {
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      named ??= new Set();
-      for (const token of value.split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t) named.add(t);
-      }
-    }
-  }
+  const named = namedByConnection((i) => headers[i >> 1]![i & 1], headers.length);
   const out: HeaderPairs = [];
-  for (const pair of headers) {
-    const lower = pair[0].toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
-    out.push(pair);
+  for (const pair of headers) if (!dropped(pair[0], named)) out.push(pair);
+  return out;
+}
+
+/**
+ * {@link stripHopByHop} for Node's flat `rawHeaders` (`[name, value, name, value…]`), giving pairs;
+ * `also` (lower case) is dropped as well. One pass, no intermediate copy: it runs per request.
+ */
+export function endToEndPairs(raw: readonly string[], also?: string): HeaderPairs {
+  const named = namedByConnection((i) => raw[i], raw.length >> 1);
+  const out: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (dropped(name, named) || (also !== undefined && name.length === also.length && name.toLowerCase() === also)) continue;
+    out.push([name, raw[i + 1]!]);
   }
+  return out;
+}
+
+/** {@link stripHopByHop}, flat (`[name, value, name, value…]`, as Node's `writeHead` takes them). */
+export function endToEndFlat(headers: HeaderPairs): string[] {
+  const named = namedByConnection((i) => headers[i >> 1]![i & 1], headers.length);
+  const out: string[] = [];
+  for (const [name, value] of headers) if (!dropped(name, named)) out.push(name, value);
   return out;
 }
 
@@ -316,11 +346,42 @@ const decoder = new TextDecoder();
 
 /** The bytes that open a frame: length prefix and JSON head. The raw body follows. */
 export function encodeHead(head: DownstreamMessage | ResponseHead): Uint8Array {
-  const json = encoder.encode(JSON.stringify(head));
-  const out = new Uint8Array(4 + json.length);
-  new DataView(out.buffer).setUint32(0, json.length, false);
-  out.set(json, 4);
-  return out;
+  return encodeFrames([head]);
+}
+
+/** Where frames are assembled before their one copy out; grows to the largest batch seen. */
+let scratch = new Uint8Array(64 * 1024);
+
+/**
+ * Several frames in one buffer, in order: each object becomes a head (length prefix and JSON), each
+ * `Uint8Array` is copied as it is (a body). One allocation for a whole batch of frames.
+ */
+export function encodeFrames(parts: ReadonlyArray<DownstreamMessage | ResponseHead | Uint8Array>): Uint8Array {
+  const texts: Array<string | Uint8Array> = new Array(parts.length);
+  let most = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const text = part instanceof Uint8Array ? part : JSON.stringify(part);
+    texts[i] = text;
+    // UTF-8 takes at most three bytes per UTF-16 code unit.
+    most += typeof text === 'string' ? 4 + text.length * 3 : text.length;
+  }
+  if (most > scratch.length) scratch = new Uint8Array(Math.max(most, scratch.length * 2));
+  let at = 0;
+  for (const text of texts) {
+    if (typeof text !== 'string') {
+      scratch.set(text, at);
+      at += text.length;
+      continue;
+    }
+    const { written } = encoder.encodeInto(text, scratch.subarray(at + 4));
+    scratch[at] = written >>> 24;
+    scratch[at + 1] = (written >>> 16) & 0xff;
+    scratch[at + 2] = (written >>> 8) & 0xff;
+    scratch[at + 3] = written & 0xff;
+    at += 4 + written;
+  }
+  return scratch.slice(0, at);
 }
 
 export class FrameError extends Error {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
+import { createCancel } from '../src/cancel';
 import { call } from '../src/http-call';
 
 /**
@@ -100,14 +101,14 @@ describe('call (undici dispatch with a bare handler)', () => {
     expect(streamed.bytes?.toString()).toBe('from a stream');
   });
 
-  test('aborting the signal fails a waiting call, and destroys a body mid-stream', async () => {
-    const waiting = new AbortController();
-    const pending = call(agent, { ...base, origin, path: '/never', method: 'GET', signal: waiting.signal });
+  test('cancelling fails a waiting call, and destroys a body mid-stream', async () => {
+    const waiting = createCancel();
+    const pending = call(agent, { ...base, origin, path: '/never', method: 'GET', cancel: waiting });
     setTimeout(() => waiting.abort(new Error('browser left')), 50);
     await expect(pending).rejects.toThrow('browser left');
 
-    const streaming = new AbortController();
-    const res = await call(agent, { ...base, origin, path: '/big', method: 'GET', signal: streaming.signal });
+    const streaming = createCancel();
+    const res = await call(agent, { ...base, origin, path: '/big', method: 'GET', cancel: streaming });
     const failed = new Promise((resolve) => res.body!.once('error', resolve));
     streaming.abort(new Error('cancelled'));
     await expect(failed).resolves.toMatchObject({ message: 'cancelled' });

@@ -52,10 +52,14 @@ export function createBatchedWriter(write: (text: string) => void, delayMs = 50,
 /** JSON lines to `write` (stdout in the CLI), at `level` and above. */
 export function createJsonLogger(write: (line: string) => void, level: LogLevel = 'info', bindings: Record<string, unknown> = {}): ServerLogger {
   const min = LEVELS[level];
+  // `{"time":…,"level":…,"msg":…` then the bindings, then the fields: keys written later win when
+  // a line is read, as with `{ ...bindings, ...fields }`, without copying either object per line.
+  const bound = Object.keys(bindings).length > 0 ? ',' + JSON.stringify(bindings).slice(1, -1) : '';
   return {
     log(l, msg, fields) {
       if (LEVELS[l] < min) return;
-      write(JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...bindings, ...fields }) + '\n');
+      const rest = fields === undefined ? '}' : JSON.stringify(fields);
+      write(`{"time":"${new Date().toISOString()}","level":"${l}","msg":${JSON.stringify(msg)}${bound}${rest.length > 2 ? ',' + rest.slice(1) : '}'}\n`);
     },
     child(more) {
       return createJsonLogger(write, level, { ...bindings, ...more });

@@ -68,6 +68,18 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
   const inFlight = new Gauge({ name: 'devtunnel_requests_in_flight', help: 'Requests handed to clients and not answered yet.', registers: [register] });
   const open = new Gauge({ name: 'devtunnel_upgraded_connections', help: 'Upgraded connections (WebSockets) open now.', registers: [register] });
 
+  // Label sets resolved once: a request's metrics are then plain increments (the set is bounded:
+  // status classes × error codes).
+  const byOutcome = new Map<string, ReturnType<typeof requests.labels>>();
+  const outcome = (cls: string, code: string) => {
+    const key = `${cls} ${code}`;
+    let child = byOutcome.get(key);
+    if (!child) byOutcome.set(key, (child = requests.labels(cls, code)));
+    return child;
+  };
+  const bytesIn = bytes.labels('in');
+  const bytesOut = bytes.labels('out');
+
   return {
     tunnelRegistered: () => registered.inc(),
     tunnelClosed: (reason) => closed.inc({ reason }),
@@ -76,12 +88,12 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
       if (e.upgrade) {
         upgrades.inc({ class: statusClass(e.status) });
       } else {
-        requests.inc({ class: statusClass(e.status), code: e.code ?? '' });
+        outcome(statusClass(e.status), e.code ?? '').inc();
         latency.observe(e.totalMs / 1000);
       }
       queueWait.observe(e.queuedMs / 1000);
-      if (e.bytesIn) bytes.inc({ direction: 'in' }, e.bytesIn);
-      if (e.bytesOut) bytes.inc({ direction: 'out' }, e.bytesOut);
+      if (e.bytesIn) bytesIn.inc(e.bytesIn);
+      if (e.bytesOut) bytesOut.inc(e.bytesOut);
     },
     async render() {
       const s = snapshot();

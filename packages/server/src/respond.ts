@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FrameError, HEADER, MAX_BATCH, MAX_WHOLE_BODY, createFrameReader, headerValue, parseResponseHead, readExactly, readFrameHead, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
+import { FrameError, HEADER, MAX_BATCH, MAX_WHOLE_BODY, createFrameReader, endToEndFlat, headerValue, parseResponseHead, readExactly, readFrameHead, type ResponseHead } from '@devtunnel/core/protocol';
 import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, TunnelSession } from './tunnel';
@@ -17,8 +17,7 @@ const NO_BODY_STATUS = new Set([204, 304]);
 
 /** Builds the browser-facing header list; throws {@link HttpError} when Node rejects a header. */
 function browserHeaders(ex: Exchange, head: ResponseHead, noBody: boolean): string[] {
-  const flat: string[] = [];
-  for (const [name, value] of stripHopByHop(head.headers)) flat.push(name, value);
+  const flat = endToEndFlat(head.headers);
   if (noBody) {
     // On HEAD and 304 the local app's Content-Length describes the representation, not this
     // message (RFC 9110 §8.6); pass it on when it is a plain number. Never on 204.

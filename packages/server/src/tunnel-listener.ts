@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { HEADER, pairsFromRaw, stripHopByHop, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
+import { HEADER, endToEndPairs, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
 import { endRaw, rawResponse, sendError } from './error-response';
 import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
@@ -109,7 +109,7 @@ function createExchange(req: IncomingMessage, res: ServerResponse | undefined, n
   const te = req.headers['transfer-encoding'] !== undefined;
   const cl = req.headers['content-length'];
   // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
-  const headers = stripHopByHop(pairsFromRaw(req.rawHeaders)).filter(([name]) => name.length !== 15 || name.toLowerCase() !== 'x-forwarded-for');
+  const headers = endToEndPairs(req.rawHeaders, 'x-forwarded-for');
   const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
   if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
   headers.push(...forwardedHeaders(req));

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CONTENT_TYPE_FRAME, HEADER, HEARTBEAT, MAX_BATCH, encodeHead, type CancelMessage, type RequestMessage } from '@devtunnel/core/protocol';
+import { CONTENT_TYPE_FRAME, HEADER, HEARTBEAT, MAX_BATCH, encodeFrames, encodeHead, type CancelMessage, type DownstreamMessage, type RequestMessage } from '@devtunnel/core/protocol';
 import { sendError } from './error-response';
 import { randomId } from './ids';
 import { HttpError, offlineError } from './errors';
@@ -273,8 +273,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
    */
   function answer(poll: Poll, cancels: CancelMessage[], batch: Exchange[]): void {
     for (const ex of batch) dispatched(ex);
-    const heads = [...cancels, ...batch.map((ex) => ex.message)].map(encodeHead);
-    const frames = heads.length === 1 ? heads[0]! : Buffer.concat(heads);
+    const frames = encodeFrames([...cancels, ...batch.map((ex) => ex.message)]);
     const res = poll.res;
     const last = batch[batch.length - 1];
     if (last && last.message.bodyLength !== 0) return streamBody(res, frames, last);
@@ -299,9 +298,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
    */
   function toStream(res: ServerResponse): void {
     if (res.destroyed || res.writableLength > STREAM_BACKLOG_BYTES) return;
-    const heads: Uint8Array[] = [];
-    for (const cancel of controls) heads.push(encodeHead(cancel));
-    controls.length = 0;
+    const heads: DownstreamMessage[] = controls.splice(0);
     let kept = 0;
     for (const ex of queue) {
       if (ex.state !== 'queued' || browserGone(ex)) continue;
@@ -310,10 +307,10 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         continue;
       }
       dispatched(ex);
-      heads.push(encodeHead(ex.message));
+      heads.push(ex.message);
     }
     queue.length = kept;
-    if (heads.length > 0) res.write(heads.length === 1 ? heads[0]! : Buffer.concat(heads));
+    if (heads.length > 0) res.write(encodeFrames(heads));
   }
 
   /** Takes what a poll should carry now: cancels first, then queued requests, a body only last. */

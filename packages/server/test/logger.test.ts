@@ -25,3 +25,15 @@ test('the batched writer gathers lines into one write: after its delay, at its s
   out.flush();
   expect(writes).toEqual(['a\nb\n', '0123456789\n', 'c\n']);
 });
+
+test('every line is one JSON object, whatever the fields: none, empty, quotes, a field named like a binding', () => {
+  const lines: string[] = [];
+  const log = createJsonLogger((l) => lines.push(l), 'debug', { tunnel: 'a' });
+  log.log('info', 'plain');
+  log.log('info', 'empty', {});
+  log.log('info', 'say "hi"\n', { path: '/a"b', tunnel: 'b' });
+  const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(parsed.map((p) => p.msg)).toEqual(['plain', 'empty', 'say "hi"\n']);
+  expect(parsed[0]).toMatchObject({ level: 'info', tunnel: 'a' });
+  expect(parsed[2]).toMatchObject({ path: '/a"b', tunnel: 'b' });
+});
