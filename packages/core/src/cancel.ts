@@ -15,43 +15,46 @@ export interface Cancel {
   abort(reason?: Error): void;
 }
 
+/** A class, not an object literal with getters: it is made per request. */
+class Cancellation implements Cancel {
+  reason: Error | undefined = undefined;
+  private callbacks: Array<(reason: Error) => void> | undefined = undefined;
+  private controller: AbortController | undefined = undefined;
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  onAbort(fn: (reason: Error) => void): () => void {
+    if (this.reason) {
+      fn(this.reason);
+      return () => {};
+    }
+    (this.callbacks ??= []).push(fn);
+    return () => {
+      const i = this.callbacks?.indexOf(fn) ?? -1;
+      if (i >= 0) this.callbacks!.splice(i, 1);
+    };
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = (this.controller = new AbortController());
+      if (this.reason) controller.abort(this.reason);
+      else this.onAbort((r) => controller.abort(r));
+    }
+    return this.controller.signal;
+  }
+
+  abort(why: Error = new Error('aborted')): void {
+    if (this.reason) return;
+    this.reason = why;
+    const run = this.callbacks;
+    this.callbacks = undefined;
+    if (run) for (const fn of run) fn(why);
+  }
+}
+
 export function createCancel(): Cancel {
-  let reason: Error | undefined;
-  let callbacks: Array<(reason: Error) => void> | undefined;
-  let controller: AbortController | undefined;
-  const cancel: Cancel = {
-    get aborted() {
-      return reason !== undefined;
-    },
-    get reason() {
-      return reason;
-    },
-    onAbort(fn) {
-      if (reason) {
-        fn(reason);
-        return () => {};
-      }
-      (callbacks ??= []).push(fn);
-      return () => {
-        const i = callbacks?.indexOf(fn) ?? -1;
-        if (i >= 0) callbacks!.splice(i, 1);
-      };
-    },
-    get signal() {
-      if (!controller) {
-        controller = new AbortController();
-        if (reason) controller.abort(reason);
-        else cancel.onAbort((r) => controller!.abort(r));
-      }
-      return controller.signal;
-    },
-    abort(why = new Error('aborted')) {
-      if (reason) return;
-      reason = why;
-      const run = callbacks;
-      callbacks = undefined;
-      if (run) for (const fn of run) fn(why);
-    },
-  };
-  return cancel;
+  return new Cancellation();
 }

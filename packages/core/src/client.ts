@@ -514,7 +514,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         batched = true;
         counter.bytes = response.bytes?.length ?? 0;
         finished(message, t0, response.head.status, counter.bytes, response.head.error?.code);
-        send(s, { id: message.id, head: response.head, bytes: response.bytes });
+        // The head is ours (made by the forwarder): it names its request, as a batch needs.
+        send(s, { head: Object.assign(response.head, { id: message.id, bodyLength: response.bytes?.length ?? 0 }), bytes: response.bytes });
         return;
       }
       // A whole (small) answer lets its upload double as the next poll when polls are short: one

@@ -49,10 +49,9 @@ export function release(result: PollResult): void {
   result.body.resume();
 }
 
-/** One small answer of a batch upload. */
+/** One small answer of a batch upload: its head names the request and has the exact bodyLength. */
 export interface BatchItem {
-  id: string;
-  head: ResponseHead;
+  head: ResponseHead & { id: string };
   bytes: Uint8Array | undefined;
 }
 
@@ -108,7 +107,7 @@ export interface Upstream {
 export function batchFrames(items: BatchItem[]): Uint8Array {
   const parts: Array<ResponseHead | Uint8Array> = [];
   for (const item of items) {
-    parts.push({ ...item.head, id: item.id, bodyLength: item.bytes?.length ?? 0 });
+    parts.push(item.head);
     if (item.bytes) parts.push(item.bytes);
   }
   return encodeFrames(parts);

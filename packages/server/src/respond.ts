@@ -16,18 +16,27 @@ import { handleUpgradeUpload } from './upgrade';
 const NO_BODY_STATUS = new Set([204, 304]);
 
 /** Builds the browser-facing header list; throws {@link HttpError} when Node rejects a header. */
-function browserHeaders(ex: Exchange, head: ResponseHead, noBody: boolean): string[] {
+function browserHeaders(ex: Exchange, head: ResponseHead, bodyLength: number | null, noBody: boolean): string[] {
   const flat = endToEndFlat(head.headers);
   if (noBody) {
     // On HEAD and 304 the local app's Content-Length describes the representation, not this
     // message (RFC 9110 §8.6); pass it on when it is a plain number. Never on 204.
     const cl = headerValue(head.headers, 'content-length');
     if (head.status !== 204 && cl !== undefined && /^\d{1,15}$/.test(cl)) flat.push('Content-Length', cl);
-  } else if (head.bodyLength !== null) {
-    flat.push('Content-Length', String(head.bodyLength));
+  } else if (bodyLength !== null) {
+    flat.push('Content-Length', String(bodyLength));
   }
-  if (!headerValue(head.headers, HEADER.requestId)) flat.push('X-Request-Id', ex.requestId);
+  if (!hasName(flat, HEADER.requestId)) flat.push('X-Request-Id', ex.requestId);
   return flat;
+}
+
+/** Whether a flat header list has `lower` (a lower-case name), comparing lengths first. */
+function hasName(flat: string[], lower: string): boolean {
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!;
+    if (name.length === lower.length && name.toLowerCase() === lower) return true;
+  }
+  return false;
 }
 
 /** Answers the upload itself: as a poll when the client asked, else 204. */
@@ -76,7 +85,7 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
 
   const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
   try {
-    browser.writeHead(head.status, browserHeaders(ex, head, noBody));
+    browser.writeHead(head.status, browserHeaders(ex, head, head.bodyLength, noBody));
   } catch (error) {
     // Node refuses header names or values that could split the response (CR, LF, NUL…).
     return refuseAnswer(tunnel, ex, req, res, (error as Error).message);
@@ -172,7 +181,7 @@ function deliver(tunnel: TunnelSession, head: ResponseHead, bytes: Uint8Array): 
   const browser = ex.res!;
   const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
   try {
-    browser.writeHead(head.status, browserHeaders(ex, { ...head, bodyLength: noBody ? head.bodyLength : bytes.length }, noBody));
+    browser.writeHead(head.status, browserHeaders(ex, head, noBody ? head.bodyLength : bytes.length, noBody));
   } catch (error) {
     return tunnel.fail(ex, badResponse((error as Error).message));
   }
