@@ -4,7 +4,8 @@
 // records a run. Every process (local app, proxy, tunnel server, tunnel client, load generator)
 // is its own, as deployed. Environment: BENCH_SECONDS (per load run, 5), BENCH_ROUNDS (3),
 // BENCH_SKIP (comma list of sections to skip: gets,transfer,vite,inflight,ws,idle), BENCH_CLIENT_ARGS
-// (extra devtunnel flags for the Vite section's client, e.g. "--polls 2").
+// (extra devtunnel flags for every tunnel client of the run, e.g. "--transport poll" to measure the
+// long-poll fallback, or "--polls 2").
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 const TOKEN = 'bench-token-0123456789abcdef';
+const clientArgs = (process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boolean);
 const MiB = 1024 * 1024;
 const children = [];
 const results = { machine: {}, rows: [] };
@@ -85,7 +87,7 @@ function row(section, what, values, target = '') {
 }
 
 async function main() {
-  results.machine = { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString() };
+  results.machine = { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString(), clientArgs };
   const app = start([join(here, 'app.mjs')]);
   const appPort = Number(await firstLine(app.stdout));
   const proxy = start([join(here, 'proxy.mjs'), String(appPort)]);
@@ -94,7 +96,7 @@ async function main() {
   const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '39000-39019', '--token', TOKEN]);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
   server.stdout.resume();
-  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--json'], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--json', ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
   const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
   client.stdout.resume();
   const targets = { direct: `http://127.0.0.1:${appPort}`, proxy: `http://127.0.0.1:${proxyPort}`, tunnel: tunnelUrl };
@@ -258,7 +260,7 @@ async function vitePage(controlPort) {
   const vite = start([join(root, 'node_modules/vite/bin/vite.js'), dir, '--port', '0', '--host', '127.0.0.1', '--clearScreen', 'false', '--logLevel', 'info'], { env: { ...process.env, DEVTUNNEL: '0' } });
   const vitePort = Number(/127\.0\.0\.1:(\d+)/.exec(await firstLine(vite.stdout, (l) => /Local:.*127\.0\.0\.1:\d+/.test(l)))[1]);
   vite.stdout.resume();
-  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--name', 'bench-vite', '--json', ...(process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boolean)], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--state-dir', join(root, '.artifacts', 'bench-state'), '--name', 'bench-vite', '--json', ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
   const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
   client.stdout.resume();
   const browserish = new Agent({ connections: 6, keepAliveTimeout: 10_000 });
@@ -351,7 +353,7 @@ function fmt(v) {
 }
 
 function print() {
-  const lines = [`devtunnel bench — node ${results.machine.node}, ${results.machine.cpus} CPUs, ${SECONDS} s × ${ROUNDS} rounds, medians`, ''];
+  const lines = [`devtunnel bench — node ${results.machine.node}, ${results.machine.cpus} CPUs, ${SECONDS} s × ${ROUNDS} rounds, medians${clientArgs.length ? `, client ${clientArgs.join(" ")}` : ""}`, ''];
   lines.push('| section | what | direct | one-hop proxy | tunnel | tunnel ÷ direct | tunnel ÷ proxy | target |');
   lines.push('|---|---|---|---|---|---|---|---|');
   for (const r of results.rows) {
