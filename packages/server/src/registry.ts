@@ -245,7 +245,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
           }
         }
       }
-      sweepTimer = setInterval(sweep, Math.max(50, Math.min(1000, Math.floor(options.leaseMs / 4))));
+      // A quarter of the lease, at most 2 s: a tunnel goes offline within lease + 2 s.
+      sweepTimer = setInterval(sweep, Math.max(50, Math.min(2000, Math.floor(options.leaseMs / 4))));
       sweepTimer.unref();
     },
 
