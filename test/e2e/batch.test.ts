@@ -11,7 +11,8 @@ import {
   type ResponseHead,
   type ServerMessage,
 } from '@devtunnel/core/protocol';
-import { startServer, TOKEN, waitFor } from '../helpers/tunnel';
+import { useHandDrivenServer } from '../helpers/by-hand';
+import { waitFor } from '../helpers/tunnel';
 
 /**
  * Batches on the control channel (feature `batch`, docs/protocol.md "Batches"): a poll answer
@@ -24,37 +25,12 @@ import { startServer, TOKEN, waitFor } from '../helpers/tunnel';
 type RequestMessage = ServerMessage & { type: 'request' };
 
 describe('batches on the control channel', () => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  const control = new Agent({ connections: 16 });
-  const browsers = new Agent({ connections: 16 });
-  let clients = 0;
-
-  beforeEach(async () => {
-    // Long leases: a tunnel driven by hand must not go offline between two steps.
-    server = await startServer({ leaseMs: 20_000, expireMs: 60_000 });
-  });
-  afterEach(async () => {
-    await server?.close();
-  });
-  afterAll(async () => {
-    await control.close();
-    await browsers.close();
-  });
-
-  async function register(features: string[]): Promise<RegisterResponse> {
-    const res = await request(`${server.url}${paths.tunnels}`, {
-      dispatcher: control,
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: `batcher@host:1#${++clients}`, features }),
-    });
-    expect(res.statusCode).toBe(201);
-    return (await res.body.json()) as RegisterResponse;
-  }
+  const hand = useHandDrivenServer('batcher');
+  const { control, register, browse } = hand;
 
   /** One poll: every message of its answer, and the body of the last one if it has one. */
   async function poll(session: RegisterResponse): Promise<{ messages: ServerMessage[]; body: string }> {
-    const res = await request(`${server.url}${paths.poll(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}` } });
+    const res = await request(`${hand.server.url}${paths.poll(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}` } });
     expect(res.statusCode).toBe(200);
     const messages: ServerMessage[] = [];
     let body = '';
@@ -72,16 +48,8 @@ describe('batches on the control channel', () => {
     return { messages, body };
   }
 
-  function browse(session: RegisterResponse, path: string, options: { method?: Dispatcher.HttpMethod; body?: string } = {}): Promise<{ status: number; text: string; code: unknown }> {
-    return request(`http://127.0.0.1:${session.port}${path}`, { dispatcher: browsers, method: options.method ?? 'GET', body: options.body }).then(async (res) => ({
-      status: res.statusCode,
-      text: await res.body.text(),
-      code: res.headers['x-devtunnel-error'],
-    }));
-  }
-
   function batchUpload(session: RegisterResponse, frames: Buffer[]): Promise<{ status: number; code: unknown }> {
-    return request(`${server.url}${paths.responses(session.id)}`, {
+    return request(`${hand.server.url}${paths.responses(session.id)}`, {
       dispatcher: control,
       method: 'POST',
       headers: { authorization: `Bearer ${session.secret}`, 'content-type': CONTENT_TYPE_FRAME },
@@ -95,7 +63,7 @@ describe('batches on the control channel', () => {
   const answer = (id: string, text: string, extra: Partial<ResponseHead> = {}) =>
     Buffer.concat([encodeHead({ id, status: 200, headers: [['content-type', 'text/plain']], bodyLength: Buffer.byteLength(text), ...extra } as ResponseHead), Buffer.from(text)]);
 
-  const queued = (session: RegisterResponse) => server.tunnels().find((t) => t.port === session.port)?.queued ?? 0;
+  const queued = (session: RegisterResponse) => hand.server.tunnels().find((t) => t.port === session.port)?.queued ?? 0;
 
   test('a poll carries every queued request in arrival order; a request with a body travels alone, streamed after its head', async () => {
     const session = await register(['batch']);
@@ -120,7 +88,7 @@ describe('batches on the control channel', () => {
   test('requests read in one event-loop turn leave in one poll answer even while polls wait', async () => {
     const session = await register(['batch']);
     const waiting = [poll(session), poll(session), poll(session)];
-    await waitFor(() => server.tunnels().find((t) => t.port === session.port)?.pollsWaiting === 3, 2_000, 'three polls waiting');
+    await waitFor(() => hand.server.tunnels().find((t) => t.port === session.port)?.pollsWaiting === 3, 2_000, 'three polls waiting');
     // Five pipelined requests in one write: Node parses them in one read, in one turn.
     const socket = connect(session.port, '127.0.0.1');
     socket.on('error', () => {});
@@ -128,7 +96,7 @@ describe('batches on the control channel', () => {
     const answered = await Promise.race(waiting);
     expect(answered.messages.map((m) => (m as RequestMessage).url)).toEqual(['/1', '/2', '/3', '/4', '/5']);
     // The other polls stay free for what comes next.
-    expect(server.tunnels().find((t) => t.port === session.port)?.pollsWaiting).toBe(2);
+    expect(hand.server.tunnels().find((t) => t.port === session.port)?.pollsWaiting).toBe(2);
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
     await batchUpload(session, answered.messages.map((m, i) => answer(m.id, `pipelined ${i + 1}`)));
@@ -146,7 +114,7 @@ describe('batches on the control channel', () => {
     const second = await poll(session);
     expect([first.messages.length, second.messages.length]).toEqual([1, 1]);
     for (const m of [...first.messages, ...second.messages]) {
-      const res = await request(`${server.url}${paths.response(session.id, m.id)}`, {
+      const res = await request(`${hand.server.url}${paths.response(session.id, m.id)}`, {
         dispatcher: control,
         method: 'POST',
         headers: { authorization: `Bearer ${session.secret}`, 'content-type': CONTENT_TYPE_FRAME },

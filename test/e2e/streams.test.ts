@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request } from 'undici';
 import {
   CONTENT_TYPE_FRAME,
   HEADER,
@@ -13,7 +13,8 @@ import {
   type RequestMessage,
   type ResponseHead,
 } from '@devtunnel/core/protocol';
-import { startServer, TOKEN, waitFor } from '../helpers/tunnel';
+import { useHandDrivenServer } from '../helpers/by-hand';
+import { waitFor } from '../helpers/tunnel';
 
 /**
  * Streams on the control channel (feature `stream`, docs/protocol.md "Streams"): the downstream
@@ -22,39 +23,19 @@ import { startServer, TOKEN, waitFor } from '../helpers/tunnel';
  * went silent. The test plays the client itself with the wire format of `@devtunnel/core/protocol`.
  */
 describe('streams on the control channel', () => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  const control = new Agent({ connections: 16 });
-  const browsers = new Agent({ connections: 16 });
-  let clients = 0;
-
-  beforeEach(async () => {
-    // Long leases: a tunnel driven by hand must not go offline between two steps.
-    server = await startServer({ leaseMs: 20_000, expireMs: 60_000 });
-  });
-  afterEach(async () => {
-    await server?.close();
-  });
-  afterAll(async () => {
-    await control.close();
-    await browsers.close();
-  });
+  const hand = useHandDrivenServer('streamer');
+  const { control } = hand;
+  const browse = hand.browse;
 
   async function register(): Promise<RegisterResponse> {
-    const res = await request(`${server.url}${paths.tunnels}`, {
-      dispatcher: control,
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: `streamer@host:1#${++clients}`, features: ['batch', 'stream'] }),
-    });
-    expect(res.statusCode).toBe(201);
-    const session = (await res.body.json()) as RegisterResponse;
+    const session = await hand.register(['batch', 'stream']);
     expect(session.features).toContain('stream');
     return session;
   }
 
   /** Sends back the key of a downstream's first notice, as the client does once it got it. */
   async function confirm(session: RegisterResponse, key: string) {
-    const res = await request(`${server.url}${paths.tunnel(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}`, [HEADER.downstream]: key } });
+    const res = await request(`${hand.server.url}${paths.tunnel(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}`, [HEADER.downstream]: key } });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
   }
@@ -63,7 +44,7 @@ describe('streams on the control channel', () => {
   async function downstream(session: RegisterResponse, window?: number, confirmed = true) {
     const headers: Record<string, string> = { authorization: `Bearer ${session.secret}` };
     if (window !== undefined) headers[HEADER.window] = String(window);
-    const res = await request(`${server.url}${paths.stream(session.id)}`, { dispatcher: control, headers });
+    const res = await request(`${hand.server.url}${paths.stream(session.id)}`, { dispatcher: control, headers });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe(CONTENT_TYPE_FRAME);
     expect(res.headers['x-accel-buffering']).toBe('no');
@@ -94,10 +75,18 @@ describe('streams on the control channel', () => {
     };
   }
 
+  /** One poll whose answer carries one request: the whole frame and that request's id. */
+  async function pollOnce(session: RegisterResponse): Promise<{ id: string; frame: Buffer }> {
+    const poll = await request(`${hand.server.url}${paths.poll(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}` } });
+    expect(poll.statusCode).toBe(200);
+    const frame = Buffer.from(await poll.body.arrayBuffer());
+    return { id: (JSON.parse(frame.subarray(4, 4 + frame.readUInt32BE(0)).toString()) as { id: string }).id, frame };
+  }
+
   /** Opens an upstream: frames written to it reach the server as they are pushed. */
   function upstream(session: RegisterResponse) {
     const body = new Readable({ read() {} });
-    const answered = request(`${server.url}${paths.stream(session.id)}`, {
+    const answered = request(`${hand.server.url}${paths.stream(session.id)}`, {
       dispatcher: control,
       method: 'POST',
       headers: { authorization: `Bearer ${session.secret}`, 'content-type': CONTENT_TYPE_FRAME },
@@ -112,15 +101,7 @@ describe('streams on the control channel', () => {
     };
   }
 
-  function browse(session: RegisterResponse, path: string, options: { method?: Dispatcher.HttpMethod; body?: string } = {}) {
-    return request(`http://127.0.0.1:${session.port}${path}`, { dispatcher: browsers, method: options.method ?? 'GET', body: options.body }).then(async (res) => ({
-      status: res.statusCode,
-      text: await res.body.text(),
-      code: res.headers['x-devtunnel-error'],
-    }));
-  }
-
-  const snapshot = (session: RegisterResponse) => server.tunnels().find((t) => t.id === session.id)!;
+  const snapshot = (session: RegisterResponse) => hand.server.tunnels().find((t) => t.id === session.id)!;
 
   test('the downstream opens with a notice, carries requests without a body as they come, and the upstream answers them', async () => {
     const session = await register();
@@ -154,9 +135,7 @@ describe('streams on the control channel', () => {
     // A wrong key confirms nothing.
     await confirm(session, '0'.repeat(32));
     expect(snapshot(session).downstream).toBe(false);
-    const poll = await request(`${server.url}${paths.poll(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}` } });
-    const frame = Buffer.from(await poll.body.arrayBuffer());
-    const id = JSON.parse(frame.subarray(4, 4 + frame.readUInt32BE(0)).toString()).id as string;
+    const { id } = await pollOnce(session);
     const up = upstream(session);
     up.answer(id, 'by poll');
     expect((await page).text).toBe('by poll');
@@ -172,17 +151,15 @@ describe('streams on the control channel', () => {
     const posted = browse(session, '/upload', { method: 'POST', body: 'payload' });
     await waitFor(() => snapshot(session).queued === 1, 2_000, 'the request with a body to wait in the queue');
     expect(down.requests()).toEqual([]);
-    const poll = await request(`${server.url}${paths.poll(session.id)}`, { dispatcher: control, headers: { authorization: `Bearer ${session.secret}` } });
-    const frame = Buffer.from(await poll.body.arrayBuffer());
+    const { id, frame } = await pollOnce(session);
     expect(frame.subarray(frame.length - 7).toString()).toBe('payload');
     const up = upstream(session);
-    const id = JSON.parse(frame.subarray(4, 4 + frame.readUInt32BE(0)).toString()).id as string;
     up.answer(id, 'stored');
     expect((await posted).text).toBe('stored');
 
     // A browser that leaves: the request the client holds is cancelled on the downstream.
     const controller = new AbortController();
-    const left = request(`http://127.0.0.1:${session.port}/slow`, { dispatcher: browsers, signal: controller.signal }).catch(() => 'aborted');
+    const left = browse(session, '/slow', { signal: controller.signal }).catch(() => 'aborted');
     await waitFor(() => down.requests().some((r) => r.url === '/slow'), 2_000, 'the request on the downstream');
     controller.abort();
     expect(await left).toBe('aborted');
@@ -243,8 +220,7 @@ describe('streams on the control channel', () => {
   });
 
   test('heartbeats keep a quiet downstream open; a client silent past its lease has it cut and goes offline', async () => {
-    await server.close();
-    server = await startServer({ pollTimeoutMs: 300, leaseMs: 1_500 });
+    await hand.restart({ pollTimeoutMs: 300, leaseMs: 1_500 });
     const session = await register();
     const down = await downstream(session);
     await waitFor(() => down.heartbeats >= 2, 3_000, 'two heartbeats');
@@ -261,7 +237,7 @@ describe('streams on the control channel', () => {
     const up = upstream(session);
     up.send(HEARTBEAT);
     await waitFor(() => snapshot(session).upstreams === 1, 2_000, 'the upstream');
-    const closing = server.close();
+    const closing = hand.server.close();
     await waitFor(() => down.ended, 3_000, 'the downstream to end');
     const answered = await up.answered;
     expect(answered.status).toBe(503);
