@@ -136,10 +136,13 @@ describe('the client on streams', () => {
     const { front, tunnel } = await serverWithFront();
     const { base, warnings } = await clientThrough(front.url);
     await waitFor(() => tunnel().downstream && tunnel().upstreams === 1, 5_000, 'both streams');
+    const downstreams = () => front.seen.filter((s) => s.method === 'GET' && s.path.endsWith('/stream')).length;
+    expect(downstreams()).toBe(1);
     front.cutStreams();
-    await waitFor(() => !tunnel().downstream, 2_000, 'the server to see the downstream gone');
+    // Right after the cut: the server may still write it to the broken downstream, and then sends
+    // it again once the client is back (a safe request); or a poll or the next downstream takes it.
     expect(await get(base, '/during-the-cut')).toBe('/during-the-cut');
-    await waitFor(() => tunnel().downstream && tunnel().upstreams === 1, 8_000, 'both streams back');
+    await waitFor(() => downstreams() >= 2 && tunnel().downstream && tunnel().upstreams === 1, 8_000, 'both streams back');
     expect(tunnel().state).toBe('connected');
     expect(await get(base, '/after-the-cut')).toBe('/after-the-cut');
     expect(warnings).toEqual([]);

@@ -204,6 +204,30 @@ describe('streams on the control channel', () => {
     down.close();
   });
 
+  test('a broken downstream: a safe request it carried goes again once the client shows it lives; an unsafe one never', async () => {
+    const session = await register();
+    const down = await downstream(session);
+    const up = upstream(session);
+    const got = browse(session, '/lost?maybe');
+    const deleted = browse(session, '/item', { method: 'DELETE' });
+    await waitFor(() => down.requests().length === 2, 2_000, 'both requests on the downstream');
+    const [first, second] = down.requests().sort((a, b) => a.method.localeCompare(b.method));
+    expect([first!.method, second!.method]).toEqual(['DELETE', 'GET']);
+    // The connection breaks: neither answer came; the client may or may not have them.
+    down.close();
+    await waitFor(() => !snapshot(session).downstream, 2_000, 'the server to see the downstream broken');
+    // The client's next poll shows it lives: the GET comes again, the DELETE does not.
+    const { id, frame } = await pollOnce(session);
+    expect(id).toBe(second!.id);
+    expect(JSON.parse(frame.subarray(4, 4 + frame.readUInt32BE(0)).toString())).toMatchObject({ method: 'GET', url: '/lost?maybe' });
+    up.answer(second!.id, 'sent again');
+    up.answer(first!.id, 'deleted once');
+    expect((await got).text).toBe('sent again');
+    expect((await deleted).text).toBe('deleted once');
+    up.end();
+    await up.answered;
+  });
+
   test('a newer downstream replaces the older one, which ends', async () => {
     const session = await register();
     const first = await downstream(session);

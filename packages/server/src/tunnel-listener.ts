@@ -137,6 +137,7 @@ function createExchange(req: IncomingMessage, res: ServerResponse | undefined, n
     respondedAt: undefined,
     timer: undefined,
     upload: undefined,
+    via: undefined,
     code: undefined,
     bytesIn: 0,
     bytesOut: 0,

@@ -54,6 +54,8 @@ export interface Exchange {
   timer: NodeJS.Timeout | undefined;
   /** The client's response upload, while the response streams. */
   upload: IncomingMessage | undefined;
+  /** The downstream that carried it to the client, if one did. */
+  via: ServerResponse | undefined;
   /** Error code when the tunnel answered with an error. */
   code: string | undefined;
   bytesIn: number;
@@ -81,6 +83,12 @@ export interface RecentRequest {
 
 /** Most requests a client may take at once on a downstream (its `maxInFlight` is at most this). */
 const MAX_WINDOW = 10_000;
+
+/**
+ * Safe methods (RFC 9110 §9.2.1): a request of these that a broken downstream may have lost is sent
+ * again, as browsers and proxies retry them on a broken connection; never one that changes state.
+ */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** A downstream holding this much its client has not read gets no more requests until it drains. */
 const STREAM_BACKLOG_BYTES = 1024 * 1024;
@@ -205,6 +213,12 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   const ups = new Set<{ req: IncomingMessage; res: ServerResponse }>();
   /** Requests the client takes at once while it has a downstream (it says how many). */
   let window = 0;
+  /**
+   * Safe requests a downstream carried before it broke, unanswered: it may have lost them. They go
+   * again once the client shows it lives (a poll, a confirmed downstream); if it never does, they
+   * fail like every request of a vanished client.
+   */
+  const suspects = new Set<Exchange>();
 
   function state(): TunnelState {
     if (closed) return 'closed';
@@ -246,6 +260,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     if (ex.upgrade) upgrades.delete(ex);
     clearTimer(ex);
     pending.delete(ex.id);
+    suspects.delete(ex);
     ex.state = 'done';
     // A full stream window kept requests queued: one answer makes room for them.
     if (downReady && queue.length > 0) scheduleFlush();
@@ -307,6 +322,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         continue;
       }
       dispatched(ex);
+      ex.via = res;
       heads.push(ex.message);
     }
     queue.length = kept;
@@ -378,10 +394,20 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     pending.delete(ex.id);
     clearTimer(ex);
     ex.state = 'queued';
+    ex.via = undefined;
     const poll = takePoll();
     if (poll) return answer(poll, [], [ex]);
     queue.unshift(ex);
     armDeadline(ex);
+    if (downReady) scheduleFlush();
+  }
+
+  /** The client showed it lives: what a broken downstream may have lost goes again. */
+  function revive(): void {
+    if (suspects.size === 0) return;
+    const again = [...suspects];
+    suspects.clear();
+    for (const ex of again) requeue(ex);
   }
 
   const batching = init.features.has('batch');
@@ -571,6 +597,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
         sendError(req, res, draining, { fallback: 'json' });
         return;
       }
+      revive();
       const poll: Poll = { req, res, timer: undefined };
       const work = takeWork(batching ? MAX_BATCH : 1);
       if (work) return answer(poll, work.cancels, work.batch);
@@ -611,6 +638,10 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       const beat = setInterval(() => res.write(HEARTBEAT), options.pollTimeoutMs);
       res.once('close', () => {
         clearInterval(beat);
+        // Broken, not ended by us: what it carried may not have reached the client.
+        if (!res.writableFinished) {
+          for (const ex of pending.values()) if (ex.via === res && ex.state === 'dispatched' && !ex.upgrade && SAFE_METHODS.has(ex.message.method)) suspects.add(ex);
+        }
         if (down !== res) return;
         down = undefined;
         downReady = false;
@@ -621,6 +652,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     confirmDownstream(key) {
       if (!down || downReady || key !== downKey) return;
       downReady = true;
+      revive();
       if (queue.length > 0 || controls.length > 0) scheduleFlush();
     },
 
