@@ -19,6 +19,8 @@ describe('the client on streams', () => {
     bufferResponses?: boolean;
     /** Read a request body whole before passing it on (nginx `proxy_request_buffering on`). */
     bufferRequests?: boolean;
+    /** Break the first upstream when its first answer passes (after its opening heartbeat). */
+    breakUpstream?: boolean;
   }
 
   /** A reverse proxy in front of the server that records what passes through it. */
@@ -48,6 +50,16 @@ describe('the client on streams', () => {
       });
       upstream.on('error', () => res.destroy());
       res.on('close', () => upstream.destroy());
+      if (options.breakUpstream && req.method === 'POST' && path.endsWith('/stream')) {
+        options.breakUpstream = false;
+        req.on('data', (chunk: Buffer) => {
+          if (chunk.length <= 4) return void upstream.write(chunk); // a heartbeat
+          // An answer: it never arrives, and the connection breaks both ways.
+          req.socket.destroy();
+          upstream.destroy();
+        });
+        return;
+      }
       if (!options.bufferRequests) return void req.pipe(upstream);
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -145,6 +157,20 @@ describe('the client on streams', () => {
     await waitFor(() => downstreams() >= 2 && tunnel().downstream && tunnel().upstreams === 1, 8_000, 'both streams back');
     expect(tunnel().state).toBe('connected');
     expect(await get(base, '/after-the-cut')).toBe('/after-the-cut');
+    expect(warnings).toEqual([]);
+  });
+
+  test('an upstream that breaks as an answer passes: the answer is sent again, not lost', async () => {
+    const { front, tunnel } = await serverWithFront({ breakUpstream: true });
+    const { base, warnings } = await clientThrough(front.url);
+    await waitFor(() => tunnel().downstream && tunnel().upstreams === 1, 5_000, 'both streams');
+    // Without the resend this would wait for the server's deadline and get 504 tunnel_timeout.
+    const res = await fetchBuffer(`${base}/answered-once`, { dispatcher });
+    expect(res.status).toBe(200);
+    expect(res.json<EchoBody>().url).toBe('/answered-once');
+    await waitFor(() => front.seen.some((s) => s.path.endsWith('/responses')), 2_000, 'the answer sent again by upload');
+    await waitFor(() => tunnel().upstreams === 1, 8_000, 'a new upstream');
+    expect(await get(base, '/after')).toBe('/after');
     expect(warnings).toEqual([]);
   });
 

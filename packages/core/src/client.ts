@@ -161,6 +161,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         if (s === session && !closed) dispatch(s, { messages, body: EMPTY });
       },
       onChange: topUp,
+      onUnsure: (frames) => {
+        // Answers the broken upstream may have lost: again, by upload (duplicates are skipped).
+        for (const batch of frames) void control.respondBatch(s, batch, false).then(release, (error: unknown) => uploadFailed(s, error));
+      },
       onBlocked: (which) => {
         log.warn(`devtunnel: the way to ${o.server.origin} holds streamed ${which === 'downstream' ? 'answers' : 'uploads'} back (a buffering proxy?); using ${which === 'downstream' ? 'long polls' : 'an upload per answer'} instead, which works but is slower.`);
         if (which === 'downstream') {

@@ -66,8 +66,11 @@ export interface ControlChannel {
     asPoll: boolean,
     cancel: Cancel,
   ): Promise<PollResult>;
-  /** Several small answers in one upload (feature `batch`). */
-  respondBatch(session: Session, items: BatchItem[], asPoll: boolean): Promise<PollResult>;
+  /**
+   * Several small answers in one upload (feature `batch`): the items, or their frames already
+   * made by {@link batchFrames} (at most {@link MAX_BATCH} answers).
+   */
+  respondBatch(session: Session, items: BatchItem[] | Uint8Array, asPoll: boolean): Promise<PollResult>;
   /**
    * Opens the downstream (feature `stream`) for at most `window` requests at once: resolves once
    * the server accepted it; its frames go to `onMessages`, those of one chunk together. `done`
@@ -320,7 +323,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     },
 
     respondBatch(session, items, asPoll) {
-      const body = batchFrames(items);
+      const body = items instanceof Uint8Array ? items : batchFrames(items);
       return upload(session, paths.responses(session.id), body, body.length, asPoll, 'batch upload');
     },
 

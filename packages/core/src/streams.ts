@@ -1,5 +1,5 @@
 import { createBackoff } from './backoff';
-import type { ControlChannel, Downstream, Session, Upstream } from './control';
+import { ServerAnswerError, type ControlChannel, type Downstream, type Session, type Upstream } from './control';
 import type { Logger } from './logger';
 import type { DownstreamMessage, ServerMessage } from './protocol';
 
@@ -40,7 +40,17 @@ export interface StreamLinkDeps {
   onBlocked(which: 'downstream' | 'upstream'): void;
   /** The upstream was found blocked before: do not try it. */
   upstreamBlocked: boolean;
+  /**
+   * The upstream broke: these frames (each what one `send()` took) went up in the last moments
+   * and may not have arrived. Sending them again is safe: the server skips an answer whose request
+   * was answered already.
+   */
+  onUnsure(frames: Uint8Array[]): void;
 }
+
+/** What an upstream that breaks may have lost: what it took in this long, at most this much. */
+const UNSURE_MS = 2_000;
+const UNSURE_BYTES = 1024 * 1024;
 
 /** One try at a downstream: its stream once the server accepted it. */
 interface Attempt {
@@ -62,6 +72,9 @@ export function createStreamLink(deps: StreamLinkDeps): StreamLink {
   let proof: NodeJS.Timeout | undefined;
   let upProof: NodeJS.Timeout | undefined;
   let retry: NodeJS.Timeout | undefined;
+  /** What the current upstream took lately (see {@link StreamLinkDeps.onUnsure}). */
+  let recent: Array<{ at: number; frames: Uint8Array }> = [];
+  let recentBytes = 0;
   // A stream that ended is opened again after a pause that grows while it keeps failing.
   const downBackoff = createBackoff(1_000, 30_000);
   const upBackoff = createBackoff(1_000, 30_000);
@@ -143,6 +156,9 @@ export function createStreamLink(deps: StreamLinkDeps): StreamLink {
     if (closed || up || !downReady || upBlocked) return;
     const u = control.openUpstream(session);
     up = u;
+    recent = [];
+    recentBytes = 0;
+    const mine = recent;
     upProof = setTimeout(() => {
       if (up !== u || upReady) return;
       upBlocked = true;
@@ -151,7 +167,13 @@ export function createStreamLink(deps: StreamLinkDeps): StreamLink {
     }, STREAM_PROOF_MS);
     u.done.then(
       () => upEnded(u, undefined),
-      (error: unknown) => upEnded(u, error),
+      (error: unknown) => {
+        // The connection broke under it (the server did not answer), even after we ended it: the
+        // last answers it took may be lost.
+        const unsure = mine.filter((r) => performance.now() - r.at <= UNSURE_MS).map((r) => r.frames);
+        if (!closed && !(error instanceof ServerAnswerError) && unsure.length > 0) deps.onUnsure(unsure);
+        upEnded(u, error);
+      },
     );
   }
 
@@ -200,7 +222,13 @@ export function createStreamLink(deps: StreamLinkDeps): StreamLink {
       return upReady;
     },
     send(frames) {
-      up?.write(frames);
+      if (!up) return;
+      up.write(frames);
+      // Kept a moment, in case the connection breaks before they arrive (bounded in time and size).
+      const at = performance.now();
+      recent.push({ at, frames });
+      recentBytes += frames.length;
+      while (recent.length > 1 && (at - recent[0]!.at > UNSURE_MS || recentBytes > UNSURE_BYTES)) recentBytes -= recent.shift()!.frames.length;
     },
     close,
   };
