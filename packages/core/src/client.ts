@@ -136,6 +136,13 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   let targetName = originOf(target);
   /** The streams of the current session (feature `stream`), while it is tried or in use. */
   let link: StreamLink | undefined;
+  /**
+   * A poll came back empty and no request came since: only the idle floor of polls is renewed.
+   * A poll answer carries every request queued in its turn (feature `batch`), so a burst on a
+   * quiet tunnel still leaves at once, and the other polls come back with it. 500 quiet tunnels
+   * cost the server 1,000 poll renewals per poll timeout instead of 4,000.
+   */
+  let quiet = false;
   /** Something on the way holds streamed bytes back: long polls only (or answers by upload only). */
   let streamsBlocked = false;
   let upstreamBlocked = false;
@@ -146,6 +153,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     const polls = Math.min(o.polls, session?.maxPolls ?? o.polls);
     // With a downstream, polls only carry requests with a body (and prove the client lives).
     return link?.downstreamReady ? Math.max(1, Math.floor(polls / 4)) : polls;
+  }
+
+  /** A quarter of the target, at least one: what always waits, and all that waits when quiet. */
+  function idleFloor(): number {
+    return Math.max(1, Math.floor(pollTarget() / 4));
   }
 
   /** Opens the streams of the current session when both sides can, and nothing blocked them. */
@@ -331,7 +343,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   function topUp(): void {
     if (closed || recovering || !session) return;
     linkUp(session);
-    const target = pollTarget();
+    const target = quiet ? idleFloor() : pollTarget();
     if (link?.downstreamReady) {
       while (waiting < target && waiting + active < o.maxInFlight) {
         waiting++;
@@ -339,8 +351,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       }
       return;
     }
-    const idleFloor = Math.max(1, Math.floor(target / 4));
-    while ((waiting < idleFloor || waiting + active < target) && waiting < target && waiting + active < o.maxInFlight) {
+    const floor = idleFloor();
+    while ((waiting < floor || waiting + active < target) && waiting < target && waiting + active < o.maxInFlight) {
       waiting++;
       void pollOnce(session);
     }
@@ -362,11 +374,14 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       return;
     }
     waiting--;
+    // Came back empty: the tunnel was quiet for a whole poll timeout (see `quiet`).
     if (result) dispatch(s, result);
+    else quiet = true;
     topUp();
   }
 
   function dispatch(s: Session, result: NonNullable<PollResult>): void {
+    quiet = false;
     const { messages, body } = result;
     const last = messages[messages.length - 1]!;
     const bodyOwner = last.type === 'request' && last.bodyLength !== 0 ? last : undefined;

@@ -43,8 +43,9 @@ export interface TunnelOptions {
    */
   preferredPort?: number;
   /**
-   * Long-polls kept waiting on the server. Each carries one request at a time, so this is how
-   * many requests can start at once without waiting for a poll.
+   * Long-polls kept waiting on the server while requests come: how many can start at once without
+   * waiting for a poll (a poll answer also carries what was queued in its turn). A quarter of them
+   * (at least one) while the tunnel is quiet; with streams up, a quarter (bodies only).
    * @default 8
    */
   polls?: number;
