@@ -21,6 +21,8 @@ describe('the client on streams', () => {
     bufferRequests?: boolean;
     /** Break the first upstream when its first answer passes (after its opening heartbeat). */
     breakUpstream?: boolean;
+    /** Break the first batch upload (`POST …/responses`) as its answers pass. */
+    breakBatch?: boolean;
   }
 
   /** A reverse proxy in front of the server that records what passes through it. */
@@ -60,6 +62,14 @@ describe('the client on streams', () => {
         });
         return;
       }
+      if (options.breakBatch && req.method === 'POST' && path.endsWith('/responses')) {
+        options.breakBatch = false;
+        req.once('data', () => {
+          req.socket.destroy();
+          upstream.destroy();
+        });
+        return;
+      }
       if (!options.bufferRequests) return void req.pipe(upstream);
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -81,7 +91,7 @@ describe('the client on streams', () => {
     };
   }
 
-  async function clientThrough(url: string, options: { polls?: number; maxInFlight?: number } = {}) {
+  async function clientThrough(url: string, options: { polls?: number; maxInFlight?: number; transport?: 'auto' | 'poll' } = {}) {
     const warnings: string[] = [];
     const log = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
     const client: TunnelClient = createTunnelClient({ server: url, token: TOKEN, host: '127.0.0.1', port: suite.app.port, stateDir: stateDir(), proxy: false, logger: log, ...options });
@@ -170,6 +180,20 @@ describe('the client on streams', () => {
     expect(res.json<EchoBody>().url).toBe('/answered-once');
     await waitFor(() => front.seen.some((s) => s.path.endsWith('/responses')), 2_000, 'the answer sent again by upload');
     await waitFor(() => tunnel().upstreams === 1, 8_000, 'a new upstream');
+    expect(await get(base, '/after')).toBe('/after');
+    expect(warnings).toEqual([]);
+  });
+
+  test('on long polls, a batch upload that breaks as its answers pass is sent again, not lost', async () => {
+    const faults: FrontOptions = { breakBatch: true };
+    const { front } = await serverWithFront(faults);
+    const { base, warnings } = await clientThrough(front.url, { transport: 'poll' });
+    // Without the second upload this would wait for the server's deadline and get 504 tunnel_timeout.
+    const res = await fetchBuffer(`${base}/answered-twice`, { dispatcher });
+    expect(res.status).toBe(200);
+    expect(res.json<EchoBody>().url).toBe('/answered-twice');
+    expect(faults.breakBatch).toBe(false); // the first upload was broken
+    await waitFor(() => front.seen.some((s) => s.path.endsWith('/responses') && s.status === 204), 2_000, 'the second upload answered');
     expect(await get(base, '/after')).toBe('/after');
     expect(warnings).toEqual([]);
   });

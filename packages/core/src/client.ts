@@ -429,8 +429,12 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
           else release(next);
         },
         (error: unknown) => {
-          // The answers were reported when sent; only a lost channel still matters.
-          uploadFailed(box.s, error);
+          // A connection that broke may have lost the answers: once more, on another connection
+          // (the server skips those it delivered already). The answers were reported when sent;
+          // beyond that only a lost channel still matters.
+          if (!(error instanceof ServerAnswerError) && box.s === session && !closed) {
+            void control.respondBatch(box.s, box.items, false).then(release, (again: unknown) => uploadFailed(box.s, again));
+          } else uploadFailed(box.s, error);
         },
       )
       .finally(() => {
