@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTunnelClient } from '@devtunnel/core';
 import { CLIENT_BIN, runBin } from '../helpers/child';
-import { useEchoSuite, fetchBuffer, freeRange, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+import { rawExchange } from '../helpers/net';
+import { useEchoSuite, fetchBuffer, freeRange, memoryLogger, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** Ports: stable per developer, across client and server restarts; never shared. */
 describe('tunnel ports', () => {
@@ -35,6 +36,21 @@ describe('tunnel ports', () => {
     const again = await client(s, { stateDir: dir });
     expect(again.info.port).toBe(port);
     expect((await fetchBuffer(`http://127.0.0.1:${port}/`, { dispatcher })).status).toBe(200);
+  });
+
+  test('every tunnel port is served alike, the first and those handed over: answers, headers sent too slowly cut, refusals logged with their port', async () => {
+    const logger = memoryLogger();
+    const s = await server({ logger, headersTimeoutMs: 1_000 });
+    const tunnels = [await client(s, { name: 'first' }), await client(s, { name: 'second' }), await client(s, { name: 'third' })];
+    for (const c of tunnels) {
+      const res = await fetchBuffer(`http://127.0.0.1:${c.info.port}/on-${c.info.name}`, { dispatcher });
+      expect([res.status, res.json<{ url: string }>().url]).toEqual([200, `/on-${c.info.name}`]);
+      // A request line and half its headers, then nothing: Node's headers timeout answers 408.
+      const slow = await rawExchange(c.info.port, `GET /slow HTTP/1.1\r\nHost: 127.0.0.1:${c.info.port}\r\nX-Half: `, 5_000);
+      expect(slow.statuses).toEqual([408]);
+      expect(slow.closedByServer).toBe(true);
+      expect(logger.lines.filter((l) => l.msg === 'request.rejected' && l.code === 'request_timeout').map((l) => l.port)).toContain(c.info.port);
+    }
   });
 
   test('two developers never share a port, even when one asks for the other\'s', async () => {

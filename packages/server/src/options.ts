@@ -131,8 +131,8 @@ export function parsePortRange(option: string, value: string): { from: number; t
 /** Merges defaults and validates every option, naming the option and the fix. */
 /**
  * How often Node checks its headers and request timeouts (its default, 30 s, would let a slow
- * client far past `headersTimeoutMs`): an eighth of that timeout, between 50 ms and 2 s. Every
- * tunnel port has its own check, so 500 tunnels run 500 of them: at most one each 2 s.
+ * client far past `headersTimeoutMs`): an eighth of that timeout, between 50 ms and 2 s. Two
+ * servers run it: the control API and the one HTTP server of all tunnel ports.
  */
 export function connectionsCheckingInterval(o: Pick<ResolvedServerOptions, 'headersTimeoutMs'>): number {
   return Math.max(50, Math.min(2000, Math.floor(o.headersTimeoutMs / 8)));

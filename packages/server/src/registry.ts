@@ -110,7 +110,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byId = new Map<string, TunnelSession>();
   const byPort = new Map<number, TunnelSession>();
   const byClient = new Map<string, TunnelSession>();
-  const listeners = new Map<number, TunnelListener>();
+  const listener: TunnelListener = createTunnelListener({
+    options,
+    lookup: (p) => byPort.get(p),
+    holder: (p) => allocator.holderOf(p)?.name,
+    finished: deps.finished,
+    rejected: deps.rejected,
+  });
   let sweepTimer: NodeJS.Timeout | undefined;
   let serial: Promise<unknown> = Promise.resolve();
   let draining = false;
@@ -125,17 +131,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
    * browser reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather
    * than a refused connection the cluster proxy turns into an anonymous 502.
    */
-  async function ensureListener(port: number): Promise<void> {
-    if (listeners.has(port)) return;
-    const listener = createTunnelListener(port, {
-      options,
-      lookup: (p) => byPort.get(p),
-      holder: (p) => allocator.holderOf(p)?.name,
-      finished: deps.finished,
-      rejected: deps.rejected,
-    });
-    await listener.listen();
-    listeners.set(port, listener);
+  function ensureListener(port: number): Promise<void> {
+    return listener.listen(port);
   }
 
   function end(tunnel: TunnelSession, reason: string, error: HttpError): void {
@@ -309,7 +306,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       draining = true;
       const reason = new HttpError('server_shutting_down', 'The tunnel server is restarting; it will be back in a moment.', { retryAfter: 2 });
       for (const tunnel of byId.values()) tunnel.drain(reason);
-      for (const listener of listeners.values()) listener.stop();
+      listener.stop();
       const deadline = now() + budgetMs;
       // Bounded wait for in-flight requests to finish, checked on a short interval.
       while (now() < deadline && [...byId.values()].some((t) => t.inFlight > 0)) {
@@ -328,8 +325,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       byId.clear();
       byPort.clear();
       byClient.clear();
-      await Promise.all([...listeners.values()].map((l) => l.destroy()));
-      listeners.clear();
+      await listener.destroy();
       if (store) {
         store.save();
         await store.flush();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { HEADER, endToEndPairs, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
 import { endRaw, rawResponse, sendError } from './error-response';
 import { randomId } from './ids';
@@ -10,9 +10,9 @@ import { connectionsCheckingInterval, type ResolvedServerOptions } from './optio
 import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
 
 /**
- * The browser-facing listener of one tunnel port. Node's strict parser with limits set on purpose;
+ * The browser-facing listener of the tunnel ports. Node's strict parser with limits set on purpose;
  * each request is checked, turned into a message for the client, and handed to the tunnel that
- * holds this port now (looked up per request, so a client re-registering keeps the listener).
+ * holds its port now (looked up per request, so a client re-registering keeps the listener).
  */
 
 /** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
@@ -21,9 +21,11 @@ const MAX_REQUEST_HEADERS = 100;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 export interface TunnelListener {
-  readonly port: number;
-  listen(): Promise<void>;
-  /** Stops accepting; idle keep-alive connections close now, busy ones after their response. */
+  /** Starts accepting browsers on `port` too (once per port). */
+  listen(port: number): Promise<void>;
+  /** Whether `port` is accepting browsers. */
+  has(port: number): boolean;
+  /** Stops accepting on every port; idle keep-alive connections close now, busy ones after their response. */
   stop(): void;
   /** Closes every connection now. */
   destroy(): Promise<void>;
@@ -144,7 +146,13 @@ function createExchange(req: IncomingMessage, res: ServerResponse | undefined, n
   };
 }
 
-export function createTunnelListener(port: number, deps: ListenerDeps): TunnelListener {
+/**
+ * Every tunnel port is served by one HTTP server: the first port it listens on itself, each other
+ * port has a plain TCP listener that hands its connections over. One server means one check of
+ * headers timeouts for all connections: with a server per port, 500 quiet tunnels woke the process
+ * 250 times a second for checks that found nothing.
+ */
+export function createTunnelListener(deps: ListenerDeps): TunnelListener {
   const { options } = deps;
   const server: Server = createServer({
     // Never loosen the parser: it is what rejects smuggling attempts (reliability-security.md §0).
@@ -163,6 +171,18 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   server.maxHeadersCount = MAX_REQUEST_HEADERS + 1;
   // Socket idle timeout: no byte either way for this long ends the connection.
   server.timeout = options.bodyIdleTimeoutMs;
+  server.on('error', () => {});
+
+  /** The tunnel port each connection came in on, read once when it arrives. */
+  const portOf = new WeakMap<Socket, number>();
+  server.prependListener('connection', (socket: Socket) => {
+    if (!portOf.has(socket)) portOf.set(socket, socket.localPort ?? 0);
+  });
+  /** The plain listeners of the ports the HTTP server does not listen on itself. */
+  const handOvers = new Map<number, NetServer>();
+  const ports = new Set<number>();
+  /** Whether the HTTP server listens on a port of its own (the first that could be opened). */
+  let ownPort = false;
 
   const offline = (p: number) => offlineError(p, deps.holder(p));
 
@@ -174,7 +194,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
 
   function refuse(req: IncomingMessage, res: ServerResponse, error: HttpError): void {
     distrusted.add(req.socket);
-    deps.rejected(port, error, req);
+    deps.rejected(portOf.get(req.socket) ?? 0, error, req);
     sendError(req, res, error, { close: true });
   }
 
@@ -185,6 +205,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
     }
     const problem = check(req);
     if (problem) return refuse(req, res, problem);
+    const port = portOf.get(req.socket)!;
     const tunnel = deps.lookup(port);
     if (!tunnel) {
       const error = offline(port);
@@ -228,6 +249,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   server.on('upgrade', function tunnelUpgrade(req: IncomingMessage, socket: Socket, head: Buffer) {
     socket.on('error', () => socket.destroy());
     if (distrusted.has(socket)) return void socket.destroy();
+    const port = portOf.get(socket)!;
     const problem = check(req);
     const tunnel = problem ? undefined : deps.lookup(port);
     const tooOld = tunnel && !tunnel.features.has('upgrade')
@@ -254,7 +276,7 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
   // CONNECT makes a tunnel of its own; we are not a forward proxy.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const error = new HttpError('method_not_supported', 'CONNECT is not supported by a devtunnel port.');
-    deps.rejected(port, error, req);
+    deps.rejected(portOf.get(socket) ?? 0, error, req);
     endRaw(socket, rawResponse(error, { extra: 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n' }));
   });
 
@@ -278,28 +300,57 @@ export function createTunnelListener(port: number, deps: ListenerDeps): TunnelLi
           ? ['Request Timeout', 'request_timeout']
           : ['Bad Request', 'invalid_request'];
     const error = new HttpError(code, `${reason}: the request could not be parsed as strict HTTP/1.1 (${err.code ?? 'parse error'}).`);
-    deps.rejected(port, error);
+    deps.rejected(portOf.get(socket) ?? 0, error);
     endRaw(socket, rawResponse(error));
   });
 
-  return {
-    port,
-    listen() {
-      return new Promise((resolve, reject) => {
-        const onError = (error: Error) => reject(error);
-        server.once('error', onError);
-        server.listen(port, options.host, () => {
-          server.off('error', onError);
-          server.on('error', () => {});
-          resolve();
-        });
+  /** Listens on `port` with `target` (the HTTP server, or a hand-over listener). */
+  function bind(target: NetServer, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      target.once('error', onError);
+      target.listen(port, options.host, () => {
+        target.off('error', onError);
+        resolve();
       });
+    });
+  }
+
+  /** Ports are opened one at a time: the first must be the HTTP server's own. */
+  let opening: Promise<unknown> = Promise.resolve();
+
+  async function open(port: number): Promise<void> {
+    if (ports.has(port)) return;
+    if (!ownPort) {
+      await bind(server, port);
+      ownPort = true;
+    } else {
+      const handOver = createNetServer({ noDelay: true }, (socket) => {
+        portOf.set(socket, port);
+        server.emit('connection', socket);
+      });
+      handOver.on('error', () => {});
+      await bind(handOver, port);
+      handOvers.set(port, handOver);
+    }
+    ports.add(port);
+  }
+
+  return {
+    listen(port) {
+      const done = opening.then(() => open(port));
+      opening = done.catch(() => {});
+      return done;
     },
+    has: (port) => ports.has(port),
     stop() {
+      for (const handOver of handOvers.values()) handOver.close();
+      // Closes the HTTP server's own port, and its idle connections whatever port they came in on.
       server.close();
       server.closeIdleConnections();
     },
     async destroy() {
+      await Promise.all([...handOvers.values()].map((handOver) => new Promise<void>((resolve) => handOver.close(() => resolve()))));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
