@@ -1,7 +1,8 @@
 // Registers N tunnels from one process and keeps them idle, for the bench's idle-scale figure.
 // Usage: node fleet.mjs <server URL> <N> [auto|poll]; prints one JSON line once every tunnel is
 // registered and its channel is waiting: with `poll`, the client's 8 long polls each; with `auto`
-// (the default client), a downstream, an upstream and 2 polls each. The local port is never called.
+// (the default client), a downstream, an upstream and 2 polls each. Once a poll timeout has passed
+// with no request, each keeps a quarter of those polls. The local port is never called.
 import { createTunnelClient } from '@devtunnel/core';
 
 const [server, n, transport = 'auto'] = process.argv.slice(2);
