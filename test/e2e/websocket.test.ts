@@ -105,6 +105,17 @@ describe('WebSockets and other upgrades through the tunnel', () => {
     expect(await nextMessage(s)).toEqual({ data: bytes, isBinary: true });
   });
 
+  test('a second tunnel on the same server (its port handed over to the one HTTP server) carries WebSockets too', async () => {
+    const second = await startClient(server, { port: app.port, name: 'second-ws' });
+    cleanup.push(() => second.close());
+    expect(second.info.port).not.toBe(client.info.port);
+    const s = await open(`ws://127.0.0.1:${second.info.port}/on-the-second`);
+    cleanup.push(() => s.terminate());
+    expect(app.seen.at(-1)?.url).toBe('/on-the-second');
+    s.send('through the second port');
+    expect(await nextMessage(s)).toEqual({ data: Buffer.from('through the second port'), isBinary: false });
+  });
+
   test('a 10 MB message each way keeps its hash', async () => {
     const s = await socket('/big');
     const big = randomBytes(10 * 1024 * 1024);
