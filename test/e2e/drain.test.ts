@@ -15,24 +15,27 @@ describe('graceful shutdown', () => {
 
   test('in-flight requests finish, new ones are refused, the client is told to come back', async () => {
     const server = await startServer({ drainTimeoutMs: 5_000 });
+    // Two tunnels: the HTTP server listens on the first port, the second's is handed over to it.
     const client = await startClient(server, { port: app.port });
+    const second = await startClient(server, { port: app.port, name: 'second-drain' });
     try {
-      const base = `http://127.0.0.1:${client.info.port}`;
+      const bases = [client, second].map((c) => `http://127.0.0.1:${c.info.port}`);
       const reconnecting = new Promise((resolve) => client.once('reconnecting', (e) => resolve(e.error.code)));
-      // A slow request is in flight when the server is told to stop.
-      const inFlight = fetchBuffer(`${base}/slow?delay=400`, { dispatcher });
-      while (!app.hits.some((h) => h.url === '/slow?delay=400')) await new Promise((r) => setTimeout(r, 10));
+      // A slow request is in flight on each port when the server is told to stop.
+      const inFlight = bases.map((base, i) => fetchBuffer(`${base}/slow?delay=400&on=${i}`, { dispatcher }));
+      while (!app.hits.some((h) => h.url === '/slow?delay=400&on=0') || !app.hits.some((h) => h.url === '/slow?delay=400&on=1')) await new Promise((r) => setTimeout(r, 10));
       const closing = server.close();
       // Readiness drops at once, so the load balancer stops sending new tunnels here.
       const ready = await fetchBuffer(`${server.url}/readyz`, { dispatcher });
       expect([ready.status, ready.headers['x-devtunnel-error']]).toEqual([503, 'server_shutting_down']);
-      expect((await inFlight).status).toBe(200);
+      expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200]);
       expect(await reconnecting).toBe('TUNNEL_SERVER_UNREACHABLE');
       await closing;
-      // Everything is closed afterwards: the tunnel port refuses connections.
-      await expect(fetchBuffer(`${base}/after`, { dispatcher })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      // Everything is closed afterwards: both tunnel ports refuse connections.
+      for (const base of bases) await expect(fetchBuffer(`${base}/after`, { dispatcher })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     } finally {
       await client.close();
+      await second.close();
       await server.close();
     }
   });
