@@ -4,6 +4,7 @@
 const moduleNameMapper = {
   '^@devtunnel/core$': '<rootDir>/packages/core/src/index.ts',
   '^@devtunnel/core/protocol$': '<rootDir>/packages/core/src/protocol.ts',
+  '^@devtunnel/core/json-lines$': '<rootDir>/packages/core/src/json-lines.ts',
   '^@devtunnel/server$': '<rootDir>/packages/server/src/index.ts',
   '^@devtunnel/webpack-plugin$': '<rootDir>/packages/webpack-plugin/src/index.ts',
 };

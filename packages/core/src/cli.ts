@@ -5,6 +5,7 @@
 import { parseArgs, styleText } from 'node:util';
 import { createTunnelClient, type RequestEvent } from './client';
 import { TunnelError } from './errors';
+import { closingFields, createBatchedWriter } from './json-lines';
 import type { Logger } from './logger';
 import type { TunnelOptions } from './options';
 import { cliFlags } from './cli-flags';
@@ -90,27 +91,10 @@ async function main(): Promise<number> {
   process.stdout.on('error', () => {});
   // Lines go out together, at most 50 ms after the first one (or at 64 KiB): one write, and one
   // wake-up of the terminal or the program reading us, for many request lines under load.
-  let pending = '';
-  let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (!pending) return;
-    const text = pending;
-    pending = '';
-    process.stdout.write(text);
-  };
-  const out = (line: string) => {
-    pending += line + '\n';
-    if (pending.length >= 64 * 1024) flush();
-    else timer ??= setTimeout(flush, 50).unref();
-  };
-  process.on('exit', flush);
-  const event = (name: string, fields: object) => {
-    // The fields' own JSON after event and time: no copy of the object per request line.
-    const rest = JSON.stringify(fields);
-    out(`{"event":"${name}","time":"${new Date().toISOString()}"${rest.length > 2 ? ',' + rest.slice(1) : '}'}`);
-  };
+  const writer = createBatchedWriter((text) => process.stdout.write(text));
+  const out = (line: string) => writer.write(line + '\n');
+  process.on('exit', writer.flush);
+  const event = (name: string, fields: object) => out(`{"event":"${name}","time":"${new Date().toISOString()}"${closingFields(fields)}`);
   const logger: Logger = {
     debug: () => {},
     info: () => {},

@@ -137,7 +137,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   /** The streams of the current session (feature `stream`), while it is tried or in use. */
   let link: StreamLink | undefined;
   /**
-   * A poll came back empty and no request came since: only the idle floor of polls is renewed.
+   * A poll came back empty and no request came since: only a quarter of the polls are renewed.
    * A poll answer carries every request queued in its turn (feature `batch`), so a burst on a
    * quiet tunnel still leaves at once, and the other polls come back with it. 500 quiet tunnels
    * cost the server 1,000 poll renewals per poll timeout instead of 4,000.
@@ -155,11 +155,6 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     return link?.downstreamReady ? Math.max(1, Math.floor(polls / 4)) : polls;
   }
 
-  /** A quarter of the target, at least one: what always waits, and all that waits when quiet. */
-  function idleFloor(): number {
-    return Math.max(1, Math.floor(pollTarget() / 4));
-  }
-
   /** Opens the streams of the current session when both sides can, and nothing blocked them. */
   function linkUp(s: Session): void {
     if (link || o.transport !== 'auto' || streamsBlocked || !s.features?.includes('stream')) return;
@@ -174,8 +169,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       },
       onChange: topUp,
       onUnsure: (frames) => {
-        // Answers the broken upstream may have lost: again, by upload (duplicates are skipped).
-        for (const batch of frames) void control.respondBatch(s, batch, false).then(release, (error: unknown) => uploadFailed(s, error));
+        for (const batch of frames) resend(s, batch);
       },
       onBlocked: (which) => {
         log.warn(`devtunnel: the way to ${o.server.origin} holds streamed ${which === 'downstream' ? 'answers' : 'uploads'} back (a buffering proxy?); using ${which === 'downstream' ? 'long polls' : 'an upload per answer'} instead, which works but is slower.`);
@@ -343,7 +337,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   function topUp(): void {
     if (closed || recovering || !session) return;
     linkUp(session);
-    const target = quiet ? idleFloor() : pollTarget();
+    const full = pollTarget();
+    // A quarter of them, at least one, always wait; when the tunnel is quiet, only those.
+    const floor = Math.max(1, Math.floor(full / 4));
+    const target = quiet ? floor : full;
     if (link?.downstreamReady) {
       while (waiting < target && waiting + active < o.maxInFlight) {
         waiting++;
@@ -351,7 +348,6 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       }
       return;
     }
-    const floor = idleFloor();
     while ((waiting < floor || waiting + active < target) && waiting < target && waiting + active < o.maxInFlight) {
       waiting++;
       void pollOnce(session);
@@ -399,6 +395,14 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   }
 
   /**
+   * Answers a broken connection (an upstream, a batch upload) may have lost, posted once more by
+   * batch upload: safe, the server skips those it delivered already.
+   */
+  function resend(s: Session, answers: BatchItem[] | Uint8Array): void {
+    void control.respondBatch(s, answers, false).then(release, (error: unknown) => uploadFailed(s, error));
+  }
+
+  /**
    * Small answers ready in the same event-loop turn leave in one upload (feature `batch`): one
    * write and one read on the control channel for all of them instead of one each.
    */
@@ -432,9 +436,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
           // A connection that broke may have lost the answers: once more, on another connection
           // (the server skips those it delivered already). The answers were reported when sent;
           // beyond that only a lost channel still matters.
-          if (!(error instanceof ServerAnswerError) && box.s === session && !closed) {
-            void control.respondBatch(box.s, box.items, false).then(release, (again: unknown) => uploadFailed(box.s, again));
-          } else uploadFailed(box.s, error);
+          if (!(error instanceof ServerAnswerError) && box.s === session && !closed) resend(box.s, box.items);
+          else uploadFailed(box.s, error);
         },
       )
       .finally(() => {

@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from './errors';
-import { createBatchedWriter, createJsonLogger, type LogLevel } from './logger';
+import { createBatchedWriter } from '@devtunnel/core/json-lines';
+import { createJsonLogger, type LogLevel } from './logger';
 import type { ServerOptions } from './options';
 import { envName, serverFlags, type Kind } from './cli-flags';
 import { k8sManifestCommand } from './k8s-manifest';

@@ -110,6 +110,11 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byId = new Map<string, TunnelSession>();
   const byPort = new Map<number, TunnelSession>();
   const byClient = new Map<string, TunnelSession>();
+  /**
+   * A port accepts browsers as long as someone holds it, with or without a live tunnel: a browser
+   * reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather than a
+   * refused connection the cluster proxy turns into an anonymous 502.
+   */
   const listener: TunnelListener = createTunnelListener({
     options,
     lookup: (p) => byPort.get(p),
@@ -124,15 +129,6 @@ export function createRegistry(deps: RegistryDeps): Registry {
   function publicUrl(port: number, hostHeader: string | undefined): string {
     const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
     return options.publicUrl.replace('{host}', host).replace('{port}', String(port));
-  }
-
-  /**
-   * A port's listener lives as long as someone holds the port, with or without a live tunnel: a
-   * browser reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather
-   * than a refused connection the cluster proxy turns into an anonymous 502.
-   */
-  function ensureListener(port: number): Promise<void> {
-    return listener.listen(port);
   }
 
   function end(tunnel: TunnelSession, reason: string, error: HttpError): void {
@@ -164,7 +160,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         logger.log('info', 'port.reused', { port: candidate });
       }
       try {
-        await ensureListener(candidate);
+        await listener.listen(candidate);
         port = candidate;
         break;
       } catch (error) {
@@ -234,7 +230,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         allocator.load(await store.load());
         for (const { port, clientId } of allocator.list()) {
           try {
-            await ensureListener(port);
+            await listener.listen(port);
           } catch (error) {
             logger.log('warn', 'port.unusable', { port, code: (error as NodeJS.ErrnoException).code });
             allocator.markUnusable(port, UNUSABLE_PORT_MS);

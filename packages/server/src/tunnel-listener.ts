@@ -23,8 +23,6 @@ const MAX_HEADER_BYTES = 16 * 1024;
 export interface TunnelListener {
   /** Starts accepting browsers on `port` too (once per port). */
   listen(port: number): Promise<void>;
-  /** Whether `port` is accepting browsers. */
-  has(port: number): boolean;
   /** Stops accepting on every port; idle keep-alive connections close now, busy ones after their response. */
   stop(): void;
   /** Closes every connection now. */
@@ -173,16 +171,13 @@ export function createTunnelListener(deps: ListenerDeps): TunnelListener {
   server.timeout = options.bodyIdleTimeoutMs;
   server.on('error', () => {});
 
-  /** The tunnel port each connection came in on, read once when it arrives. */
+  /** The tunnel port each connection came in on (handed over or not), read once when it arrives. */
   const portOf = new WeakMap<Socket, number>();
-  server.prependListener('connection', (socket: Socket) => {
-    if (!portOf.has(socket)) portOf.set(socket, socket.localPort ?? 0);
-  });
-  /** The plain listeners of the ports the HTTP server does not listen on itself. */
+  server.prependListener('connection', (socket: Socket) => portOf.set(socket, socket.localPort ?? 0));
+  /** The port the HTTP server listens on itself: the first that could be opened. */
+  let ownPort: number | undefined;
+  /** The plain listeners of the other ports. */
   const handOvers = new Map<number, NetServer>();
-  const ports = new Set<number>();
-  /** Whether the HTTP server listens on a port of its own (the first that could be opened). */
-  let ownPort = false;
 
   const offline = (p: number) => offlineError(p, deps.holder(p));
 
@@ -320,20 +315,16 @@ export function createTunnelListener(deps: ListenerDeps): TunnelListener {
   let opening: Promise<unknown> = Promise.resolve();
 
   async function open(port: number): Promise<void> {
-    if (ports.has(port)) return;
-    if (!ownPort) {
+    if (port === ownPort || handOvers.has(port)) return;
+    if (ownPort === undefined) {
       await bind(server, port);
-      ownPort = true;
-    } else {
-      const handOver = createNetServer({ noDelay: true }, (socket) => {
-        portOf.set(socket, port);
-        server.emit('connection', socket);
-      });
-      handOver.on('error', () => {});
-      await bind(handOver, port);
-      handOvers.set(port, handOver);
+      ownPort = port;
+      return;
     }
-    ports.add(port);
+    const handOver = createNetServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+    handOver.on('error', () => {});
+    await bind(handOver, port);
+    handOvers.set(port, handOver);
   }
 
   return {
@@ -342,7 +333,6 @@ export function createTunnelListener(deps: ListenerDeps): TunnelListener {
       opening = done.catch(() => {});
       return done;
     },
-    has: (port) => ports.has(port),
     stop() {
       for (const handOver of handOvers.values()) handOver.close();
       // Closes the HTTP server's own port, and its idle connections whatever port they came in on.

@@ -1,4 +1,4 @@
-import { createBatchedWriter, createJsonLogger } from '../src/logger';
+import { createJsonLogger } from '../src/logger';
 
 test('JSON lines with child bindings, filtered by level', () => {
   const lines: string[] = [];
@@ -8,22 +8,6 @@ test('JSON lines with child bindings, filtered by level', () => {
   expect(lines).toHaveLength(1);
   expect(lines[0]!.endsWith('\n')).toBe(true);
   expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', msg: 'something', service: 'devtunnel', tunnel: 'ann-5173', port: 9003, time: expect.any(String) });
-});
-
-test('the batched writer gathers lines into one write: after its delay, at its size, or on flush()', async () => {
-  const writes: string[] = [];
-  const out = createBatchedWriter((t) => writes.push(t), 30, 10);
-  out.write('a\n');
-  out.write('b\n');
-  expect(writes).toEqual([]);
-  await new Promise((resolve) => setTimeout(resolve, 60));
-  expect(writes).toEqual(['a\nb\n']);
-  out.write('0123456789\n');
-  expect(writes).toEqual(['a\nb\n', '0123456789\n']);
-  out.write('c\n');
-  out.flush();
-  out.flush();
-  expect(writes).toEqual(['a\nb\n', '0123456789\n', 'c\n']);
 });
 
 test('every line is one JSON object, whatever the fields: none, empty, quotes, a field named like a binding', () => {
