@@ -2,7 +2,7 @@
 // [seconds=5] [tunnel|proxy|direct] [extra devtunnel client flags…]`. Starts the bench's local app,
 // the path's processes (the proxy, or the tunnel server and client as their CLIs), loads it with
 // autocannon (bench/load.mjs), and prints one JSON line: req/s, and for each process its CPU
-// (user + system, from /proc) per request in µs. `…PerApp` divides by the local app's figure:
+// (user + system, from /proc; the load generator's from itself) per request in µs. `…PerApp` divides by the local app's figure:
 // the app does the same work for every request, so that ratio moves less with a noisy machine
 // than any absolute number. Linux only (reads /proc).
 import { spawn } from 'node:child_process';
@@ -75,6 +75,7 @@ const r = await load(url, Number(seconds));
 const out = { path, connections: Number(connections), rps: Math.round(r.rps), p50: r.p50, p99: r.p99 };
 const perRequest = (cpu) => Math.round((cpu * 1e6) / r.total);
 for (const [name, pid] of Object.entries(pids)) out[`${name}Us`] = perRequest(cpuSeconds(pid) - before[name]);
+out.loadUs = perRequest(r.cpuUs / 1e6);
 for (const name of Object.keys(pids)) if (name !== 'app') out[`${name}PerApp`] = +(out[`${name}Us`] / out.appUs).toFixed(2);
 console.log(JSON.stringify(out));
 process.exit(0);

@@ -1,9 +1,12 @@
 // One autocannon run in its own process, so the load generator's CPU is accounted apart from the
-// bench script's. Usage: node load.mjs <url> <connections> <seconds>; prints one JSON line.
+// bench script's. Usage: node load.mjs <url> <connections> <seconds>; prints one JSON line (with
+// `cpuUs`, the load generator's own CPU over the run).
 import autocannon from 'autocannon';
 
 const [url, connections, seconds] = process.argv.slice(2);
+const cpuBefore = process.cpuUsage();
 autocannon({ url, connections: Number(connections), duration: Number(seconds), pipelining: 1 }, (error, r) => {
   if (error) throw error;
-  console.log(JSON.stringify({ rps: r.requests.average, total: r.requests.total, mean: r.latency.mean, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx }));
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(JSON.stringify({ cpuUs: cpu.user + cpu.system, rps: r.requests.average, total: r.requests.total, mean: r.latency.mean, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx }));
 });
