@@ -75,14 +75,17 @@ function pin(pid, cpuList) {
   return spawnSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' }).status === 0;
 }
 
-/** Samples the RSS of some processes every 50 ms while `work` runs; returns growth over the start. */
+/** Server / client MiB, as the table shows them. */
+const mib = ([server, client]) => `${server.toFixed(0)} / ${client.toFixed(0)}`;
+
+/** Samples the RSS of some processes every 50 ms while `work` runs; returns its peak and growth over the start. */
 async function rssGrowth(pids, work) {
   const base = pids.map(rss);
   const peak = [...base];
   const timer = setInterval(() => pids.forEach((p, i) => (peak[i] = Math.max(peak[i], rss(p)))), 50);
   try {
     const value = await work();
-    return { value, growth: peak.map((p, i) => p - base[i]) };
+    return { value, peak, growth: peak.map((p, i) => p - base[i]) };
   } finally {
     clearInterval(timer);
   }
@@ -191,23 +194,25 @@ async function transfers(targets, pids) {
   for (const [what, fn] of [['download', download], ['upload', upload]]) {
     const runs = { direct: [], proxy: [], tunnel: [] };
     let growth = [0, 0];
+    let peak = [0, 0];
     for (let i = 0; i < rounds; i++) {
       for (const name of Object.keys(targets)) {
         if (name === 'tunnel') {
           const r = await rssGrowth([pids.server, pids.client], () => fn(targets[name], size));
           runs.tunnel.push(r.value);
           growth = growth.map((g, j) => Math.max(g, r.growth[j]));
+          peak = peak.map((p, j) => Math.max(p, r.peak[j]));
         } else runs[name].push(await fn(targets[name], size));
       }
     }
     log(`200 MiB ${what}: direct ${median(runs.direct).toFixed(0)}, proxy ${median(runs.proxy).toFixed(0)}, tunnel ${median(runs.tunnel).toFixed(0)} MB/s`);
     row('200 MiB transfers', `${what} MB/s`, { direct: median(runs.direct), proxy: median(runs.proxy), tunnel: median(runs.tunnel), higher: true }, '≥ 0.5 × proxy');
-    row('200 MiB transfers', `${what}: RSS growth server / client MiB`, { tunnel: `${growth[0].toFixed(0)} / ${growth[1].toFixed(0)}` }, '< 64 each');
+    row('200 MiB transfers', `${what}: RSS growth server / client MiB (peak RSS)`, { tunnel: `${mib(growth)} (${mib(peak)})` }, '< 64 each');
   }
   // A browser that reads slowly (8 MB/s): backpressure must hold memory down on every hop.
   const slow = await rssGrowth([pids.server, pids.client], () => download(targets.tunnel, 64 * MiB, 8));
   log(`slow reader: server +${slow.growth[0].toFixed(0)} MiB, client +${slow.growth[1].toFixed(0)} MiB`);
-  row('200 MiB transfers', 'slow reader (64 MiB at 8 MB/s): RSS growth server / client MiB', { tunnel: `${slow.growth[0].toFixed(0)} / ${slow.growth[1].toFixed(0)}` }, '< 64 each');
+  row('200 MiB transfers', 'slow reader (64 MiB at 8 MB/s): RSS growth server / client MiB (peak RSS)', { tunnel: `${mib(slow.growth)} (${mib(slow.peak)})` }, '< 64 each');
 }
 
 async function inFlight(tunnelUrl) {
