@@ -337,12 +337,16 @@ async function vitePage(controlPort, serverPid) {
   const laptop = [vite.pid, client.pid, process.pid];
   const cluster = [serverPid, proxy.pid];
   if (cpus().length < 2) log('Vite page as deployed: skipped, it needs 2 CPUs');
-  else if (![...laptop.map((p) => pin(p, '0')), ...cluster.map((p) => pin(p, '1'))].every(Boolean)) log('Vite page as deployed: skipped, taskset (util-linux) could not pin the processes');
   else {
     try {
-      for (const url of Object.values(targets)) await pageLoad(url);
-      await measure('as deployed (server and proxy on a CPU of their own)');
+      if (![...laptop.map((p) => pin(p, '0')), ...cluster.map((p) => pin(p, '1'))].every(Boolean)) {
+        log('Vite page as deployed: skipped, taskset (util-linux) could not pin the processes');
+      } else {
+        for (const url of Object.values(targets)) await pageLoad(url);
+        await measure('as deployed (server and proxy on a CPU of their own)');
+      }
     } finally {
+      // Also after a partial failure: the sections that follow run on all CPUs.
       for (const p of [...laptop, ...cluster]) pin(p, all);
     }
   }
