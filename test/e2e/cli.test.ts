@@ -72,13 +72,22 @@ describe('devtunnel-server and devtunnel CLIs', () => {
     expect(request).not.toContain('secret');
   });
 
-  test('a wrong token: an error event, exit code 1, no retry loop', async () => {
+  test('a wrong token: one error event, then closed, exit code 1, no retry loop', async () => {
     const { url } = await startServerCli(['--token', 'the-right-token-0123456789']);
     const client = run(CLIENT_BIN, ['--server', url, '--port', String(app.port), '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
     const error = JSON.parse(await client.waitForLine((l) => l.includes('"error"'))) as { code: string; message: string };
     expect(error.code).toBe('TUNNEL_UNAUTHORIZED');
     expect(error.message).toContain('DEVTUNNEL_TOKEN');
     expect(await client.exited()).toBe(1);
+    const events = client.lines.map((l) => (JSON.parse(l) as { event: string }).event);
+    expect(events).toEqual(['error', 'closed']);
+  });
+
+  test('a wrong token without --json: one line on stderr, exit code 1', async () => {
+    const { url } = await startServerCli(['--token', 'the-right-token-0123456789']);
+    const client = run(CLIENT_BIN, ['--server', url, '--port', String(app.port), '--state-dir', stateDir()], { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
+    expect(await client.exited()).toBe(1);
+    expect(client.stderr().trim().split('\n')).toEqual([expect.stringContaining('refused the token (401)')]);
   });
 
   test('bad options: exit code 2 and a message naming the option', async () => {

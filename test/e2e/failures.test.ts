@@ -147,15 +147,20 @@ describe('failures a user can meet', () => {
     throw new Error('condition never met');
   }
 
-  test('bad token: start() rejects with TUNNEL_UNAUTHORIZED at once, without retrying', async () => {
+  test('bad token: start() rejects with TUNNEL_UNAUTHORIZED at once, without retrying, after one error event and the closed event', async () => {
     const server = await startServer();
     suite.defer(() => server.close());
     let attempts = 0;
+    const events: string[] = [];
     const { createTunnelClient } = await import('@devtunnel/core');
     const client = createTunnelClient({ server: server.url, token: 'wrong-token-wrong-token', port: suite.app.port, stateDir: stateDir(), proxy: false });
     client.on('reconnecting', () => attempts++);
+    // What a dev-server plugin listens to: it never awaits start().
+    client.on('error', (error) => events.push(`error ${error.code}`));
+    client.on('closed', () => events.push('closed'));
     await expect(client.start()).rejects.toMatchObject({ code: 'TUNNEL_UNAUTHORIZED', status: 401 });
     expect(attempts).toBe(0);
+    expect(events).toEqual(['error TUNNEL_UNAUTHORIZED', 'closed']);
     expect(client.status).toBe('closed');
   });
 

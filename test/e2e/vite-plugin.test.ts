@@ -136,6 +136,20 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     expect(child.stderr().split('\n').filter((l) => l.includes('not connected yet'))).toHaveLength(1);
   }, 60_000);
 
+  test('a wrong token: one "stopped" line that names the token, no retries, and Vite keeps serving', async () => {
+    const before = server.tunnels().length;
+    const dir = project('{}');
+    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
+    const stopped = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('stopped:'), 30_000);
+    expect(stopped).toContain('refused the token (401)');
+    const local = /Local:\s+(http:\/\/\S+)/.exec(child.lines.join('\n'))![1]!;
+    expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
+    const all = [...child.lines, ...child.stderr().split('\n')];
+    expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
+    expect(all.filter((l) => l.includes('not connected yet') || l.includes('lost:'))).toHaveLength(0);
+    expect(server.tunnels().length).toBe(before);
+  }, 60_000);
+
   test('an app under a path prefix (base) works through the tunnel', async () => {
     const dir = project('{}', "base: '/cart/',");
     const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1']);

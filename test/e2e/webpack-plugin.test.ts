@@ -89,6 +89,18 @@ describe.each(kinds)('%s', (kind) => {
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
   }, 90_000);
 
+  test('a wrong token: one "stopped" line that names the token, the dev server keeps serving', async () => {
+    const before = server.tunnels().length;
+    const { child } = start('/', {}, { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
+    const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
+    const stopped = await child.waitForLine((l) => l.includes('stopped:'), 30_000);
+    expect(stopped).toContain('refused the token (401)');
+    expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
+    const all = [...child.lines, ...child.stderr().split('\n')];
+    expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
+    expect(server.tunnels().length).toBe(before);
+  }, 90_000);
+
   test('off with DEVTUNNEL=0: the dev server runs untouched', async () => {
     const before = server.tunnels().length;
     const { child } = start('/', {}, { DEVTUNNEL: '0' });

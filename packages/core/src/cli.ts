@@ -144,12 +144,13 @@ async function main(): Promise<number> {
   try {
     await client.start();
   } catch (error) {
-    if ((error as TunnelError).code === 'TUNNEL_CLOSED') return 0;
-    if (!failed) {
+    // A final error was reported by its `error` event; a close during the first attempt (Ctrl+C)
+    // is no failure. Either way the client has closed: the same last line as any other end.
+    if ((error as TunnelError).code !== 'TUNNEL_CLOSED' && !failed) {
+      failed = true;
       if (json) event('error', { code: (error as TunnelError).code, message: (error as Error).message });
       else process.stderr.write(`${color('red', 'devtunnel:')} ${(error as Error).message}\n`);
     }
-    return 1;
   }
   await closed;
   if (json) event('closed', {});

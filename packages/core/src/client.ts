@@ -608,6 +608,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         try {
           await connect();
         } catch (error) {
+          // A final error at the first attempt (a bad token) is reported like one later: the
+          // `error` event, which is all a dev-server plugin listens to (it never awaits start()).
+          fail(error);
           await close();
           throw error;
         }
