@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { createTunnelClient } from '@devtunnel/core';
+import { createTunnelClient, reportStatus, type TunnelInfo } from '@devtunnel/core';
 import { CLIENT_BIN, runBin } from '../helpers/child';
 import type { EchoBody } from '../helpers/echo-app';
 import { closeServer, listen } from '../helpers/net';
@@ -197,6 +197,50 @@ describe('the client on real networks', () => {
     garbling = false;
     const res = await fetchBuffer(`http://127.0.0.1:${info.port}/after-the-garble`, { dispatcher });
     expect(res.json<EchoBody>().url).toBe('/after-the-garble');
+  });
+
+  test('an outage the server outlives: "lost", then "back" on the same port without a new registration, and the next outage is reported again', async () => {
+    const server = await startServer();
+    suite.defer(() => server.close());
+    // The laptop's network: a TCP relay to the server that can be cut (every connection reset,
+    // new ones refused) and mended.
+    let cut = false;
+    const sockets = new Set<Socket>();
+    const network = createTcpServer((inbound) => {
+      if (cut) return void inbound.destroy();
+      const outbound = connect(server.port, '127.0.0.1');
+      const drop = () => {
+        for (const s of [inbound, outbound]) s.destroy(), sockets.delete(s);
+      };
+      for (const s of [inbound, outbound]) s.on('error', drop).on('close', drop), sockets.add(s);
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    network.listen(0, '127.0.0.1');
+    await once(network, 'listening');
+    suite.defer(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => network.close(r));
+    });
+    const client = createTunnelClient({ server: `http://127.0.0.1:${(network.address() as AddressInfo).port}`, token: TOKEN, host: '127.0.0.1', port: suite.app.port, stateDir: stateDir(), proxy: false });
+    suite.defer(() => client.close());
+    // What a dev-server plugin prints.
+    const lines: string[] = [];
+    reportStatus(client, { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) });
+    const info = await client.start();
+    for (let outage = 0; outage < 2; outage++) {
+      const lost = new Promise((resolve) => client.once('reconnecting', resolve));
+      cut = true;
+      for (const s of sockets) s.destroy();
+      await lost;
+      const back = new Promise<TunnelInfo & { reconnected: boolean }>((resolve) => client.once('registered', resolve));
+      cut = false;
+      expect(await back).toMatchObject({ port: info.port, id: info.id, reconnected: true });
+      expect(client.status).toBe('connected');
+    }
+    expect(lines.map((l) => l.split(':')[0])).toEqual(['connected', 'lost', 'back', 'lost', 'back']);
+    expect(lines[2]).toBe(`back: ${info.url} → ${info.target} (${info.name})`);
+    const res = await fetchBuffer(`http://127.0.0.1:${info.port}/after-the-outages`, { dispatcher });
+    expect(res.json<EchoBody>().url).toBe('/after-the-outages');
   });
 
   test('an unreachable tunnel server: start() keeps trying without blocking, close() ends it', async () => {

@@ -41,7 +41,10 @@ export interface RequestEvent {
 }
 
 export interface TunnelEvents {
-  /** Registered, or registered again after a server restart or a network loss. */
+  /**
+   * Registered; or live again after a server restart or a network loss (`reconnected: true`),
+   * whether the server registered it anew or still knew it.
+   */
   registered: [info: TunnelInfo & { reconnected: boolean }];
   request: [event: RequestEvent];
   /** The server could not be reached; the client retries after `delayMs`. */
@@ -148,6 +151,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   let upstreamBlocked = false;
 
   const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
+  /** A `reconnecting` was reported since the tunnel was last live: its return is reported too. */
+  let lossReported = false;
 
   function pollTarget(): number {
     const polls = Math.min(o.polls, session?.maxPolls ?? o.polls);
@@ -189,7 +194,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   }
 
   async function register(reconnected: boolean): Promise<void> {
-    identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port, o.identity);
+    identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port, o.identity, (m) => log.warn(m));
     const s = await control.register({
       clientId: identity.clientId,
       name: o.name ?? identity.defaultName,
@@ -213,6 +218,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     status = 'connected';
     backoff.reset();
     log.info(`devtunnel: ${reconnected ? 'registered again' : 'registered'}: ${s.url} → ${targetName}`, { port: s.port });
+    lossReported = false;
     emit('registered', { ...info, reconnected });
   }
 
@@ -253,6 +259,12 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
             if (closed) throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
             status = 'connected';
             backoff.reset();
+            if (lossReported && info) {
+              // The server kept the tunnel through the outage: it is back without a registration.
+              lossReported = false;
+              log.info(`devtunnel: back: ${info.url} → ${targetName}`, { port: info.port });
+              emit('registered', { ...info, reconnected: true });
+            }
             return;
           } catch (error) {
             // 404/401: the server restarted or expired us. Register again (same identity, same port).
@@ -270,6 +282,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
         if (status !== 'connecting') status = 'reconnecting';
         log.warn(`devtunnel: ${failure.message} (retry in ${(delayMs / 1000).toFixed(1)} s)`);
+        lossReported = true;
         emit('reconnecting', { attempt: backoff.attempt, delayMs, error: failure });
         await sleep(delayMs);
       }
@@ -297,6 +310,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
       if (retryAfterMs !== undefined || !(error instanceof ServerAnswerError)) {
         const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
+        lossReported = true;
         emit('reconnecting', { attempt: backoff.attempt, delayMs, error: classify(error) });
         await sleep(delayMs);
       }

@@ -36,6 +36,16 @@ function userName(): string {
   }
 }
 
+/**
+ * The client id before its key, as the server takes it (printable ASCII without spaces, 200
+ * characters with the key's 33): `John Smith` → `John_Smith`, `jürgen` → `j_rgen`; the user and
+ * host are cut to fit beside the longest label (72). The random key keeps ids apart.
+ */
+export function clientIdBase(user: string, host: string, label: string): string {
+  const part = (raw: string, max: number) => raw.replace(/[^\x21-\x7e]/g, '_').slice(0, max) || '_';
+  return `${part(user, 32)}@${part(host, 60)}:${label}`;
+}
+
 /** A display name safe for the server's pattern: `ann-5173`. */
 export function safeName(raw: string): string {
   const s = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '');
@@ -67,21 +77,27 @@ async function writeState(dir: string, file: string, state: StateFile): Promise<
  * from port 5173 to 5174 keeps its tunnel), else the local port. With `dir === false`
  * nothing is read or written and the identity is new each run.
  */
-export async function loadIdentity(dir: string | false, server: URL, localPort: number, identity?: string): Promise<ClientIdentity> {
+export async function loadIdentity(dir: string | false, server: URL, localPort: number, identity?: string, warn: (message: string) => void = () => {}): Promise<ClientIdentity> {
   const user = userName();
   // The client id must be short printable ASCII: a path is named by its last part and a hash.
   const label = identity === undefined ? String(localPort) : `${safeName(basename(identity))}~${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
-  const base = `${user}@${hostname()}:${label}`;
+  const base = clientIdBase(user, hostname(), label);
   const slot = `${server.origin} ${identity ?? localPort}`;
   const defaultName = safeName(`${user}-${identity === undefined ? localPort : basename(identity)}`);
-  if (dir === false) {
-    return { clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, lastPort: undefined, savePort: async () => {} };
-  }
+  const forgetful = (): ClientIdentity => ({ clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, lastPort: undefined, savePort: async () => {} });
+  if (dir === false) return forgetful();
   const file = join(dir, 'state.json');
   let state = await readState(file);
   if (!state) {
     state = { version: 1, key: randomBytes(16).toString('hex'), ports: {} };
-    await writeState(dir, file, state);
+    try {
+      await writeState(dir, file, state);
+    } catch (error) {
+      // A read-only home or a ~/.config owned by root must not stop the tunnel: it runs, and only
+      // forgets its identity (and so its port) when it ends.
+      warn(`devtunnel: cannot write the state file in ${dir} (${(error as Error).message}): the tunnel runs, but may get another port next time. Point --state-dir (stateDir) at a writable folder.`);
+      return forgetful();
+    }
   }
   const current = state;
   return {

@@ -1,7 +1,8 @@
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadIdentity, safeName } from '../src/state';
+import { CLIENT_ID_PATTERN } from '../src/protocol';
+import { clientIdBase, loadIdentity, safeName } from '../src/state';
 
 const server = new URL('https://devtunnel.test.example.com');
 const dir = () => mkdtempSync(join(tmpdir(), 'devtunnel-state-'));
@@ -42,6 +43,34 @@ describe('client state file', () => {
     const a = await loadIdentity(false, server, 3000);
     const b = await loadIdentity(false, server, 3000);
     expect(a.clientId).not.toBe(b.clientId);
+  });
+
+  test('a state folder that cannot be written: a warning that names it, and a working identity that is not kept', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'a-file'), '');
+    const warnings: string[] = [];
+    // A folder below a regular file cannot be made (ENOTDIR), whoever runs the test.
+    const unwritable = join(d, 'a-file', 'devtunnel');
+    const a = await loadIdentity(unwritable, server, 3000, undefined, (m) => warnings.push(m));
+    expect(a.clientId).toMatch(CLIENT_ID_PATTERN);
+    expect(a.lastPort).toBeUndefined();
+    await a.savePort(9001);
+    expect(warnings).toEqual([expect.stringContaining(unwritable)]);
+    expect(warnings[0]).toContain('--state-dir');
+    const b = await loadIdentity(unwritable, server, 3000, undefined, () => {});
+    expect(b.clientId).not.toBe(a.clientId);
+  });
+
+  test('client ids fit the server pattern whatever the user and host names are', () => {
+    const key = `#${'0'.repeat(32)}`;
+    const longestLabel = `${'x'.repeat(63)}~12345678`;
+    expect(clientIdBase('John Smith', 'laptop', '5173')).toBe('John_Smith@laptop:5173');
+    expect(clientIdBase('jürgen', 'Jürgens MacBook', '5173')).toBe('j_rgen@J_rgens_MacBook:5173');
+    for (const [user, host] of [['John Smith', 'laptop'], ['jürgen', 'büro'], ['', ''], ['u'.repeat(300), 'h'.repeat(300)]]) {
+      expect(clientIdBase(user!, host!, longestLabel) + key).toMatch(CLIENT_ID_PATTERN);
+    }
+    // Names that already fit are kept as they were: existing identities (and ports) stay.
+    expect(clientIdBase('ann', 'ann-laptop.local', '5173')).toBe('ann@ann-laptop.local:5173');
   });
 
   test('safeName fits the server pattern', () => {
