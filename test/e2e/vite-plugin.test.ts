@@ -136,10 +136,9 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     expect(child.stderr().split('\n').filter((l) => l.includes('not connected yet'))).toHaveLength(1);
   }, 60_000);
 
-  test('a wrong token: one "stopped" line that names the token, no retries, and Vite keeps serving', async () => {
-    const before = server.tunnels().length;
-    const dir = project('{}');
-    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
+  test('a wrong token: one "stopped" line that names the token, no retries, Vite keeps serving; fixed in the config, the restart opens the tunnel', async () => {
+    const dir = project("{ name: 'fix-my-token', token: 'a-wrong-token-0123456789' }");
+    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1']);
     const stopped = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('stopped:'), 30_000);
     expect(stopped).toContain('refused the token (401)');
     const local = /Local:\s+(http:\/\/\S+)/.exec(child.lines.join('\n'))![1]!;
@@ -147,7 +146,20 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     const all = [...child.lines, ...child.stderr().split('\n')];
     expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
     expect(all.filter((l) => l.includes('not connected yet') || l.includes('lost:'))).toHaveLength(0);
-    expect(server.tunnels().length).toBe(before);
+    expect(server.tunnels().filter((t) => t.name === 'fix-my-token')).toHaveLength(0);
+    // The token fixed (the right one comes from DEVTUNNEL_TOKEN): the restart opens a new tunnel.
+    writeConfig(dir, "{ name: 'fix-my-token' }", '');
+    const port = await connectedPort(child);
+    expect((await fetchBuffer(`http://127.0.0.1:${port}/main.js`, { dispatcher })).status).toBe(200);
+    expect(server.tunnels().filter((t) => t.name === 'fix-my-token')).toMatchObject([{ port, state: 'connected' }]);
+  }, 60_000);
+
+  test('a refused option: its error line, and the banner says the tunnel is not running', async () => {
+    const dir = project('{}');
+    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_NAME: 'Not_A_Valid_Name' });
+    const banner = await child.waitForLine((l) => l.includes('Tunnel:'), 30_000);
+    expect(banner).toContain('not running (see the devtunnel line above)');
+    expect([...child.lines, ...child.stderr().split('\n')].join('\n')).toContain('name');
   }, 60_000);
 
   test('an app under a path prefix (base) works through the tunnel', async () => {

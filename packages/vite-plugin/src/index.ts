@@ -51,12 +51,27 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
   function attach(httpServer: NonNullable<ViteDevServer['httpServer']>, https: boolean, printUrls: { printUrls(): void } | undefined, allowed: string[] | true | undefined): void {
     const key = sessionKey();
     let session = sessions.get(key);
+    // A tunnel that stopped for good (a bad token, closed by an administrator) is not kept across
+    // a restart: the restart (after a fix in the config, or `r`) opens a new one.
+    if (session?.client.status === 'closed') {
+      clearTimeout(session.grace);
+      sessions.delete(key);
+      session = undefined;
+    }
+    /** The options were refused (the error was logged): there is no tunnel to wait for. */
+    let refused = false;
     if (printUrls) {
       const original = printUrls.printUrls.bind(printUrls);
       printUrls.printUrls = () => {
         original();
-        const url = session?.client.info?.url;
-        logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${url ? paint('cyan', url) : paint('dim', `connecting to ${server}…`)}`);
+        const client = session?.client;
+        const url = client?.status === 'closed' || refused ? undefined : client?.info?.url;
+        const state = url
+          ? paint('cyan', url)
+          : client?.status === 'closed' || refused
+            ? paint('red', 'not running (see the devtunnel line above)')
+            : paint('dim', `connecting to ${server}…`);
+        logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${state}`);
       };
     }
     httpServer.once('listening', () => {
@@ -85,7 +100,10 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
         },
         log,
       );
-      if (!client) return;
+      if (!client) {
+        refused = true;
+        return;
+      }
       session = { client, grace: undefined };
       sessions.set(key, session);
     });

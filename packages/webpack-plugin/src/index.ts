@@ -125,7 +125,8 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
     const identity = options.identity ?? compiler?.context ?? process.cwd();
     const key = `${identity}\0${server}\0${name ?? ''}`;
     const existing = sessions.get(key);
-    if (existing) {
+    // A tunnel that stopped for good (a bad token) is not reused: this dev server opens a new one.
+    if (existing && existing.status !== 'closed') {
       existing.retarget({ ...target, https });
       return;
     }
