@@ -164,6 +164,19 @@ describe('failures a user can meet', () => {
     expect(client.status).toBe('closed');
   });
 
+  test('a server URL with a wrong path: the server says nothing is there, a final error that names the setting, no retry loop', async () => {
+    const server = await startServer();
+    suite.defer(() => server.close());
+    let attempts = 0;
+    const { createTunnelClient } = await import('@devtunnel/core');
+    const client = createTunnelClient({ server: `${server.url}/devtunnel`, token: TOKEN, port: suite.app.port, stateDir: stateDir(), proxy: false });
+    client.on('reconnecting', () => attempts++);
+    const error = (await client.start().catch((e: unknown) => e)) as TunnelError;
+    expect(error).toMatchObject({ code: 'TUNNEL_REGISTRATION_REFUSED', status: 404 });
+    expect(error.message).toContain('DEVTUNNEL_SERVER');
+    expect(attempts).toBe(0);
+  });
+
   test('port range full: 503 port_range_full; the client reports it and keeps trying', async () => {
     const server = await startServer();
     suite.defer(() => server.close());

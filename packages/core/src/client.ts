@@ -229,6 +229,11 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       if (error.status === 401) {
         return new TunnelError('TUNNEL_UNAUTHORIZED', `The tunnel server at ${o.server.href} refused the token (401). Check DEVTUNNEL_TOKEN / --token against the token the server was started with.`, { status: 401, cause: error });
       }
+      if (error.status === 404 && error.serverCode === 'not_found') {
+        // The tunnel server itself answered, with nothing at that path: the URL is wrong, and
+        // asking again will not fix it. (A 404 from something in front, during a rollout, is retried.)
+        return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `${error.message}. Check --server / DEVTUNNEL_SERVER: it must be the tunnel server's URL, with the path prefix it is mounted under, if any.`, { status: 404, cause: error });
+      }
       if (error.serverCode === 'port_range_full') {
         return new TunnelError('TUNNEL_PORT_RANGE_FULL', `${error.message}. Every tunnel port is in use; retrying. Ask the server's operator to widen --tunnel-ports.`, { status: error.status, cause: error });
       }
