@@ -153,8 +153,9 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
       attach(previewServer.httpServer as NonNullable<ViteDevServer['httpServer']>, Boolean(previewServer.config.preview.https), previewServer, previewServer.config.preview.allowedHosts);
     },
 
-    // Vite ≥ 8.3 says why it closes: on 'close' (Ctrl+C in the CLI's terminal, SIGTERM) deregister
-    // now instead of after the restart grace. Older versions ignore the hook.
+    // Vite ≥ 8.3 says why it closes: on 'close' (SIGTERM, stdin closed, server.close()) deregister
+    // now instead of after the restart grace. Ctrl+C ends Vite with no hook at all (it handles no
+    // SIGINT); the server then sees the polls stop. Older versions ignore the hook.
     async closeServer({ reason }: { reason: 'restart' | 'close' }) {
       if (reason !== 'close' || !config) return;
       const key = sessionKey();
