@@ -47,12 +47,13 @@ describe('the dashboard, in Chromium', () => {
 
     // An XSS attempt through the request path (client-controlled text on the page).
     const xss = await rawExchange(client.info.port, 'GET /<img/src=x/onerror=alert(document.domain)> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    expect(xss.statuses.length).toBe(1);
+    // Node's parser takes `<` and `>` in a path: the request reaches the app, and its path the page.
+    expect(xss.statuses).toEqual([200]);
     // The page's CSP forbids evaluating strings, so wait with locators, not waitForFunction.
     await row.locator('.requests', { hasText: /^1$/ }).waitFor({ timeout: 10_000 });
     await row.locator('summary').click();
     const shown = await row.locator('details table').textContent();
-    if (xss.statuses[0] === 200) expect(shown).toContain('/<img/src=x/onerror=alert(document.domain)>');
+    expect(shown).toContain('/<img/src=x/onerror=alert(document.domain)>');
     expect(await page.locator('details img').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 

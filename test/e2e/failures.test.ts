@@ -195,7 +195,7 @@ describe('failures a user can meet', () => {
     expect(second.status).not.toBe('closed');
   });
 
-  test('client killed mid-request: the browser gets 502 client_disconnected quickly', async () => {
+  test('client killed mid-request: the browser gets 502 client_disconnected, not the deadline\'s 504', async () => {
     const server = await startServer({ disconnectGraceMs: 200 });
     suite.defer(() => server.close());
     const child: Child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
@@ -203,14 +203,12 @@ describe('failures a user can meet', () => {
     const registered = JSON.parse(await child.waitForLine((l) => l.includes('"registered"'))) as { port: number };
     const pending = fetchBuffer(`http://127.0.0.1:${registered.port}/hang?killed`, { dispatcher });
     await waitUntilHit('/hang?killed');
-    const killedAt = Date.now();
     await child.stop('SIGKILL');
     const res = await pending;
     expect(res.text).toContain('disconnected');
     expect(res.status).toBe(502);
+    // Not the server's own deadline (its 504 tunnel_timeout): the poll sockets closing told it.
     expect(res.headers['x-devtunnel-error']).toBe('client_disconnected');
-    // Well before the server's own deadline (3 s here): the poll sockets closing told the server.
-    expect(Date.now() - killedAt).toBeLessThan(2_500);
   });
 
   test('browser abort: the local app sees its request closed', async () => {
@@ -219,7 +217,7 @@ describe('failures a user can meet', () => {
     await once(socket, 'connect');
     socket.write('GET /hang?abort HTTP/1.1\r\nHost: test\r\n\r\n');
     await waitUntilHit('/hang?abort');
-    const aborted = suite.app.abortedRequest('/hang');
+    const aborted = suite.app.abortedRequest('/hang?abort');
     socket.destroy();
     await aborted;
   });

@@ -237,8 +237,10 @@ describe('request smuggling and framing at a tunnel port', () => {
   });
 
   test('the 17 KiB header is logged by its outcome, never by its content', async () => {
+    const before = logger.lines.length;
     await rawExchange(port, Buffer.from(`GET / HTTP/1.1\r\n${HOST}X-Big: ${bigValue}\r\n\r\n`, 'latin1'));
     await barrier();
+    expect(logger.lines.slice(before).filter((l) => l.msg === 'request.rejected')).toMatchObject([{ status: 431 }]);
     expect(logger.text()).not.toContain('a'.repeat(64));
   });
 

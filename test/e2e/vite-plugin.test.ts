@@ -1,5 +1,6 @@
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
@@ -125,15 +126,27 @@ describe.each(versions)('Vite %s', (_major, bin) => {
   }, 60_000);
 
   test('the tunnel server is down: one warning, and Vite keeps serving', async () => {
-    const dir = project('{}');
-    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_SERVER: 'http://127.0.0.1:9' });
-    const warning = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('not connected yet'), 30_000);
-    expect(warning).toContain('keeps working locally');
-    const local = /Local:\s+(http:\/\/\S+)/.exec(child.lines.join('\n'))![1]!;
-    expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
-    // Said once, not at every retry.
-    await fetchBuffer(local, { dispatcher });
-    expect(child.stderr().split('\n').filter((l) => l.includes('not connected yet'))).toHaveLength(1);
+    // A "server" that drops every connection, and counts the client's attempts.
+    let attempts = 0;
+    const down: Server = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    down.listen(0, '127.0.0.1');
+    await once(down, 'listening');
+    try {
+      const dir = project('{}');
+      const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_SERVER: `http://127.0.0.1:${(down.address() as AddressInfo).port}` });
+      const warning = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('not connected yet'), 30_000);
+      expect(warning).toContain('keeps working locally');
+      const local = /Local:\s+(http:\/\/\S+)/.exec(child.lines.join('\n'))![1]!;
+      expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
+      // Said once, not at every retry: after three attempts, still one line.
+      await waitFor(() => attempts >= 3, 20_000, 'three registration attempts');
+      expect([...child.lines, ...child.stderr().split('\n')].filter((l) => l.includes('not connected yet'))).toHaveLength(1);
+    } finally {
+      await new Promise((r) => down.close(r));
+    }
   }, 60_000);
 
   test('a wrong token: one "stopped" line that names the token, no retries, Vite keeps serving; fixed in the config, the restart opens the tunnel', async () => {

@@ -105,8 +105,10 @@ describe.each(kinds)('%s', (kind) => {
     const before = server.tunnels().length;
     const { child } = start('/', {}, { DEVTUNNEL: '0' });
     const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
+    expect(await child.waitForLine((l) => l.includes('no tunnel.'), 30_000)).toContain('DEVTUNNEL=0');
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
-    expect(child.lines.join('\n')).not.toContain('Tunnel:');
+    // webpack's infrastructure logger writes to stderr.
+    expect([...child.lines, child.stderr()].join('\n')).not.toContain('Tunnel:');
     expect(server.tunnels().length).toBe(before);
   }, 90_000);
 });

@@ -16,7 +16,7 @@ export interface Child {
   waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
   /** Waits for the process to exit on its own (bounded) and returns its exit code. */
   exited(timeoutMs?: number): Promise<number | null>;
-  /** Sends `signal` and waits for the exit code. */
+  /** Sends `signal` and waits for the exit code; a process still running after 10 s is killed. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -77,7 +77,8 @@ export function watchChild(child: ChildProcess): Child {
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const stuck = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      return exited.finally(() => clearTimeout(stuck));
     },
   };
 }

@@ -13,8 +13,11 @@ export interface EchoApp {
   server: Server;
   /** Requests seen, in order. */
   hits: Array<{ method: string; url: string }>;
-  /** Resolves when a request to `path` is closed by its client before being answered. */
-  abortedRequest(path: string): Promise<void>;
+  /**
+   * Resolves when the request for `url` (path and query, as sent: give each test's request a
+   * query of its own) is closed by its client before being answered.
+   */
+  abortedRequest(url: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,8 +50,8 @@ export async function startEchoApp(): Promise<EchoApp> {
     const url = new URL(req.url!, 'http://local');
     res.once('close', () => {
       if (!res.writableFinished) {
-        aborted.add(url.pathname);
-        waiters.get(url.pathname)?.();
+        aborted.add(req.url!);
+        waiters.get(req.url!)?.();
       }
     });
     if (url.pathname === '/hang') return;
@@ -113,9 +116,9 @@ export async function startEchoApp(): Promise<EchoApp> {
     port,
     server,
     hits,
-    abortedRequest(path) {
-      if (aborted.has(path)) return Promise.resolve();
-      return new Promise((resolve) => waiters.set(path, resolve));
+    abortedRequest(target) {
+      if (aborted.has(target)) return Promise.resolve();
+      return new Promise((resolve) => waiters.set(target, resolve));
     },
     close: () => closeServer(server),
   };

@@ -42,10 +42,13 @@ describe('withTunnel (option translation, no dev server)', () => {
   });
 
   test('off in CI and with DEVTUNNEL=0: options untouched but for onListening', () => {
-    process.env.CI = 'true';
-    delete process.env.DEVTUNNEL;
-    const off = withTunnel({ allowedHosts: 'auto' });
-    expect(off.allowedHosts).toBe('auto');
-    expect(off.client).toBeUndefined();
+    // The same switches turned on leave their mark, so the two cases below can fail.
+    expect(withTunnel({ allowedHosts: 'auto' }).allowedHosts).toEqual(['.test.example.com']);
+    for (const [name, value] of [['CI', 'true'], ['DEVTUNNEL', '0']] as const) {
+      process.env = { ...env, DEVTUNNEL_SERVER: 'https://devtunnel.test.example.com', DEVTUNNEL_TOKEN: 'a-token-0123456789', [name]: value };
+      if (name === 'DEVTUNNEL') delete process.env.CI;
+      const off = withTunnel({ allowedHosts: 'auto' });
+      expect([name, off.allowedHosts, off.client]).toEqual([name, 'auto', undefined]);
+    }
   });
 });
