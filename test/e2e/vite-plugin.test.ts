@@ -143,7 +143,7 @@ describe.each(versions)('Vite %s', (_major, bin) => {
       expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
       // Said once, not at every retry: after three attempts, still one line.
       await waitFor(() => attempts >= 3, 20_000, 'three registration attempts');
-      expect([...child.lines, ...child.stderr().split('\n')].filter((l) => l.includes('not connected yet'))).toHaveLength(1);
+      expect(child.output().filter((l) => l.includes('not connected yet'))).toHaveLength(1);
     } finally {
       await new Promise((r) => down.close(r));
     }
@@ -156,7 +156,7 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     expect(stopped).toContain('refused the token (401)');
     const local = /Local:\s+(http:\/\/\S+)/.exec(child.lines.join('\n'))![1]!;
     expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
-    const all = [...child.lines, ...child.stderr().split('\n')];
+    const all = child.output();
     expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
     expect(all.filter((l) => l.includes('not connected yet') || l.includes('lost:'))).toHaveLength(0);
     expect(server.tunnels().filter((t) => t.name === 'fix-my-token')).toHaveLength(0);
@@ -172,7 +172,7 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1'], { DEVTUNNEL_NAME: 'Not_A_Valid_Name' });
     const banner = await child.waitForLine((l) => l.includes('Tunnel:'), 30_000);
     expect(banner).toContain('not running (see the devtunnel line above)');
-    expect([...child.lines, ...child.stderr().split('\n')].join('\n')).toContain('name');
+    expect(child.output().join('\n')).toContain('name');
   }, 60_000);
 
   test('an app under a path prefix (base) works through the tunnel', async () => {

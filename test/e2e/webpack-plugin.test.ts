@@ -96,7 +96,7 @@ describe.each(kinds)('%s', (kind) => {
     const stopped = await child.waitForLine((l) => l.includes('stopped:'), 30_000);
     expect(stopped).toContain('refused the token (401)');
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
-    const all = [...child.lines, ...child.stderr().split('\n')];
+    const all = child.output();
     expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
     expect(server.tunnels().length).toBe(before);
   }, 90_000);
@@ -108,7 +108,7 @@ describe.each(kinds)('%s', (kind) => {
     expect(await child.waitForLine((l) => l.includes('no tunnel.'), 30_000)).toContain('DEVTUNNEL=0');
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
     // webpack's infrastructure logger writes to stderr.
-    expect([...child.lines, child.stderr()].join('\n')).not.toContain('Tunnel:');
+    expect(child.output().join('\n')).not.toContain('Tunnel:');
     expect(server.tunnels().length).toBe(before);
   }, 90_000);
 });

@@ -12,6 +12,8 @@ export interface Child {
   /** Lines printed on stdout so far. */
   lines: string[];
   stderr(): string;
+  /** Every line so far, stdout's then stderr's (dev servers log to either). */
+  output(): string[];
   /** Resolves with the first line matching, on stdout or stderr, within `timeoutMs`. */
   waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
   /** Waits for the process to exit on its own (bounded) and returns its exit code. */
@@ -45,6 +47,7 @@ export function watchChild(child: ChildProcess): Child {
     process: child,
     lines,
     stderr: () => err,
+    output: () => [...lines, ...errLines],
     waitForLine(match, timeoutMs = 10_000) {
       const found = lines.find(match) ?? errLines.find(match);
       if (found) return Promise.resolve(found);
