@@ -1,3 +1,4 @@
+import { Agent } from 'undici';
 import { startEchoApp, type EchoApp } from '../helpers/echo-app';
 import { browser, fetchBuffer, startClient, startServer } from '../helpers/tunnel';
 
@@ -39,6 +40,25 @@ describe('graceful shutdown', () => {
       await server.close();
     }
   });
+
+  test('a gateway that keeps its connections open: the close does not wait for their keep-alive to end, on any port', async () => {
+    // Keep-alive far longer than this test may take: a close that waited for it would time out.
+    const server = await startServer({ drainTimeoutMs: 5_000, keepAliveTimeoutMs: 60_000 });
+    const first = await startClient(server, { port: app.port });
+    const second = await startClient(server, { port: app.port, name: 'second-keepalive' });
+    const gateway = new Agent({ keepAliveTimeout: 60_000 });
+    try {
+      const inFlight = [first, second].map((c, i) => fetchBuffer(`http://127.0.0.1:${c.info.port}/slow?delay=300&keep=${i}`, { dispatcher: gateway }));
+      while (!app.hits.some((h) => h.url === '/slow?delay=300&keep=1')) await new Promise((r) => setTimeout(r, 10));
+      const closing = server.close();
+      expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200]);
+      await closing;
+    } finally {
+      await first.close();
+      await second.close();
+      await gateway.destroy();
+    }
+  }, 20_000);
 
   test('the drain budget bounds the wait for a request that never ends', async () => {
     const server = await startServer({ drainTimeoutMs: 300 });

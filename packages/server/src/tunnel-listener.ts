@@ -340,11 +340,11 @@ export function createTunnelListener(deps: ListenerDeps): TunnelListener {
       server.closeIdleConnections();
     },
     async destroy() {
-      await Promise.all([...handOvers.values()].map((handOver) => new Promise<void>((resolve) => handOver.close(() => resolve()))));
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      // A hand-over listener's close waits for the connections it accepted, which the HTTP server
+      // holds (a gateway's keep-alive connections last 65 s): close them all first, then wait.
+      const closed = [server, ...handOvers.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+      server.closeAllConnections();
+      await Promise.all(closed);
     },
   };
 }
