@@ -1,13 +1,39 @@
 // A stand-in for the company's web proxy / API gateway, built with http-proxy: it serves the site,
 // and sends one app's path prefix (/cart/) to a developer's tunnel port when the request carries
-// the override cookie `devtunnel=<tunnel name>`, the way a company gateway does for developers.
+// the override header `X-Devtunnel: <tunnel name>` (an API client) or cookie `devtunnel=<tunnel
+// name>` (a browser), the way a company gateway does for developers.
 // HTTP and WebSocket (HMR) both. Run alone: node gateway.mjs <tunnel server URL> (token in
 // DEVTUNNEL_TOKEN); prints {"port": …} once listening.
 import { createServer } from 'node:http';
 import httpProxy from 'http-proxy';
 
 const OVERRIDE = /(?:^|;\s*)devtunnel=([a-z0-9-]+)/;
+const NAME = /^[a-z0-9-]+$/;
 const PREFIX = '/cart/';
+
+/** The override a request carries: the header first, else the cookie. */
+export function overrideOf(headers) {
+  const header = headers['x-devtunnel'];
+  if (typeof header === 'string' && NAME.test(header)) return header;
+  return OVERRIDE.exec(headers.cookie ?? '')?.[1];
+}
+
+/**
+ * Name → port, from the server's tunnel list. Names are not unique: a connected tunnel comes
+ * before an offline one, then the most recently seen. An offline developer's tunnel stays routed,
+ * so their testers get the tunnel server's 503 `tunnel_offline` page, not the cluster's own app
+ * without a word; a deregistered (expired) one is not routed.
+ */
+export function portsByName(tunnels) {
+  const rank = (t) => (t.state === 'connected' ? 2 : 1) * 1e15 + (Date.parse(t.lastSeen) || 0);
+  const best = new Map();
+  for (const t of tunnels) {
+    if (t.state === 'expired') continue;
+    const other = best.get(t.name);
+    if (!other || rank(t) > rank(other)) best.set(t.name, t);
+  }
+  return new Map([...best].map(([name, t]) => [name, t.port]));
+}
 
 /**
  * @param {{ siteUrl: string, tunnelServer: string, token: string }} options
@@ -29,17 +55,19 @@ export function createGateway({ siteUrl, tunnelServer, token, tunnelHost = '127.
     if (Date.now() - cache.at > 1_000) {
       try {
         const res = await fetch(`${tunnelServer}/api/v1/tunnels`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2_000) });
+        if (!res.ok) throw new Error(`the tunnel list answered ${res.status}`);
         const { tunnels } = await res.json();
-        cache = { at: Date.now(), ports: new Map(tunnels.map((t) => [t.name, t.port])) };
+        cache = { at: Date.now(), ports: portsByName(tunnels) };
       } catch {
-        cache = { at: Date.now(), ports: new Map() };
+        // The tunnel server restarting (every upgrade): keep routing by the last list, ports are sticky.
+        cache = { at: Date.now(), ports: cache.ports };
       }
     }
     return cache.ports.get(name);
   }
   async function target(req) {
     if (req.url.startsWith(PREFIX)) {
-      const name = OVERRIDE.exec(req.headers.cookie ?? '')?.[1];
+      const name = overrideOf(req.headers);
       const port = name && (await portOf(name));
       if (port) return `http://${tunnelHost}:${port}`;
     }

@@ -17,6 +17,9 @@ describe('npm run demo (examples/cluster/demo.mjs)', () => {
       const cart = await fetchBuffer(`${shop}/cart/`, { headers: { cookie } });
       expect(cart.text).toContain('<title>Cart · served from your laptop</title>');
       expect(cart.text).toContain('/cart/@vite/client');
+      // An API client names the tunnel in a header instead.
+      const api = await fetchBuffer(`${shop}/cart/`, { headers: { 'x-devtunnel': 'demo' } });
+      expect(api.text).toContain('<title>Cart · served from your laptop</title>');
       // Without the cookie the gateway serves the cluster's own cart.
       expect((await fetchBuffer(`${shop}/cart/`)).text).toContain("cluster's own cart");
       expect(await demo.stop('SIGINT')).toBe(0);
