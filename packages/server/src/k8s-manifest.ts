@@ -77,6 +77,9 @@ const ingressPaths: ReadonlyArray<readonly [path: string, pathType: 'Prefix' | '
   ['/dashboard', 'Prefix'],
 ];
 
+/** What the server's image (packages/server/Dockerfile on node:*-slim) runs from: no volume may cover it. */
+const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/usr/lib', '/usr/bin', '/lib', '/bin', '/etc'];
+
 /** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
 const MAX_TUNNEL_PORTS = 20_000;
 
@@ -136,12 +139,23 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
   }
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw invalid('port', `must be a port number from 1 to 65535 (got ${JSON.stringify(o.port)}).`);
   if (!DNS_LABEL.test(o.namespace)) throw invalid('namespace', `must be a DNS label: lower-case letters, digits and '-', at most 63 (got ${JSON.stringify(o.namespace)}).`);
+  // The manifests create the namespace and label it Pod Security "restricted": applied to a shared
+  // one, that label would refuse every other pod there that is not restricted.
+  if (o.namespace === 'default' || o.namespace.startsWith('kube-')) {
+    throw invalid('namespace', `must be a namespace of devtunnel's own, not ${JSON.stringify(o.namespace)}: the manifests create it and enforce Pod Security "restricted" on everything in it.`);
+  }
   if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$/.test(o.image)) throw invalid('image', `must be an image reference such as registry.example.com/devtunnel-server:0.1.0 (got ${JSON.stringify(o.image)}).`);
   if (!DNS_SUBDOMAIN.test(o.host)) throw invalid('host', `must be a lower-case host name such as devtunnel.test.example.com (got ${JSON.stringify(o.host)}).`);
   if (!DNS_SUBDOMAIN.test(o.ingressClass)) throw invalid('ingressClass', `must be the name of an IngressClass such as nginx (got ${JSON.stringify(o.ingressClass)}).`);
   const dir = posix.dirname(o.stateFile);
   if (!/^\/[A-Za-z0-9._/-]+$/.test(o.stateFile) || posix.normalize(o.stateFile) !== o.stateFile || dir === '/' || o.stateFile.endsWith('/')) {
     throw invalid('stateFile', `must be an absolute file path inside a directory of its own, such as /data/state.json: that directory is the volume (got ${JSON.stringify(o.stateFile)}).`);
+  }
+  // The volume is mounted over its directory: over (or above) the image's own files, the server
+  // is gone; under /proc, /sys or /dev the runtime refuses the mount.
+  const hidden = IMAGE_DIRS.find((d) => dir === d || d.startsWith(`${dir}/`)) ?? ['/proc', '/sys', '/dev'].find((d) => dir === d || dir.startsWith(`${d}/`));
+  if (hidden) {
+    throw invalid('stateFile', `would mount the state volume over ${dir}, hiding the image's ${hidden} (the server itself lives in /app): use a directory of its own such as /data (got ${JSON.stringify(o.stateFile)}).`);
   }
   const allowFromLabels = parseLabels('allowFrom', o.allowFrom);
   // The server's own validation, so the manifests never configure a server that refuses to start
@@ -332,7 +346,7 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
             template: {
               metadata: { labels: podLabels },
               spec: {
-                terminationGracePeriodSeconds: note(`Above the server's drain budget (${serverDefaults.drainTimeoutMs / 1000} s, DEVTUNNEL_DRAIN_TIMEOUT_MS).`, gracePeriod),
+                terminationGracePeriodSeconds: note(`Above the server's drain budget (${serverDefaults.drainTimeoutMs / 1000} s): raise it with DEVTUNNEL_DRAIN_TIMEOUT_MS, or Kubernetes kills the server mid-drain.`, gracePeriod),
                 automountServiceAccountToken: false,
                 enableServiceLinks: note(
                   'No {SERVICE}_PORT variables: one set per port of the tunnel Service, and names like DEVTUNNEL_PORT would collide.',
