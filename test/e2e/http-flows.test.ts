@@ -91,6 +91,43 @@ describe.each([
     expect(res.headers['content-length']).toBeUndefined();
   });
 
+  test('an event stream: the headers reach the browser before the first event, each event at once, the end as an end', async () => {
+    const tag = `flow-${transport}`;
+    // The browser has the status before the app wrote a byte of body (EventSource's `open`).
+    const res = await request(`${base}/events?tag=${tag}`, { dispatcher });
+    expect([res.statusCode, res.headers['content-type']]).toEqual([200, 'text/event-stream']);
+    const stream = await app.eventStream(tag);
+    const reader = res.body[Symbol.asyncIterator]();
+    for (const n of [1, 2, 3]) {
+      // Each event arrives before the next is written: nothing waits for more bytes or the end.
+      stream.write(`data: ${n}\n\n`);
+      expect(Buffer.from((await reader.next()).value as Uint8Array).toString()).toBe(`data: ${n}\n\n`);
+    }
+    stream.end();
+    expect((await reader.next()).done).toBe(true);
+  });
+
+  test('an event stream the browser closes: the app sees it closed, the client reports 499, not a failure', async () => {
+    const tag = `closed-${transport}`;
+    const path = '/events';
+    const reported = new Promise<RequestEvent>((resolve) => {
+      const onRequest = (e: RequestEvent) => {
+        if (e.path !== path || e.status === 200) return;
+        client.off('request', onRequest);
+        resolve(e);
+      };
+      client.on('request', onRequest);
+    });
+    const res = await request(`${base}${path}?tag=${tag}`, { dispatcher });
+    const stream = await app.eventStream(tag);
+    stream.write('data: hello\n\n');
+    const reader = res.body[Symbol.asyncIterator]();
+    expect(Buffer.from((await reader.next()).value as Uint8Array).toString()).toBe('data: hello\n\n');
+    res.body.destroy();
+    await app.abortedRequest(`${path}?tag=${tag}`);
+    expect(await reported).toMatchObject({ status: 499, error: expect.stringMatching(/^(cancelled|browser_gone)$/) });
+  });
+
   test('a chunked upload (no Content-Length) arrives whole', async () => {
     const parts = [patternBytes(0, 1000), patternBytes(1000, 70_000), patternBytes(71_000, 5)];
     const res = await fetchBuffer(`${base}/upload`, { method: 'PUT', body: Readable.from(parts), dispatcher });

@@ -18,6 +18,12 @@ export interface EchoApp {
    * query of its own) is closed by its client before being answered.
    */
   abortedRequest(url: string): Promise<void>;
+  /**
+   * `GET /events?tag=T` answers `text/event-stream` with its headers flushed and no byte of body,
+   * then waits: this resolves with that stream once it arrived, for the test to write events to
+   * and end (webpack-hot-middleware and other SSE endpoints work so).
+   */
+  eventStream(tag: string): Promise<ServerResponse>;
   close(): Promise<void>;
 }
 
@@ -45,6 +51,8 @@ export async function startEchoApp(): Promise<EchoApp> {
   const hits: EchoApp['hits'] = [];
   const waiters = new Map<string, () => void>();
   const aborted = new Set<string>();
+  const streams = new Map<string, ServerResponse>();
+  const streamWaiters = new Map<string, (res: ServerResponse) => void>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     hits.push({ method: req.method!, url: req.url! });
     const url = new URL(req.url!, 'http://local');
@@ -55,6 +63,14 @@ export async function startEchoApp(): Promise<EchoApp> {
       }
     });
     if (url.pathname === '/hang') return;
+    if (url.pathname === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+      const tag = url.searchParams.get('tag') ?? '';
+      streams.set(tag, res);
+      streamWaiters.get(tag)?.(res);
+      return;
+    }
     if (url.pathname === '/bytes') {
       const n = Number(url.searchParams.get('n') ?? 0);
       const hash = createHash('sha256');
@@ -116,6 +132,11 @@ export async function startEchoApp(): Promise<EchoApp> {
     port,
     server,
     hits,
+    eventStream(tag) {
+      const open = streams.get(tag);
+      if (open) return Promise.resolve(open);
+      return new Promise((resolve) => streamWaiters.set(tag, resolve));
+    },
     abortedRequest(target) {
       if (aborted.has(target)) return Promise.resolve();
       return new Promise((resolve) => waiters.set(target, resolve));

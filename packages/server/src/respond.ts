@@ -101,6 +101,9 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
   // We count ourselves; Node's strictContentLength is the second line of defence.
   const limit = head.bodyLength;
   if (limit !== null) browser.strictContentLength = true;
+  // A body of unknown length may be a stream whose first bytes come much later (an event stream
+  // flushes its headers and waits): the browser gets the status now, as it would from the app.
+  else browser.flushHeaders();
 
   await new Promise<void>((resolve) => {
     let done = false;

@@ -690,7 +690,9 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       settle(ex);
       ex.code ??= 'browser_gone';
       if (was === 'dispatched') sendControl({ type: 'cancel', id: ex.id });
-      if (was === 'responding') ex.upload?.destroy();
+      // While the client uploads the answer, its upload is answered 410 browser_gone (respond.ts,
+      // once the head is read, or as the browser's connection closes): the client then stops and
+      // reports the browser as gone, where a destroyed upload looked like its own failure.
       ex.upgrade?.close();
     },
 
