@@ -23,6 +23,22 @@ async function startWsApp() {
   });
   wss.on('connection', (ws, req) => {
     seen.push({ url: req.url!, protocol: ws.protocol, origin: req.headers.origin, host: req.headers.host });
+    if (req.url === '/flood') {
+      // 128 numbered messages of 1 MiB, sent as fast as the socket takes them (at most 16 MiB
+      // waiting in the app), then "done": what a busy dev server does to a slow browser.
+      let seq = 0;
+      const pump = () => {
+        while (seq < 128 && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 16 * 1024 * 1024) {
+          const message = Buffer.alloc(1024 * 1024);
+          message.writeUInt32BE(seq++, 0);
+          ws.send(message);
+        }
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (seq < 128) setTimeout(pump, 20);
+        else ws.send('done');
+      };
+      pump();
+    }
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? undefined : data.toString();
       if (text?.startsWith('close:')) return ws.close(Number(text.slice(6)), 'app says bye');
@@ -169,6 +185,25 @@ describe('WebSockets and other upgrades through the tunnel', () => {
     s.send('still here');
     expect((await nextMessage(s)).data.toString()).toBe('still here');
   }, 15_000);
+
+  test('a browser that stops reading for longer than any upload timer: the app is held back, and nothing is lost when it reads again', async () => {
+    const s = await socket('/flood');
+    const raw = (s as unknown as { _socket: Socket })._socket;
+    raw.pause();
+    // Longer than the client's 10 s limit for an upload the server has stopped reading.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    const got: number[] = [];
+    const finished = new Promise<string>((resolve) => {
+      s.on('message', (data: RawData, isBinary: boolean) => {
+        if (!isBinary) return resolve(data.toString());
+        got.push((data as Buffer).readUInt32BE(0));
+      });
+      s.once('close', (code) => resolve(`closed ${code}`));
+    });
+    raw.resume();
+    expect(await finished).toBe('done');
+    expect(got).toEqual(Array.from({ length: 128 }, (_, i) => i));
+  }, 40_000);
 
   test('any upgrade protocol, not only WebSocket: after the 101 it is bytes', async () => {
     const raw = createServer();

@@ -243,6 +243,7 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
     asPoll: boolean,
     what: string,
     cancel?: Cancel,
+    stallMs = UPLOAD_ANSWER_MS,
   ): Promise<PollResult> {
     const headers: Record<string, string> = { authorization: bearer(session.secret), 'content-type': CONTENT_TYPE_FRAME };
     if (length !== undefined) headers['content-length'] = String(length);
@@ -254,8 +255,9 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       headers,
       body,
       cancel,
-      // undici counts this from the end of the upload: the server answers once it has the body.
-      headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : UPLOAD_ANSWER_MS,
+      // The server answers once it has the body. undici also counts this while the upload waits
+      // to be written (the server reads no faster than the browser does): `stallMs` for a stream.
+      headersTimeout: asPoll ? clientPollDeadlineMs(session.timing.pollTimeoutMs) : stallMs,
       bodyTimeout: session.timing.bodyIdleTimeoutMs,
       bufferUpTo: WHOLE_ANSWER,
     });
@@ -319,7 +321,11 @@ export function createControlChannel(options: ControlOptions): ControlChannel {
       }
       const headBytes = encodeHead(head);
       const length = head.bodyLength === null ? undefined : headBytes.length + head.bodyLength;
-      return upload(session, paths.response(session.id, requestId), prepend(headBytes, body), length, asPoll, 'response upload', cancel);
+      // A browser that reads slowly holds the upload back: that is backpressure, not a failure.
+      // A download may pause as long as the server lets a browser idle; a WebSocket (101) as long
+      // as it lives (the tunnel's polls tell whether the server does).
+      const stallMs = head.status === 101 ? 0 : Math.max(UPLOAD_ANSWER_MS, session.timing.bodyIdleTimeoutMs);
+      return upload(session, paths.response(session.id, requestId), prepend(headBytes, body), length, asPoll, 'response upload', cancel, stallMs);
     },
 
     respondBatch(session, items, asPoll) {
