@@ -141,17 +141,9 @@ async function main(): Promise<number> {
   client.once('error', () => {
     failed = true;
   });
-  try {
-    await client.start();
-  } catch (error) {
-    // A final error was reported by its `error` event; a close during the first attempt (Ctrl+C)
-    // is no failure. Either way the client has closed: the same last line as any other end.
-    if ((error as TunnelError).code !== 'TUNNEL_CLOSED' && !failed) {
-      failed = true;
-      if (json) event('error', { code: (error as TunnelError).code, message: (error as Error).message });
-      else process.stderr.write(`${color('red', 'devtunnel:')} ${(error as Error).message}\n`);
-    }
-  }
+  // A final error at the first attempt is reported by its `error` event (above), a close during it
+  // (Ctrl+C) is no failure; either way the client has closed and ends with the same last line.
+  await client.start().catch(() => {});
   await closed;
   if (json) event('closed', {});
   else if (!failed) out('devtunnel: closed.');

@@ -153,6 +153,16 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   const emit = <E extends keyof TunnelEvents>(event: E, ...args: TunnelEvents[E]) => emitter.emit(event, ...args);
   /** A `reconnecting` was reported since the tunnel was last live: its return is reported too. */
   let lossReported = false;
+  function reportLoss(delayMs: number, error: TunnelError): void {
+    lossReported = true;
+    emit('reconnecting', { attempt: backoff.attempt, delayMs, error });
+  }
+  /** The tunnel is live at `info` (registered, or back after an outage the server outlived). */
+  function reportLive(message: string, reconnected: boolean): void {
+    log.info(`devtunnel: ${message}: ${info!.url} → ${targetName}`, { port: info!.port });
+    lossReported = false;
+    emit('registered', { ...info!, reconnected });
+  }
 
   function pollTarget(): number {
     const polls = Math.min(o.polls, session?.maxPolls ?? o.polls);
@@ -217,9 +227,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     }
     status = 'connected';
     backoff.reset();
-    log.info(`devtunnel: ${reconnected ? 'registered again' : 'registered'}: ${s.url} → ${targetName}`, { port: s.port });
-    lossReported = false;
-    emit('registered', { ...info, reconnected });
+    reportLive(reconnected ? 'registered again' : 'registered', reconnected);
   }
 
   /** Turns a failed registration or check into a TunnelError, final or retryable. */
@@ -264,12 +272,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
             if (closed) throw new TunnelError('TUNNEL_CLOSED', 'The tunnel was closed.');
             status = 'connected';
             backoff.reset();
-            if (lossReported && info) {
-              // The server kept the tunnel through the outage: it is back without a registration.
-              lossReported = false;
-              log.info(`devtunnel: back: ${info.url} → ${targetName}`, { port: info.port });
-              emit('registered', { ...info, reconnected: true });
-            }
+            // The server kept the tunnel through the outage: it is back without a registration.
+            if (lossReported && info) reportLive('back', true);
             return;
           } catch (error) {
             // 404/401: the server restarted or expired us. Register again (same identity, same port).
@@ -287,8 +291,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
         const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
         if (status !== 'connecting') status = 'reconnecting';
         log.warn(`devtunnel: ${failure.message} (retry in ${(delayMs / 1000).toFixed(1)} s)`);
-        lossReported = true;
-        emit('reconnecting', { attempt: backoff.attempt, delayMs, error: failure });
+        reportLoss(delayMs, failure);
         await sleep(delayMs);
       }
     }
@@ -315,8 +318,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
       if (retryAfterMs !== undefined || !(error instanceof ServerAnswerError)) {
         const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
-        lossReported = true;
-        emit('reconnecting', { attempt: backoff.attempt, delayMs, error: classify(error) });
+        reportLoss(delayMs, classify(error));
         await sleep(delayMs);
       }
       await connect();

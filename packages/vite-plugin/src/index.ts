@@ -65,11 +65,11 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
       printUrls.printUrls = () => {
         original();
         const client = session?.client;
-        const url = client?.status === 'closed' || refused ? undefined : client?.info?.url;
-        const state = url
-          ? paint('cyan', url)
-          : client?.status === 'closed' || refused
-            ? paint('red', 'not running (see the devtunnel line above)')
+        const url = client?.info?.url;
+        const state = refused || client?.status === 'closed'
+          ? paint('red', 'not running (see the devtunnel line above)')
+          : url
+            ? paint('cyan', url)
             : paint('dim', `connecting to ${server}…`);
         logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${state}`);
       };
