@@ -73,6 +73,33 @@ describe.each([
     expect(echo.headers['x-forwarded-host']).toBe('test.example.com');
   });
 
+  test('a browser that names the forwarding headers in Connection cannot hide them from the local app', async () => {
+    const res = await new Promise<{ status: number; requestId: string | undefined; body: string }>((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: client.info.port,
+        path: '/hide',
+        headers: { connection: 'keep-alive, X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id', 'x-forwarded-proto': 'gopher', 'x-forwarded-host': 'evil.example', 'x-request-id': 'hidden-id' },
+      });
+      req.on('response', (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (body += c));
+        r.on('end', () => resolve({ status: r.statusCode!, requestId: r.headers['x-request-id'] as string | undefined, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res.status).toBe(200);
+    const echo = JSON.parse(res.body) as EchoBody;
+    // The browser's copies are hop-by-hop (RFC 9110 §7.6.1) and dropped; the server's own are added.
+    expect(echo.headers['x-forwarded-proto']).toBe('http');
+    expect(echo.headers['x-forwarded-host']).toBe(`127.0.0.1:${client.info.port}`);
+    expect(echo.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.requestId).toBe(echo.headers['x-request-id']);
+    expect(echo.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
   test('?status=N, ?delay=N and ?redirect=URL', async () => {
     expect((await fetchBuffer(`${base}/x?status=418`, { dispatcher })).status).toBe(418);
     expect((await fetchBuffer(`${base}/x?status=503`, { dispatcher })).status).toBe(503);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { HEADER, endToEndPairs, type ErrorCode, type RequestMessage } from '@devtunnel/core/protocol';
+import { HEADER, endToEndPairs, type ErrorCode, type HeaderPairs, type RequestMessage } from '@devtunnel/core/protocol';
 import { endRaw, rawResponse, sendError } from './error-response';
 import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
@@ -93,15 +93,33 @@ function check(req: IncomingMessage): HttpError | undefined {
   return undefined;
 }
 
-function forwardedHeaders(req: IncomingMessage): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
+/**
+ * The headers this server owns, added to `headers` (the request's end-to-end headers): the
+ * forwarding chain with this hop, and the proto, host and request id unless a proxy in front of
+ * us set them. Checked against what survived the hop-by-hop rules, not the raw request: a
+ * browser naming them in `Connection` (RFC 9110 §7.6.1) gets its copies dropped and ours added,
+ * never neither. Returns the request id the local app sees.
+ */
+function addOwnHeaders(req: IncomingMessage, headers: HeaderPairs): string {
+  // One pass, lengths compared first: this runs per request.
+  let proto = false;
+  let host = false;
+  let requestId: string | undefined;
+  for (const [name, value] of headers) {
+    const n = name.length;
+    if (n !== 17 && n !== 16 && n !== 12) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-proto') proto = true;
+    else if (lower === 'x-forwarded-host') host = true;
+    else if (lower === HEADER.requestId) requestId ??= value;
+  }
   const remote = req.socket.remoteAddress ?? 'unknown';
   const xff = req.headers['x-forwarded-for'];
-  out.push(['X-Forwarded-For', xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote]);
-  // Keep what the cluster's proxy in front of us said about the original request.
-  if (req.headers['x-forwarded-proto'] === undefined) out.push(['X-Forwarded-Proto', 'http']);
-  if (req.headers['x-forwarded-host'] === undefined && req.headers.host) out.push(['X-Forwarded-Host', req.headers.host]);
-  return out;
+  headers.push(['X-Forwarded-For', xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote]);
+  if (!proto) headers.push(['X-Forwarded-Proto', 'http']);
+  if (!host && req.headers.host) headers.push(['X-Forwarded-Host', req.headers.host]);
+  if (requestId === undefined) headers.push(['X-Request-Id', (requestId = randomUUID())]);
+  return requestId;
 }
 
 /** Turns an accepted request into the message for the client and the exchange that tracks it. */
@@ -110,9 +128,7 @@ function createExchange(req: IncomingMessage, res: ServerResponse | undefined, n
   const cl = req.headers['content-length'];
   // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
   const headers = endToEndPairs(req.rawHeaders, 'x-forwarded-for');
-  const requestId = (req.headers[HEADER.requestId] as string | undefined) ?? randomUUID();
-  if (req.headers[HEADER.requestId] === undefined) headers.push(['X-Request-Id', requestId]);
-  headers.push(...forwardedHeaders(req));
+  const requestId = addOwnHeaders(req, headers);
   // An upgrade keeps the two hop-by-hop fields that ask for it: the local app must see them.
   if (upgrade) headers.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? '']);
   const message: RequestMessage = {
