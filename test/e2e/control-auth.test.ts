@@ -451,6 +451,12 @@ describe('control-plane authentication and integrity', () => {
       await expectServes(a);
     });
 
+    test('a head whose header Node refuses: 502 with the reason phrase of 502, not of the status refused', async () => {
+      const a = await tunnel();
+      const { text } = await rawBrowse(a, '/refused-head', (m) => upload(a, m.id, frame({ status: 200, headers: [['Bad Name', 'x']], bodyLength: 0 })));
+      expect(text.startsWith('HTTP/1.1 502 Bad Gateway\r\n')).toBe(true);
+    });
+
     test('framing headers in the head are never copied: the server frames the body itself', async () => {
       const a = await tunnel();
       const { stream } = await rawBrowse(a, '/framing', (m) =>

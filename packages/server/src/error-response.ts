@@ -94,7 +94,9 @@ export function sendError(req: IncomingMessage | undefined, res: ServerResponse,
     headers.connection = 'close';
     res.shouldKeepAlive = false;
   }
-  res.writeHead(error.status, headers);
+  // The reason phrase is given, not left to Node: a writeHead that threw (a local app's header
+  // Node refused) has already set the phrase of the status it tried ("502 OK" otherwise).
+  res.writeHead(error.status, STATUS_CODES[error.status] ?? 'Error', headers);
   res.end(body);
 }
 
