@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -79,6 +80,12 @@ export type Tunnel = TunnelClient & TunnelInfo;
 /** The body of a message that has none (requests from the downstream). */
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A registration lost sooner than this after it was made counts as churn: the next one waits a
+ * delay that grows while it goes on (see `churn` in createTunnelClient).
+ */
+const STABLE_SESSION_MS = 60_000;
+
 function isAbort(error: unknown): boolean {
   const code = (error as { code?: string; name?: string })?.code;
   const name = (error as { name?: string })?.name;
@@ -122,6 +129,16 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     bodyIdleTimeoutMs: session?.timing.bodyIdleTimeoutMs ?? 60_000,
   }));
   const backoff = createBackoff();
+  /**
+   * Paces registrations, whatever the server answers: each registration lost within
+   * {@link STABLE_SESSION_MS} makes the next one wait 0.25-0.5 s, then 0.5-1 s, … up to 15-30 s (equal
+   * jitter, so the pace holds). A client never registers more than a few times a minute in a loop
+   * of its own or one the server causes; a session that lasted starts over.
+   */
+  const churn = createBackoff(500, 30_000, Math.random, 'equal');
+  let registeredAt = -Infinity;
+  /** This process's instance: tells our own re-registrations from another process's (same identity). */
+  const instance = randomBytes(16).toString('hex');
   const inFlight = new Map<string, Cancel>();
   /** Open upgraded connections (WebSockets), to close with the channel. */
   const upgrades = new Map<string, Cancel>();
@@ -212,6 +229,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       localPort: o.port,
       version: VERSION,
       features: [...CLIENT_FEATURES],
+      instance,
     });
     if (closed) {
       // close() ran while the server registered us: take that registration back, say nothing.
@@ -227,12 +245,25 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     }
     status = 'connected';
     backoff.reset();
+    registeredAt = performance.now();
     reportLive(reconnected ? 'registered again' : 'registered', reconnected);
+  }
+
+  /** The server's word that this tunnel is over for this client: final, whatever call got it. */
+  function stopped(error: unknown): TunnelError | undefined {
+    if (!(error instanceof ServerAnswerError)) return undefined;
+    if (error.serverCode === 'tunnel_closed') return new TunnelError('TUNNEL_CLOSED_BY_SERVER', error.message, { status: error.status, cause: error });
+    if (error.serverCode === 'tunnel_replaced') {
+      return new TunnelError('TUNNEL_REPLACED', `${error.message} This client stopped and leaves the tunnel to it. Two dev servers of one project, or two clients of one local port, share an identity: stop one of them, or give one its own (the identity option, or --identity).`, { status: error.status, cause: error });
+    }
+    return undefined;
   }
 
   /** Turns a failed registration or check into a TunnelError, final or retryable. */
   function classify(error: unknown): TunnelError {
     if (error instanceof TunnelError) return error;
+    const over = stopped(error);
+    if (over) return over;
     if (error instanceof ServerAnswerError) {
       if (error.status === 401) {
         return new TunnelError('TUNNEL_UNAUTHORIZED', `The tunnel server at ${o.server.href} refused the token (401). Check DEVTUNNEL_TOKEN / --token against the token the server was started with.`, { status: 401, cause: error });
@@ -314,12 +345,20 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     for (const abort of upgrades.values()) abort.abort();
     linkDown();
     if (status === 'connected') status = 'reconnecting';
+    // A registration that lasted is no churn: the pace starts over.
+    const churning = performance.now() - registeredAt < STABLE_SESSION_MS;
+    if (!churning) churn.reset();
     recovering = (async () => {
       const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
+      const paceMs = churning ? churn.next() : 0;
       if (retryAfterMs !== undefined || !(error instanceof ServerAnswerError)) {
-        const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
+        const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0, paceMs);
         reportLoss(delayMs, classify(error));
         await sleep(delayMs);
+      } else {
+        // The server answered (it restarted, or forgot this tunnel): register again, quietly and
+        // at once the first time, paced when it keeps happening.
+        await sleep(paceMs);
       }
       await connect();
     })()
@@ -337,7 +376,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
    */
   function uploadFailed(s: Session, error: unknown): void {
     if (s !== session || !(error instanceof ServerAnswerError)) return;
-    if (error.serverCode === 'server_shutting_down' || error.serverCode === 'unknown_tunnel') channelFailed(error);
+    const over = stopped(error);
+    if (over) fail(over);
+    else if (error.serverCode === 'server_shutting_down' || error.serverCode === 'unknown_tunnel') channelFailed(error);
   }
 
   function fail(failure: unknown): void {
@@ -383,11 +424,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       waiting--;
       if (closed) return;
       if (error instanceof ServerAnswerError && error.serverCode === 'too_many_polls') return;
-      if (error instanceof ServerAnswerError && error.serverCode === 'tunnel_closed' && s === session) {
-        fail(new TunnelError('TUNNEL_CLOSED_BY_SERVER', error.message, { status: error.status, cause: error }));
-        return;
-      }
-      if (s === session) channelFailed(error);
+      if (s !== session) return;
+      const over = stopped(error);
+      if (over) fail(over);
+      else channelFailed(error);
       return;
     }
     waiting--;

@@ -18,7 +18,13 @@ export type TunnelErrorCode =
   /** `close()` was called or the abort signal fired. */
   | 'TUNNEL_CLOSED'
   /** An administrator closed the tunnel on the server (its dashboard). Final: start the client again. */
-  | 'TUNNEL_CLOSED_BY_SERVER';
+  | 'TUNNEL_CLOSED_BY_SERVER'
+  /**
+   * Another client process with the same identity (a second dev server of the same project, a
+   * second CLI for the same local port) took the tunnel over (409 `tunnel_replaced`). Final: that
+   * one serves the tunnel now; this one stops rather than take it back.
+   */
+  | 'TUNNEL_REPLACED';
 
 export class TunnelError extends Error {
   override readonly name = 'TunnelError';
@@ -36,5 +42,5 @@ export class TunnelError extends Error {
 /** Errors after which retrying is pointless: the user must change something first. */
 export function isFinal(error: unknown): boolean {
   const code = (error as TunnelError | undefined)?.code;
-  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_PROTOCOL_ERROR' || code === 'TUNNEL_CLOSED' || code === 'TUNNEL_CLOSED_BY_SERVER';
+  return code === 'TUNNEL_UNAUTHORIZED' || code === 'TUNNEL_REGISTRATION_REFUSED' || code === 'TUNNEL_INVALID_OPTION' || code === 'TUNNEL_PROTOCOL_ERROR' || code === 'TUNNEL_CLOSED' || code === 'TUNNEL_CLOSED_BY_SERVER' || code === 'TUNNEL_REPLACED';
 }

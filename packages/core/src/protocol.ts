@@ -95,6 +95,14 @@ export interface RegisterRequest {
    * server sends upgrade requests only to clients that say so, and answers 501 for older ones.
    */
   features?: string[];
+  /**
+   * Random per client process (`ID_PATTERN`), the same for all its registrations. Tells a client
+   * registering again (after a network loss, a server restart) from another process with the same
+   * identity (two dev servers of one project): the newer process takes the tunnel over once, and
+   * the one it replaced is refused from then on with 409 `tunnel_replaced` (docs/protocol.md,
+   * "One identity, two clients").
+   */
+  instance?: string;
 }
 
 /** Timing values the client must use; all in milliseconds. */
@@ -227,6 +235,7 @@ export const ERROR_CODES = Object.freeze({
   port_range_full: 503,
   unknown_tunnel: 404,
   tunnel_closed: 410,
+  tunnel_replaced: 409,
   unknown_request: 404,
   request_answered: 409,
   browser_gone: 410,

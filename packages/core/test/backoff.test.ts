@@ -18,3 +18,12 @@ describe('full-jitter backoff', () => {
     expect(b.next()).toBe(50);
   });
 });
+
+describe('equal-jitter backoff', () => {
+  test('never below half the ceiling, whatever the dice say', () => {
+    const low = createBackoff(1_000, 8_000, () => 0, 'equal');
+    expect([1, 2, 3, 4, 5].map(() => low.next())).toEqual([500, 1_000, 2_000, 4_000, 4_000]);
+    const high = createBackoff(1_000, 8_000, () => 0.999999, 'equal');
+    expect(high.next()).toBe(999);
+  });
+});

@@ -8,6 +8,7 @@ import type { ServerMetrics } from './metrics';
 import type { Registry } from './registry';
 import { createDashboard } from './dashboard';
 import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from './respond';
+import { createRateWindow } from './rate-window';
 import { tokenCheck } from './token-check';
 import { handleUpstream } from './upgrade';
 import type { TunnelSession } from './tunnel';
@@ -21,7 +22,7 @@ import type { TunnelSession } from './tunnel';
  *   POST   /api/v1/tunnels                         register            (registration token)
  *   GET    /api/v1/tunnels                         list                (registration token)
  *   GET    /api/v1/tunnels/:id                     check               (tunnel secret)
- *   DELETE /api/v1/tunnels/:id                     deregister          (tunnel secret or token)
+ *   DELETE /api/v1/tunnels/:id                     deregister          (tunnel secret only)
  *   GET    /api/v1/tunnels/:id/poll                long-poll           (tunnel secret)
  *   POST   /api/v1/tunnels/:id/requests/:rid       response upload     (tunnel secret)
  *   POST   /api/v1/tunnels/:id/responses           several small answers (tunnel secret; feature batch)
@@ -87,27 +88,19 @@ function readJson(req: IncomingMessage): Promise<unknown> {
 export function createControlHandler(deps: ControlDeps) {
   const { options, registry, logger } = deps;
   const isToken = tokenCheck(options.token);
-  const failures = new Map<string, { count: number; since: number }>();
+  const failures = createRateWindow(AUTH_WINDOW_MS, options.now);
 
   /** Counts a failed authentication; past the budget the address gets 429 for the window. */
   function authFailed(req: IncomingMessage): HttpError {
     const ip = req.socket.remoteAddress ?? 'unknown';
-    const t = options.now();
-    let entry = failures.get(ip);
-    if (!entry || t - entry.since > AUTH_WINDOW_MS) {
-      if (failures.size > 10_000) failures.clear(); // bounded memory under a spray of addresses
-      entry = { count: 0, since: t };
-      failures.set(ip, entry);
-    }
-    entry.count++;
+    failures.hit(ip);
     deps.metrics.authFailed();
     logger.log('warn', 'auth.failed', { remote: ip, path: req.url?.split('?')[0] });
     return new HttpError('unauthorized', 'Missing or wrong token: send "Authorization: Bearer <token>" with the token the tunnel server was started with (DEVTUNNEL_TOKEN).');
   }
 
   function throttled(req: IncomingMessage): boolean {
-    const entry = failures.get(req.socket.remoteAddress ?? 'unknown');
-    return entry !== undefined && entry.count >= AUTH_FAILURES_PER_WINDOW && options.now() - entry.since <= AUTH_WINDOW_MS;
+    return failures.count(req.socket.remoteAddress ?? 'unknown') >= AUTH_FAILURES_PER_WINDOW;
   }
 
   const dashboard = createDashboard({ options, registry, logger, authFailed, throttled });

@@ -1,12 +1,13 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CLIENT_ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { CLIENT_ID_PATTERN, ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
 import { randomId } from './ids';
 import type { ServerLogger } from './logger';
 import type { ServerMetrics } from './metrics';
 import type { ResolvedServerOptions } from './options';
 import { createPortAllocator, type PortAllocator } from './ports';
+import { createRateWindow } from './rate-window';
 import { createStateStore, type StateStore } from './state-store';
 import { createTunnelSession, type Exchange, type RecentRequest, type TunnelSession } from './tunnel';
 import { createTunnelListener, type TunnelListener } from './tunnel-listener';
@@ -70,6 +71,14 @@ export interface RegistryDeps {
 /** How long a port that another process holds is skipped before we try it again. */
 const UNUSABLE_PORT_MS = 60_000;
 
+/**
+ * Registrations one identity may make per minute. A client paces its own (a few a minute at
+ * worst); this stops an old or broken one from flooding the server and its log.
+ */
+const REGISTRATIONS_PER_MINUTE = 12;
+/** Client processes remembered as replaced by another of the same identity, at most. */
+const MAX_REPLACED = 10_000;
+
 
 function owner(clientId: string): string {
   const hash = clientId.lastIndexOf('#');
@@ -96,6 +105,9 @@ function validate(body: unknown): Required<Pick<RegisterRequest, 'clientId'>> & 
   }
   if (b.version !== undefined && (typeof b.version !== 'string' || !/^[\w.+-]{1,40}$/.test(b.version))) {
     throw new HttpError('invalid_request', 'version must be a short version string.');
+  }
+  if (b.instance !== undefined && (typeof b.instance !== 'string' || !ID_PATTERN.test(b.instance))) {
+    throw new HttpError('invalid_request', 'instance must be 32 lower-case hex digits.');
   }
   return b as Required<Pick<RegisterRequest, 'clientId'>> & RegisterRequest;
 }
@@ -125,6 +137,18 @@ export function createRegistry(deps: RegistryDeps): Registry {
   let sweepTimer: NodeJS.Timeout | undefined;
   let serial: Promise<unknown> = Promise.resolve();
   let draining = false;
+  const registrations = createRateWindow(60_000, now);
+  /**
+   * Client processes (`clientId instance`) that another process of the same identity replaced,
+   * until when: they are refused with 409 tunnel_replaced rather than take the tunnel back, so
+   * two processes of one identity settle after one hand-over instead of pushing each other out.
+   */
+  const replaced = new Map<string, number>();
+
+  /** What a replaced client is told; `localPort` is the one the tunnel serves now. */
+  function replacedBy(localPort: number | undefined): HttpError {
+    return new HttpError('tunnel_replaced', `Another devtunnel client with the same identity took this tunnel over${localPort ? ` (it serves local port ${localPort})` : ''}.`);
+  }
 
   function publicUrl(port: number, hostHeader: string | undefined): string {
     const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
@@ -145,6 +169,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
   async function doRegister(body: unknown, hostHeader: string | undefined): Promise<RegisterResponse> {
     if (draining) throw new HttpError('server_shutting_down', 'The tunnel server is shutting down; register again in a moment.', { retryAfter: 2 });
     const req = validate(body);
+    const hits = registrations.hit(req.clientId);
+    if (hits > REGISTRATIONS_PER_MINUTE) {
+      // Said once per window, however long the client keeps trying.
+      if (hits === REGISTRATIONS_PER_MINUTE + 1) logger.log('warn', 'registration.limited', { owner: owner(req.clientId), limit: REGISTRATIONS_PER_MINUTE });
+      throw new HttpError('rate_limited', `This client registered ${REGISTRATIONS_PER_MINUTE} times within a minute; wait before registering again. Two clients with the same identity may be replacing each other: stop one, or update the older one.`, { retryAfter: Math.ceil(registrations.remainingMs(req.clientId) / 1000) });
+    }
+    const instanceKey = req.instance === undefined ? undefined : `${req.clientId} ${req.instance}`;
+    if (instanceKey !== undefined && (replaced.get(instanceKey) ?? 0) > now()) throw replacedBy(byClient.get(req.clientId)?.localPort);
     const name = req.name ?? 'tunnel';
     // The same identity registering again (a client restart, or after a server restart) replaces
     // its old session and keeps its port.
@@ -172,13 +204,22 @@ export function createRegistry(deps: RegistryDeps): Registry {
       }
     }
     if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
-    if (previous) end(previous, 'replaced', new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
+    if (previous) {
+      // Another process of this identity (its instance differs) takes over, once: the one it
+      // replaces stops for good. The same process registering again just renews its session.
+      const takeover = req.instance !== undefined && previous.instance !== undefined && previous.instance !== req.instance;
+      if (takeover) {
+        if (replaced.size >= MAX_REPLACED) replaced.clear();
+        replaced.set(`${previous.clientId} ${previous.instance}`, now() + options.expireMs);
+      }
+      end(previous, 'replaced', takeover ? replacedBy(req.localPort) : new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
+    }
 
     const id = randomId();
     const secret = randomBytes(32).toString('hex');
     const secretBytes = Buffer.from(secret);
     const tunnel = createTunnelSession(
-      { id, clientId: req.clientId, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []) },
+      { id, clientId: req.clientId, instance: req.instance, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []) },
       {
         options,
         logger: logger.child({ tunnel: name, port }),
@@ -213,6 +254,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   function sweep(): void {
     const t = now();
+    for (const [key, until] of replaced) if (until <= t) replaced.delete(key);
     for (const tunnel of [...byId.values()]) {
       tunnel.sweep(t);
       if (tunnel.isActive()) allocator.touch(tunnel.clientId);

@@ -111,6 +111,8 @@ export interface TunnelStats {
 export interface TunnelSession {
   readonly id: string;
   readonly clientId: string;
+  /** The client process that registered it (see `RegisterRequest.instance`); absent for older clients. */
+  readonly instance: string | undefined;
   readonly name: string;
   readonly port: number;
   readonly localPort: number | undefined;
@@ -179,6 +181,7 @@ export interface TunnelDeps {
 export interface TunnelInit {
   id: string;
   clientId: string;
+  instance: string | undefined;
   name: string;
   port: number;
   localPort: number | undefined;
@@ -517,6 +520,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   return {
     id: init.id,
     clientId: init.clientId,
+    instance: init.instance,
     name: init.name,
     port: init.port,
     localPort: init.localPort,
