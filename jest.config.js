@@ -3,8 +3,7 @@
 // never runs against a stale build. Only the e2e CLI test runs the built `dist/` bins, as a user would.
 const moduleNameMapper = {
   '^@devtunnel/core$': '<rootDir>/packages/core/src/index.ts',
-  '^@devtunnel/core/protocol$': '<rootDir>/packages/core/src/protocol.ts',
-  '^@devtunnel/core/json-lines$': '<rootDir>/packages/core/src/json-lines.ts',
+  '^@devtunnel/core/protocol$': '<rootDir>/packages/core/src/protocol/index.ts',
   '^@devtunnel/server$': '<rootDir>/packages/server/src/index.ts',
   '^@devtunnel/webpack-plugin$': '<rootDir>/packages/webpack-plugin/src/index.ts',
 };

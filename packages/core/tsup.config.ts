@@ -1,4 +1,4 @@
 import { defineConfig } from 'tsup';
 import { cli, library } from '../../tsup.base';
 
-export default defineConfig([library({ index: 'src/index.ts', protocol: 'src/protocol.ts', 'json-lines': 'src/json-lines.ts' }), cli]);
+export default defineConfig([library({ index: 'src/index.ts', protocol: 'src/protocol/index.ts' }), cli]);

@@ -5,7 +5,7 @@
 import { parseArgs, styleText } from 'node:util';
 import { createTunnelClient, type RequestEvent } from './client';
 import { TunnelError } from './errors';
-import { closingFields, createBatchedWriter } from './json-lines';
+import { closingFields, createBatchedWriter } from './protocol';
 import type { Logger } from './logger';
 import type { TunnelOptions } from './options';
 import { cliFlags } from './cli-flags';

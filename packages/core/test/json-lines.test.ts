@@ -1,4 +1,4 @@
-import { closingFields, createBatchedWriter } from '../src/json-lines';
+import { closingFields, createBatchedWriter } from '../src/protocol';
 
 test('the batched writer gathers lines into one write: after its delay, at its size, or on flush()', async () => {
   const writes: string[] = [];

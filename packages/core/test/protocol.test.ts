@@ -5,6 +5,8 @@ import {
   createHeadReader,
   HEARTBEAT,
   parseDownstreamMessage,
+  parseRegisterRequest,
+  RegistrationError,
   encodeHead,
   ERROR_CODES,
   FrameError,
@@ -184,5 +186,13 @@ describe('message validation', () => {
   test('the client poll deadline sits above the server poll timeout', () => {
     expect(clientPollDeadlineMs(25_000)).toBe(35_000);
     expect(clientPollDeadlineMs(500)).toBe(1_500);
+  });
+
+  test('registration bodies: the fields both sides rely on are checked, unknown ones ignored', () => {
+    const ok = { clientId: 'ann@laptop:5173#k3j', name: 'ann-5173', preferredPort: 9003, localPort: 5173, version: '0.1.0', features: ['upgrade'], instance: 'a'.repeat(32), extra: true };
+    expect(parseRegisterRequest(ok)).toBe(ok);
+    for (const bad of [null, 'x', { clientId: 'a b' }, { clientId: 'a', name: 'Ann' }, { clientId: 'a', preferredPort: 70_000 }, { clientId: 'a', features: 'upgrade' }, { clientId: 'a', version: 'x'.repeat(41) }, { clientId: 'a', instance: 'A'.repeat(32) }]) {
+      expect(() => parseRegisterRequest(bad)).toThrow(RegistrationError);
+    }
   });
 });

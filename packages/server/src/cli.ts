@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from './errors';
-import { createBatchedWriter } from '@devtunnel/core/json-lines';
+import { createBatchedWriter } from '@devtunnel/core/protocol';
 import { createJsonLogger, type LogLevel } from './logger';
 import type { ServerOptions } from './options';
 import { envName, serverFlags, type Kind } from './cli-flags';

@@ -1,4 +1,4 @@
-import { closingFields } from '@devtunnel/core/json-lines';
+import { closingFields } from '@devtunnel/core/protocol';
 
 /**
  * The server logs one JSON object per line (what log collectors in a cluster expect), with a child

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CLIENT_ID_PATTERN, ID_PATTERN, NAME_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { PROTOCOL_VERSION, RegistrationError, SERVER_FEATURES, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
 import { randomId } from './ids';
 import type { ServerLogger } from './logger';
@@ -85,31 +85,13 @@ function owner(clientId: string): string {
   return hash > 0 ? clientId.slice(0, hash) : clientId;
 }
 
-function validate(body: unknown): Required<Pick<RegisterRequest, 'clientId'>> & RegisterRequest {
-  const b = body as Partial<RegisterRequest> | null;
-  if (!b || typeof b !== 'object') throw new HttpError('invalid_request', 'The registration body must be a JSON object.');
-  if (typeof b.clientId !== 'string' || !CLIENT_ID_PATTERN.test(b.clientId)) {
-    throw new HttpError('invalid_request', 'clientId must be 1-200 printable ASCII characters without spaces.');
+function validRegistration(body: unknown): RegisterRequest {
+  try {
+    return parseRegisterRequest(body);
+  } catch (error) {
+    if (error instanceof RegistrationError) throw new HttpError('invalid_request', error.message);
+    throw error;
   }
-  if (b.name !== undefined && (typeof b.name !== 'string' || !NAME_PATTERN.test(b.name))) {
-    throw new HttpError('invalid_request', 'name must be lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters.');
-  }
-  for (const key of ['preferredPort', 'localPort'] as const) {
-    const v = b[key];
-    if (v !== undefined && v !== null && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)) {
-      throw new HttpError('invalid_request', `${key} must be a port number.`);
-    }
-  }
-  if (b.features !== undefined && (!Array.isArray(b.features) || b.features.length > 32 || !b.features.every((f) => typeof f === 'string' && /^[a-z0-9-]{1,32}$/.test(f)))) {
-    throw new HttpError('invalid_request', 'features must be a short list of lower-case names.');
-  }
-  if (b.version !== undefined && (typeof b.version !== 'string' || !/^[\w.+-]{1,40}$/.test(b.version))) {
-    throw new HttpError('invalid_request', 'version must be a short version string.');
-  }
-  if (b.instance !== undefined && (typeof b.instance !== 'string' || !ID_PATTERN.test(b.instance))) {
-    throw new HttpError('invalid_request', 'instance must be 32 lower-case hex digits.');
-  }
-  return b as Required<Pick<RegisterRequest, 'clientId'>> & RegisterRequest;
 }
 
 export function createRegistry(deps: RegistryDeps): Registry {
@@ -168,7 +150,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   async function doRegister(body: unknown, hostHeader: string | undefined): Promise<RegisterResponse> {
     if (draining) throw new HttpError('server_shutting_down', 'The tunnel server is shutting down; register again in a moment.', { retryAfter: 2 });
-    const req = validate(body);
+    const req = validRegistration(body);
     const hits = registrations.hit(req.clientId);
     if (hits > REGISTRATIONS_PER_MINUTE) {
       // Said once per window, however long the client keeps trying.

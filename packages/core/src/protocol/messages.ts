@@ -1,0 +1,129 @@
+import type { ErrorCode } from './error-codes';
+
+/**
+ * The shapes that travel: the registration's JSON bodies and the heads of frames (poll answers,
+ * downstream frames, response uploads). Frames themselves are in `frames.ts`.
+ */
+
+/** Header list as `[name, value]` pairs: keeps order, case and repeated headers (Set-Cookie). */
+export type HeaderPairs = Array<[string, string]>;
+
+/** Registration request body (`POST /api/v1/tunnels`, `Authorization: Bearer <token>`). */
+export interface RegisterRequest {
+  /**
+   * Stable identity of one developer's tunnel for one local port, e.g. `ann@laptop:5173#k3j…`.
+   * The random part stays on the laptop, so nobody else can claim the same identity.
+   */
+  clientId: string;
+  /** Display name; `^[a-z0-9][a-z0-9-]{0,62}$`. */
+  name?: string;
+  /** The port this identity had last time; honoured when free or already held by it. */
+  preferredPort?: number;
+  /** The local port being tunnelled (informational). */
+  localPort?: number;
+  /** Client software version (informational). */
+  version?: string;
+  /**
+   * Optional abilities of the client. `upgrade`: it can carry HTTP/1.1 upgrades (WebSocket). The
+   * server sends upgrade requests only to clients that say so, and answers 501 for older ones.
+   */
+  features?: string[];
+  /**
+   * Random per client process (`ID_PATTERN`), the same for all its registrations. Tells a client
+   * registering again (after a network loss, a server restart) from another process with the same
+   * identity (two dev servers of one project): the newer process takes the tunnel over once, and
+   * the one it replaced is refused from then on with 409 `tunnel_replaced` (docs/protocol.md,
+   * "One identity, two clients").
+   */
+  instance?: string;
+}
+
+/** Timing values the client must use; all in milliseconds. */
+export interface TunnelTiming {
+  /** How long the server holds a poll before answering 204. */
+  pollTimeoutMs: number;
+  /** No poll for this long and the tunnel counts as offline. */
+  leaseMs: number;
+  /** Deadline for the local app to answer with headers; the client answers 504 after it. */
+  localTimeoutMs: number;
+  /** Idle limit on a body in either direction. */
+  bodyIdleTimeoutMs: number;
+}
+
+/** Registration answer (201). */
+export interface RegisterResponse {
+  protocol: number;
+  id: string;
+  /** Per-tunnel secret: `Authorization: Bearer <secret>` on every later call of this tunnel. */
+  secret: string;
+  name: string;
+  /** The tunnel's own port on the server. */
+  port: number;
+  /** Where the tunnel answers, as far as the server knows (the cluster proxy may front it). */
+  url: string;
+  timing: TunnelTiming;
+  /** Poll concurrency the server accepts per tunnel. */
+  maxPolls: number;
+  /** Optional abilities of the server (see {@link SERVER_FEATURES}); absent on older servers. */
+  features?: string[];
+}
+
+/** Poll answer: one browser request for the client to replay. */
+export interface RequestMessage {
+  type: 'request';
+  id: string;
+  method: string;
+  /** Path and query as received (origin-form). */
+  url: string;
+  headers: HeaderPairs;
+  /** Body length when known, `null` for a chunked upload; 0 when there is no body. */
+  bodyLength: number | null;
+  /**
+   * An HTTP/1.1 upgrade (WebSocket and others): `headers` keep `Connection: Upgrade` and
+   * `Upgrade`; the client performs the upgrade against the local app. After a 101 the app's bytes
+   * travel in the response upload, the browser's in `GET …/upstream` (docs/protocol.md).
+   */
+  upgrade?: true;
+}
+
+/** Poll answer: the browser went away; stop working on this request. */
+export interface CancelMessage {
+  type: 'cancel';
+  id: string;
+}
+
+/**
+ * On a downstream only (feature `stream`): the server's word on the streams themselves. The first
+ * frame of every downstream is one, with a `key`; the client proves it received it (nothing on the
+ * way holds frames back) by sending the key in `x-devtunnel-downstream` on a tunnel check, and only
+ * then does the server hand requests to that downstream. Another notice follows when bytes of an
+ * upstream arrived (`upstream: true`), which proves the same for uploads.
+ */
+export interface StreamMessage {
+  type: 'stream';
+  /** Whether the server is reading an upstream of this tunnel now. */
+  upstream: boolean;
+  /** On a downstream's first notice: what the client sends back to confirm it. */
+  key?: string;
+}
+
+/** What a poll answer carries. */
+export type ServerMessage = RequestMessage | CancelMessage;
+
+/** What a downstream carries (feature `stream`): requests without a body, cancels, stream notices. */
+export type DownstreamMessage = ServerMessage | StreamMessage;
+
+/** Head of a response upload (`POST .../requests/:requestId`). */
+export interface ResponseHead {
+  status: number;
+  headers: HeaderPairs;
+  /** Body length when the local app declared one; `null` to let the server stream it chunked. */
+  bodyLength: number | null;
+  /** The request this answers; only in a batch upload, where the path names no request. */
+  id?: string;
+  /**
+   * Set instead of a real response when the client could not get one from the local app. The
+   * server renders the error itself, so every error page comes from one place.
+   */
+  error?: { code: ErrorCode; message: string };
+}
