@@ -9,4 +9,4 @@ export function library(entry: Record<string, string>, more: Options = {}): Opti
 }
 
 /** The CLI is an executable, not an import target: ESM only, with a shebang. */
-export const cli: Options = { ...common, entry: { cli: 'src/cli.ts' }, format: ['esm'], banner: { js: '#!/usr/bin/env node' } };
+export const cli: Options = { ...common, entry: { cli: 'src/cli/main.ts' }, format: ['esm'], banner: { js: '#!/usr/bin/env node' } };

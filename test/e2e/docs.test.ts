@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliFlags } from '../../packages/core/src/cli-flags';
-import { ERROR_CODES } from '../../packages/core/src/protocol';
-import { envName, serverFlags } from '../../packages/server/src/cli-flags';
+import { clientFlags as cliFlags } from '../../packages/core/src/cli/flags';
+import { envName, ERROR_CODES } from '../../packages/core/src/protocol';
+import { serverFlags } from '../../packages/server/src/cli/flags';
 import { serverDefaults } from '../../packages/server/src/options';
 
 /** The README's option tables and error table are checked against the sources they describe. */

@@ -16,3 +16,4 @@ export * from './frame-reader';
 export * from './frame-source';
 export * from './validate';
 export * from './json-lines';
+export * from './flags';

@@ -3,13 +3,13 @@
  * touches `process` (argv, env, signals, exit). Every flag has a `DEVTUNNEL_*` twin.
  */
 import { parseArgs } from 'node:util';
-import { InvalidOptionError } from './errors';
-import { createBatchedWriter } from '@devtunnel/core/protocol';
-import { createJsonLogger, type LogLevel } from './logger';
-import type { ServerOptions } from './options';
-import { envName, serverFlags, type Kind } from './cli-flags';
-import { k8sManifestCommand } from './k8s-manifest';
-import { createTunnelServer } from './server';
+import { createBatchedWriter, FlagError, flagHelp, parseArgsOptions, readFlags } from '@devtunnel/core/protocol';
+import { InvalidOptionError } from '../errors';
+import { k8sManifestCommand } from '../k8s-manifest';
+import { createJsonLogger, type LogLevel } from '../logger';
+import type { ServerOptions } from '../options';
+import { createTunnelServer } from '../server';
+import { commandFlags, serverFlags } from './flags';
 
 
 const usage = `Usage: devtunnel-server [options]
@@ -18,34 +18,21 @@ Runs the devtunnel server: a control API for tunnel clients and one port per tun
 Every option can also be set as an environment variable (shown in brackets).
 
 Options:
-${serverFlags.map((f) => `  --${(f.flag + ' <value>').padEnd(30)} ${f.help} [${envName(f.flag)}]`).join('\n')}
-  ${'--log-level <level>'.padEnd(32)} debug, info, warn or error (default info) [DEVTUNNEL_LOG_LEVEL]
-  ${'--help'.padEnd(32)} show this help
+${flagHelp([...serverFlags, ...commandFlags], 32)}
 
 Also: devtunnel-server k8s-manifest [--tunnel-ports …] [--namespace …] [--image …] [--host …] prints the
 Kubernetes manifests for a range (every tunnel port listed for you); see docs/deploy.md.
 `;
 
-function toValue(flag: string, kind: Kind, raw: string): string | number | string[] {
-  if (kind === 'string') return raw;
-  if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!/^\d+$/.test(raw)) throw new InvalidOptionError(`devtunnel-server: --${flag} must be a whole number (got "${raw}").`);
-  return Number(raw);
-}
+const flags = [...serverFlags, ...commandFlags];
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: ServerOptions; level: LogLevel } | 'help' {
-  const spec: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, 'log-level': { type: 'string' } };
-  for (const f of serverFlags) spec[f.flag] = { type: 'string' };
-  const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+  const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(flags), strict: true, allowPositionals: false });
+  const { values } = readFlags(flags, parsed, env);
   if (values.help) return 'help';
-  const options: Record<string, unknown> = {};
-  for (const f of serverFlags) {
-    const raw = (values[f.flag] as string | undefined) ?? env[envName(f.flag)];
-    if (raw !== undefined && raw !== '') options[f.option] = toValue(f.flag, f.kind, raw);
-  }
-  const level = ((values['log-level'] as string | undefined) ?? env.DEVTUNNEL_LOG_LEVEL ?? 'info') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new InvalidOptionError(`devtunnel-server: --log-level must be debug, info, warn or error (got "${level}").`);
-  return { options: options as ServerOptions, level };
+  const { 'log-level': level = 'info', help: _help, ...options } = values;
+  if (!['debug', 'info', 'warn', 'error'].includes(level as string)) throw new InvalidOptionError(`devtunnel-server: --log-level must be debug, info, warn or error (got "${String(level)}").`);
+  return { options: options as ServerOptions, level: level as LogLevel };
 }
 
 async function main(): Promise<number> {
@@ -56,7 +43,8 @@ async function main(): Promise<number> {
   try {
     parsed = parse(process.argv.slice(2), process.env);
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${usage}`);
+    const message = error instanceof FlagError ? `devtunnel-server: ${error.message}` : (error as Error).message;
+    process.stderr.write(`${message}\n\n${usage}`);
     return 2;
   }
   if (parsed === 'help') {

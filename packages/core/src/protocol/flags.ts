@@ -1,0 +1,97 @@
+/**
+ * The one shape of a command-line flag table, shared by `devtunnel`, `devtunnel-server` and its
+ * `k8s-manifest` subcommand: each table drives argument parsing (node:util `parseArgs`), the
+ * environment variables, `--help` and the docs' option tables. An option keeps one name from flag
+ * (`--max-in-flight`) to API (`maxInFlight`). Pure: the CLIs pass in what they parsed and read.
+ */
+
+/** How a flag's value is read: `port` 0-65535, `count` and `ms` whole numbers, `list` a comma list. */
+export type FlagKind = 'string' | 'boolean' | 'list' | 'port' | 'count' | 'ms';
+
+export interface Flag<O extends string = string> {
+  /** `--flag`, kebab-case. */
+  readonly flag: string;
+  /** The option it sets (the API's camelCase name); none for the command's own (`--json`, `--help`). */
+  readonly option?: O;
+  readonly kind: FlagKind;
+  /** The environment variable that sets it when the flag is absent. */
+  readonly env?: string;
+  /** What `--help` and the docs say it defaults to. */
+  readonly default?: string;
+  readonly help: string;
+}
+
+/** A flag that sets an option (every flag of a table of options only). */
+export type OptionFlag<O extends string = string> = Flag<O> & { readonly option: O };
+
+/** A flag or variable whose value cannot be read; the message names it and says what it takes. */
+export class FlagError extends Error {
+  readonly code = 'invalid_flag';
+}
+
+/** `DEVTUNNEL_` and the flag in upper snake case: `--tunnel-ports` → `DEVTUNNEL_TUNNEL_PORTS`. */
+export const envName = (flag: string): string => `DEVTUNNEL_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+/** The `options` argument of node:util `parseArgs` for a table. */
+export function parseArgsOptions(flags: readonly Flag[]): Record<string, { type: 'string' | 'boolean' }> {
+  const out: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const f of flags) out[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+  return out;
+}
+
+function convert(f: Flag, raw: string | boolean, source: string): unknown {
+  if (typeof raw === 'boolean') return raw;
+  switch (f.kind) {
+    case 'string':
+      return raw;
+    case 'list':
+      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    case 'boolean':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new FlagError(`${source} must be true or false (got "${raw}").`);
+    default: {
+      const n = Number(raw);
+      if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new FlagError(`${source} must be a whole number (got "${raw}").`);
+      if (f.kind === 'port' && n > 65535) throw new FlagError(`${source} must be a port number from 0 to 65535 (got "${raw}").`);
+      return n;
+    }
+  }
+}
+
+export interface ReadFlags {
+  /** Values by option name (or by flag name for the command's own flags), converted. */
+  values: Record<string, unknown>;
+  /** Where each value came from, by the same key: `--flag` or the variable's name. */
+  from: Record<string, string>;
+}
+
+/**
+ * Values from `parsed` (what `parseArgs` gave), else from `env` for flags that have a variable;
+ * an empty variable counts as unset. Throws {@link FlagError} naming the flag or the variable.
+ */
+export function readFlags(flags: readonly Flag[], parsed: Record<string, string | boolean | undefined>, env: Record<string, string | undefined>): ReadFlags {
+  const values: Record<string, unknown> = {};
+  const from: Record<string, string> = {};
+  for (const f of flags) {
+    const key = f.option ?? f.flag;
+    const given = parsed[f.flag];
+    const fromEnv = given === undefined && f.env !== undefined && env[f.env] !== undefined && env[f.env] !== '';
+    const raw = given ?? (fromEnv ? env[f.env!] : undefined);
+    if (raw === undefined) continue;
+    const source = fromEnv ? f.env! : `--${f.flag}`;
+    values[key] = convert(f, raw, source);
+    from[key] = source;
+  }
+  return { values, from };
+}
+
+/** The option lines of `--help`: flag, what it does, its default and its variable. */
+export function flagHelp(flags: readonly Flag[], width = 30): string {
+  return flags
+    .map((f) => {
+      const name = `--${f.flag}${f.kind === 'boolean' ? '' : ' <value>'}`;
+      return `  ${name.padEnd(width)} ${f.help}${f.default !== undefined ? ` (default: ${f.default})` : ''}${f.env ? ` [${f.env}]` : ''}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,30 @@
+import { envName, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '../src/protocol';
+
+const flags: Flag[] = [
+  { flag: 'port', option: 'port', kind: 'port', env: 'DEVTUNNEL_PORT', default: '8080', help: 'a port' },
+  { flag: 'max-in-flight', option: 'maxInFlight', kind: 'count', help: 'a count' },
+  { flag: 'allowed-hosts', option: 'allowedHosts', kind: 'list', env: 'DEVTUNNEL_ALLOWED_HOSTS', help: 'a list' },
+  { flag: 'https', option: 'https', kind: 'boolean', env: 'DEVTUNNEL_HTTPS', help: 'a switch' },
+  { flag: 'json', kind: 'boolean', help: 'the command’s own' },
+];
+
+describe('flag tables', () => {
+  test('flags first, then variables (an empty one is unset), each value converted by its kind, keyed by option', () => {
+    const read = readFlags(flags, { 'max-in-flight': '12', json: true }, { DEVTUNNEL_PORT: '9000', DEVTUNNEL_ALLOWED_HOSTS: ' a.example, .b.example ,', DEVTUNNEL_HTTPS: '' });
+    expect(read.values).toEqual({ port: 9000, maxInFlight: 12, allowedHosts: ['a.example', '.b.example'], json: true });
+    expect(read.from).toEqual({ port: 'DEVTUNNEL_PORT', maxInFlight: '--max-in-flight', allowedHosts: 'DEVTUNNEL_ALLOWED_HOSTS', json: '--json' });
+    expect(readFlags(flags, { port: '1' }, { DEVTUNNEL_PORT: '2', DEVTUNNEL_HTTPS: 'true' }).values).toEqual({ port: 1, https: true });
+  });
+
+  test('a value that cannot be read names the flag, or the variable it came from', () => {
+    expect(() => readFlags(flags, { 'max-in-flight': '1.5' }, {})).toThrow(new FlagError('--max-in-flight must be a whole number (got "1.5").'));
+    expect(() => readFlags(flags, {}, { DEVTUNNEL_PORT: '70000' })).toThrow(/^DEVTUNNEL_PORT must be a port number/);
+    expect(() => readFlags(flags, {}, { DEVTUNNEL_HTTPS: 'yes' })).toThrow(/^DEVTUNNEL_HTTPS must be true or false/);
+  });
+
+  test('parseArgs options, help lines with defaults and variables, variable names', () => {
+    expect(parseArgsOptions(flags)).toEqual({ port: { type: 'string' }, 'max-in-flight': { type: 'string' }, 'allowed-hosts': { type: 'string' }, https: { type: 'boolean' }, json: { type: 'boolean' } });
+    expect(flagHelp(flags, 16).split('\n')[0]).toBe('  --port <value>   a port (default: 8080) [DEVTUNNEL_PORT]');
+    expect(envName('tunnel-ports')).toBe('DEVTUNNEL_TUNNEL_PORTS');
+  });
+});
