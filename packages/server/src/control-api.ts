@@ -11,7 +11,7 @@ import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from './r
 import { createRateWindow } from './rate-window';
 import { tokenCheck } from './token-check';
 import { handleUpstream } from './upgrade';
-import type { TunnelSession } from './tunnel';
+import type { TunnelSession } from './session';
 
 /**
  * The control API, in the order a request meets it: route → authenticate → act. Errors become

@@ -2,7 +2,8 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import { HEADER } from '@devtunnel/core/protocol';
 import { HttpError } from './errors';
-import type { Exchange, TunnelSession } from './tunnel';
+import type { Exchange } from './exchange';
+import type { TunnelSession } from './session';
 
 /**
  * The one place where an error becomes a response. Browsers navigating get a small HTML page;

@@ -9,7 +9,8 @@ import type { ResolvedServerOptions } from './options';
 import { createPortAllocator, type PortAllocator } from './ports';
 import { createRateWindow } from './rate-window';
 import { createStateStore, type StateStore } from './state-store';
-import { createTunnelSession, type Exchange, type RecentRequest, type TunnelSession } from './tunnel';
+import type { Exchange } from './exchange';
+import { createTunnelSession, type RecentRequest, type TunnelSession } from './session';
 import { createTunnelListener, type TunnelListener } from './tunnel-listener';
 
 /**

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FrameError, HEADER, MAX_BATCH, MAX_WHOLE_BODY, createFrameReader, endToEndFlat, headerValue, parseResponseHead, readExactly, readFrameHead, type ResponseHead } from '@devtunnel/core/protocol';
 import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
-import type { Exchange, TunnelSession } from './tunnel';
+import type { Exchange } from './exchange';
+import type { TunnelSession } from './session';
 import { handleUpgradeUpload } from './upgrade';
 
 /**

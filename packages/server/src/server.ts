@@ -5,7 +5,8 @@ import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { connectionsCheckingInterval, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
-import { RECENT_REQUESTS, type Exchange, type TunnelSession } from './tunnel';
+import type { Exchange } from './exchange';
+import { remember, type TunnelSession } from './session';
 import { createPrometheusMetrics, noopMetrics, type MetricsSnapshot, type ServerMetrics } from './metrics';
 
 /**
@@ -77,9 +78,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     const trace = traceFields(ex.req);
     if (trace) fields.trace = trace;
     logger.log('info', 'request', fields);
-    const recent = tunnel.stats.recent;
-    recent.push({ time: t, method: ex.message.method, path, status, durationMs: t - ex.arrivedAt, ...(ex.code ? { code: ex.code } : {}) });
-    if (recent.length > RECENT_REQUESTS) recent.shift();
+    remember(tunnel.stats, { time: t, method: ex.message.method, path, status, durationMs: t - ex.arrivedAt, ...(ex.code ? { code: ex.code } : {}) });
     metrics.requestFinished({ status, code: ex.code, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, queuedMs: fields.queuedMs as number, totalMs: t - ex.arrivedAt, upgrade: ex.upgrade !== undefined });
   }
 

@@ -7,7 +7,8 @@ import { randomId } from './ids';
 import { createUpgradeState } from './upgrade';
 import { HttpError, offlineError } from './errors';
 import { connectionsCheckingInterval, type ResolvedServerOptions } from './options';
-import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
+import type { Exchange, UpgradeState } from './exchange';
+import type { TunnelSession } from './session';
 
 /**
  * The browser-facing listener of the tunnel ports. Node's strict parser with limits set on purpose;

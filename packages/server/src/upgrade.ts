@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { headerValue, stripHopByHop, type ResponseHead } from '@devtunnel/core/protocol';
 import { endRaw, rawResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
-import type { Exchange, TunnelSession, UpgradeState } from './tunnel';
+import type { Exchange, UpgradeState } from './exchange';
+import type { TunnelSession } from './session';
 
 /**
  * HTTP/1.1 upgrades (WebSocket, and any other protocol: after a 101 it is bytes) through a
