@@ -7,5 +7,5 @@ export type { Logger } from './logger';
 export { resolveTunnelOptions, tunnelDefaults } from './options';
 export type { ResolvedTunnelOptions, TunnelOptions } from './options';
 export { VERSION } from './version';
-export { clusterDomain, dialAddress, disabledReason, pluginSettings, reportStatus, startDevServerTunnel, type PluginSettings } from './integration';
-export type { StatusLog } from './integration';
+export { clusterDomain, createDevServerSessions, dialAddress, disabledReason, pluginSettings, reportStatus, startDevServerTunnel, type PluginSettings } from './plugin-kit';
+export type { DevServerListening, DevServerSession, DevServerSessions, DevServerSessionsOptions, DevServerTunnelOptions, StatusLog } from './plugin-kit';

@@ -1,13 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { styleText } from 'node:util';
-import { dialAddress, pluginSettings, startDevServerTunnel, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { createDevServerSessions, pluginSettings, type DevServerSession, type DevServerTunnelOptions } from '@devtunnel/core';
 import type { Logger, Plugin, PreviewServer, ResolvedConfig, ViteDevServer } from 'vite';
 
 /**
  * `devTunnel()`: start `vite` and the app answers in the shared test cluster. Translation only:
  * the tunnel itself is `@devtunnel/core`.
  */
-export interface DevTunnelOptions extends Partial<Omit<TunnelOptions, 'port' | 'host' | 'https' | 'logger'>> {
+export interface DevTunnelOptions extends DevServerTunnelOptions {
   /**
    * Run the tunnel. By default it runs for `vite` (serve), and stays off under Vitest, in CI
    * (`CI` set) and with `DEVTUNNEL=0`.
@@ -20,24 +20,22 @@ export interface DevTunnelOptions extends Partial<Omit<TunnelOptions, 'port' | '
 /** A restarted server (config edit) has this long to come back before the tunnel closes. */
 const RESTART_GRACE_MS = 5_000;
 
-interface Session {
-  client: TunnelClient;
-  grace: NodeJS.Timeout | undefined;
-}
-
 /**
- * One tunnel per project and server, kept at module level: Vite's `server.restart()` builds a new
- * server and calls the plugin factory again, and the tunnel (registration, port) must survive it.
+ * Kept at module level: Vite's `server.restart()` builds a new server and calls the plugin factory
+ * again, and the tunnel (registration, port) must survive it.
  */
-const sessions = new Map<string, Session>();
+const sessions = createDevServerSessions({ graceMs: RESTART_GRACE_MS });
 
 const colors = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (style: Parameters<typeof styleText>[0], text: string) => (colors ? styleText(style, text) : text);
 
 export function devTunnel(options: DevTunnelOptions = {}): Plugin {
-  const { server, token, name, hosts, off, quiet } = pluginSettings(options, process.env, 'devTunnel({ server })');
+  const settings = pluginSettings(options, process.env, 'devTunnel({ server })');
+  const { server, hosts, off, quiet } = settings;
   let config: ResolvedConfig | undefined;
   let logger: Logger | undefined;
+  /** This dev server's hold on the project's tunnel, once it listens. */
+  let session: DevServerSession | undefined;
 
   const log = {
     info: (m: string) => logger?.info(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
@@ -45,28 +43,13 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     error: (m: string) => logger?.error(`  ${paint('bold', 'devtunnel')} ${m}`, { timestamp: true }),
   };
 
-  /** One session per project, tunnel server and name: a restart of the same dev server finds it. */
-  const sessionKey = () => `${config!.root}\0${server}\0${name ?? ''}`;
-
   function attach(httpServer: NonNullable<ViteDevServer['httpServer']>, https: boolean, printUrls: { printUrls(): void } | undefined, allowed: string[] | true | undefined): void {
-    const key = sessionKey();
-    let session = sessions.get(key);
-    // A tunnel that stopped for good (a bad token, closed by an administrator) is not kept across
-    // a restart: the restart (after a fix in the config, or `r`) opens a new one.
-    if (session?.client.status === 'closed') {
-      clearTimeout(session.grace);
-      sessions.delete(key);
-      session = undefined;
-    }
-    /** The options were refused (the error was logged): there is no tunnel to wait for. */
-    let refused = false;
     if (printUrls) {
       const original = printUrls.printUrls.bind(printUrls);
       printUrls.printUrls = () => {
         original();
-        const client = session?.client;
-        const url = client?.info?.url;
-        const state = refused || client?.status === 'closed'
+        const url = session?.client?.info?.url;
+        const state = session && !session.running
           ? paint('red', 'not running (see the devtunnel line above)')
           : url
             ? paint('cyan', url)
@@ -75,48 +58,20 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
       };
     }
     httpServer.once('listening', () => {
-      const target = dialAddress(httpServer.address() as AddressInfo | string | null);
-      if (!target) return log.warn('the dev server listens on a pipe, not a port: nothing to tunnel.');
-      if (session) {
-        // A restart: same tunnel, same port, new server behind it.
-        clearTimeout(session.grace);
-        session.grace = undefined;
-        session.client.retarget({ ...target, https });
-        return;
-      }
-      const client = startDevServerTunnel(
-        {
-          ...options,
-          name,
-          server: server!,
-          token: token!,
-          port: target.port,
-          host: target.host,
-          https,
-          // The project, not the port, is the tunnel: Vite may bind 5174 when 5173 is taken.
-          identity: options.identity ?? config!.root,
-          // A host Vite would refuse reaches it as the dialled address; one it accepts keeps its name.
-          allowedHosts: allowed === true ? undefined : allowed,
-        },
+      session = sessions.listening({
+        // One session per project, tunnel server and name: a restart of the same dev server finds it.
+        project: config!.root,
+        address: httpServer.address() as AddressInfo | string | null,
+        https,
+        options,
+        settings,
+        // A host Vite would refuse reaches it as the dialled address; one it accepts keeps its name.
+        allowedHosts: allowed === true ? undefined : allowed,
         log,
-      );
-      if (!client) {
-        refused = true;
-        return;
-      }
-      session = { client, grace: undefined };
-      sessions.set(key, session);
+      });
     });
-    httpServer.once('close', () => {
-      const s = sessions.get(key);
-      if (!s) return;
-      clearTimeout(s.grace);
-      s.grace = setTimeout(() => {
-        sessions.delete(key);
-        void s.client.close();
-      }, RESTART_GRACE_MS);
-      s.grace.unref();
-    });
+    // Perhaps a restart: the next server of the project has the grace to take the tunnel over.
+    httpServer.once('close', () => session?.release());
   }
 
   return {
@@ -157,13 +112,7 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
     // now instead of after the restart grace. Ctrl+C ends Vite with no hook at all (it handles no
     // SIGINT); the server then sees the polls stop. Older versions ignore the hook.
     async closeServer({ reason }: { reason: 'restart' | 'close' }) {
-      if (reason !== 'close' || !config) return;
-      const key = sessionKey();
-      const s = sessions.get(key);
-      if (!s) return;
-      sessions.delete(key);
-      clearTimeout(s.grace);
-      await s.client.close();
+      if (reason === 'close') await session?.close();
     },
   } as Plugin;
 }

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { dialAddress, pluginSettings, startDevServerTunnel, type StatusLog, type TunnelClient, type TunnelOptions } from '@devtunnel/core';
+import { createDevServerSessions, pluginSettings, type DevServerTunnelOptions, type StatusLog } from '@devtunnel/core';
 
 /**
  * webpack-dev-server 5/6 and @rspack/dev-server: `devServer: withTunnel({ ...yourOptions })`.
@@ -7,7 +7,7 @@ import { dialAddress, pluginSettings, startDevServerTunnel, type StatusLog, type
  * three dev servers share (onListening, allowedHosts, client.webSocketURL, webSocketServer,
  * devMiddleware.publicPath), so no type of theirs is needed at run time.
  */
-export interface DevTunnelOptions extends Partial<Omit<TunnelOptions, 'port' | 'host' | 'https' | 'logger'>> {
+export interface DevTunnelOptions extends DevServerTunnelOptions {
   /** Run the tunnel. By default it runs, and stays off in CI (`CI` set) and with `DEVTUNNEL=0`. */
   enabled?: boolean;
   /**
@@ -53,7 +53,7 @@ const PLUGIN_NAME = 'DevTunnelPlugin';
 const LOGGER_NAME = 'devtunnel';
 
 /** Sessions by project, so a dev server started twice in one process (tests, restarts) reuses its tunnel. */
-const sessions = new Map<string, TunnelClient>();
+const sessions = createDevServerSessions();
 
 /**
  * Merges the cluster's host names into `allowedHosts` without ever widening it: `'all'` stays
@@ -84,7 +84,8 @@ function firstCompiler(compiler: DevServerLike['compiler']): CompilerLike | unde
  * page's own origin (only if you left it unset).
  */
 export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, options: DevTunnelOptions = {}): T & DevServerOptions {
-  const { server, token, name, hosts, off, quiet } = pluginSettings(options, process.env, 'withTunnel(devServer, { server })');
+  const settings = pluginSettings(options, process.env, 'withTunnel(devServer, { server })');
+  const { server, hosts, off, quiet } = settings;
   const userOnListening = devServer.onListening;
 
   if (off) {
@@ -118,48 +119,27 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
     const compiler = firstCompiler(ds.compiler);
     const logger = compiler?.getInfrastructureLogger(LOGGER_NAME);
     const log: StatusLog = { info: (m) => logger?.info(m), warn: (m) => logger?.warn(m), error: (m) => logger?.error(m) };
-    const target = dialAddress(ds.server?.address() ?? null);
-    if (!target) return log.warn('the dev server listens on a pipe, not a port: nothing to tunnel.');
     const serverType = typeof ds.options?.server === 'string' ? ds.options.server : ds.options?.server?.type;
-    const https = serverType === 'https' || serverType === 'spdy' || serverType === 'http2';
-    const identity = options.identity ?? compiler?.context ?? process.cwd();
-    const key = `${identity}\0${server}\0${name ?? ''}`;
-    const existing = sessions.get(key);
-    // A tunnel that stopped for good (a bad token) is not reused: this dev server opens a new one.
-    if (existing && existing.status !== 'closed') {
-      existing.retarget({ ...target, https });
-      return;
-    }
-    log.info(`Tunnel: connecting to ${server}…`);
-    const client = startDevServerTunnel(
-      {
-        ...options,
-        name,
-        server: server!,
-        token: token!,
-        port: target.port,
-        host: target.host,
-        https,
-        identity,
-        // A host the dev server would refuse reaches it as the dialled address; its Origin check
-        // still needs the cluster's names, which allowedHosts above carries.
-        allowedHosts: Array.isArray(allowedHosts) ? allowedHosts : undefined,
-      },
+    const session = sessions.listening({
+      // webpack has no root of its own: the tunnel is kept per identity, the compiler's context by default.
+      project: options.identity ?? compiler?.context ?? process.cwd(),
+      address: ds.server?.address() ?? null,
+      https: serverType === 'https' || serverType === 'spdy' || serverType === 'http2',
+      options,
+      settings,
+      // A host the dev server would refuse reaches it as the dialled address; its Origin check
+      // still needs the cluster's names, which allowedHosts above carries.
+      allowedHosts: Array.isArray(allowedHosts) ? allowedHosts : undefined,
       log,
-      (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`,
-    );
-    if (!client) return;
-    sessions.set(key, client);
-    // One deregistration, awaited by whichever asks: the server's 'close' comes first on Ctrl+C and
-    // must not leave the compiler's shutdown hook (which webpack-dev-server awaits) with nothing.
-    let closing: Promise<void> | undefined;
-    const close = () => {
-      if (sessions.get(key) === client) sessions.delete(key);
-      return (closing ??= client.close());
-    };
-    // webpack-dev-server awaits the compiler's shutdown hook on Ctrl+C: deregister there.
-    compiler?.hooks.shutdown.tapPromise(PLUGIN_NAME, close);
-    ds.server?.once('close', () => void close());
+      firstLine: (info) => `Tunnel: ${info.url} → ${info.target} (${info.name})`,
+      connectingLine: `Tunnel: connecting to ${server}…`,
+    });
+    // A tunnel this dev server reused stays with the one that opened it, which closes it.
+    if (!session?.client || session.reused) return;
+    // webpack-dev-server awaits the compiler's shutdown hook on Ctrl+C: deregister there. The
+    // server's 'close' comes first and shares the same deregistration, so the hook has it to await.
+    compiler?.hooks.shutdown.tapPromise(PLUGIN_NAME, session.close);
+    ds.server?.once('close', () => void session.close());
   };
   return extended;
 }

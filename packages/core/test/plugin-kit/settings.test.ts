@@ -1,4 +1,4 @@
-import { clusterDomain, dialAddress, disabledReason } from '../src/integration';
+import { clusterDomain, dialAddress, disabledReason } from '../../src/plugin-kit/settings';
 
 describe('what dev-server plugins share', () => {
   test('disabledReason: explicit option first, then DEVTUNNEL=0, Vitest, CI', () => {

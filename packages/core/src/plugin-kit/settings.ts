@@ -1,11 +1,8 @@
 import { isIP, type AddressInfo } from 'node:net';
-import { createTunnelClient, type TunnelClient, type TunnelInfo } from './client';
-import type { TunnelOptions } from './options';
 
 /**
- * What every dev-server plugin (Vite, webpack, rspack) needs around a tunnel, kept here so the
- * plugins only translate their host's hooks: whether to run, where the dev server really listens,
- * which host names the cluster uses, and the status lines a developer reads.
+ * What a dev-server plugin reads before any tunnel exists: whether to run, with which server, token
+ * and name, which of the cluster's host names to let through, and where the dev server really listens.
  */
 
 type Env = Record<string, string | undefined>;
@@ -91,55 +88,4 @@ export function clusterDomain(server: string | undefined): string | undefined {
   if (isIP(host.replace(/^\[|\]$/g, ''))) return undefined;
   const labels = host.split('.');
   return labels.length >= 3 ? `.${labels.slice(1).join('.')}` : undefined;
-}
-
-export interface StatusLog {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
-
-/**
- * Turns a tunnel's events into the few lines a developer wants: connected (with the URL), lost
- * (once, not at every retry), back, and final errors. Returns a function that stops listening.
- */
-export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (info: TunnelInfo) => string): () => void {
-  let lost = false;
-  const onRegistered = (info: TunnelInfo & { reconnected: boolean }) => {
-    const again = lost || info.reconnected;
-    log.info(!again && firstLine ? firstLine(info) : `${again ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
-    lost = false;
-  };
-  const onReconnecting = (event: { error: Error; delayMs: number }) => {
-    if (lost) return;
-    lost = true;
-    log.warn(`${client.info ? 'lost' : 'not connected yet'}: ${event.error.message} The dev server keeps working locally.`);
-  };
-  const onError = (error: Error) => log.error(`stopped: ${error.message}`);
-  client.on('registered', onRegistered);
-  client.on('reconnecting', onReconnecting);
-  client.on('error', onError);
-  return () => {
-    client.off('registered', onRegistered);
-    client.off('reconnecting', onReconnecting);
-    client.off('error', onError);
-  };
-}
-
-/**
- * Opens a dev server's tunnel the way every plugin must: never throwing into the host (a bad
- * option is logged), status lines reported, and `start()` never awaited, so the dev server neither
- * waits for nor fails with the tunnel. Returns undefined when the options were refused.
- */
-export function startDevServerTunnel(options: TunnelOptions, log: StatusLog, firstLine?: (info: TunnelInfo) => string): TunnelClient | undefined {
-  let client: TunnelClient;
-  try {
-    client = createTunnelClient(options);
-  } catch (error) {
-    log.error((error as Error).message);
-    return undefined;
-  }
-  reportStatus(client, log, firstLine);
-  client.start().catch(() => {});
-  return client;
 }
