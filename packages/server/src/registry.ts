@@ -11,7 +11,7 @@ import { createRateWindow } from './rate-window';
 import { createStateStore, type StateStore } from './state-store';
 import type { Exchange } from './exchange';
 import { createTunnelSession, type RecentRequest, type TunnelSession } from './session';
-import { createTunnelListener, type TunnelListener } from './tunnel-listener';
+import { createTunnelListener, type TunnelListener } from './tunnel-port/listener';
 
 /**
  * All tunnels of the server: registration, lookup by id and by port, the listeners of the tunnel

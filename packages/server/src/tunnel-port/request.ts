@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HEADER, endToEndPairs, type HeaderPairs, type RequestMessage } from '@devtunnel/core/protocol';
+import { HttpError } from '../errors';
+import type { Exchange, UpgradeState } from '../exchange';
+import { randomId } from '../ids';
+
+/**
+ * A browser request as the tunnel ports take it: what Node's strict parser accepted but we do not
+ * forward, and the message for the client, with the headers this server owns.
+ */
+
+/** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
+export const MAX_REQUEST_HEADERS = 100;
+
+/** RFC 9112 §3.2: origin-form, absolute-form (http/https), or asterisk-form for OPTIONS only. */
+function isValidTarget(target: string, method: string): boolean {
+  if (target.startsWith('/')) return true;
+  if (target === '*') return method === 'OPTIONS';
+  try {
+    const u = new URL(target);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** Absolute-form targets (`GET http://host/path`) become origin-form (RFC 9112 §3.2). */
+function originForm(url: string): string {
+  if (url.startsWith('/') || url === '*') return url;
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
+  }
+}
+
+/** Validates what Node's parser accepted but we do not forward; undefined when it may go on. */
+export function checkRequest(req: IncomingMessage): HttpError | undefined {
+  if (req.httpVersionMajor !== 1) {
+    return new HttpError('invalid_request', `HTTP/${req.httpVersion} is not supported on a tunnel port; use HTTP/1.1.`);
+  }
+  if (req.rawHeaders.length / 2 >= MAX_REQUEST_HEADERS) {
+    return new HttpError('headers_too_large', `A request may carry at most ${MAX_REQUEST_HEADERS - 1} header lines.`);
+  }
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  }
+  // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request with no Host field, or more than one.
+  if (hosts > 1) return new HttpError('invalid_request', 'The request has more than one Host header.');
+  if (hosts === 0 && req.httpVersionMinor >= 1) return new HttpError('invalid_request', 'An HTTP/1.1 request needs a Host header.');
+  const target = req.url ?? '';
+  if (!isValidTarget(target, req.method!)) return new HttpError('invalid_request', 'The request target must be a path (/…), an absolute http(s) URL, or * for OPTIONS.');
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) {
+    // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; treat TE there as faulty framing.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+      return new HttpError('invalid_request', 'Transfer-Encoding is not allowed in an HTTP/1.0 request.');
+    }
+    if (te.toLowerCase() !== 'chunked') {
+      return new HttpError('invalid_request', `Transfer-Encoding "${te}" is not supported; only "chunked" is.`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The headers this server owns, added to `headers` (the request's end-to-end headers): the
+ * forwarding chain with this hop, and the proto, host and request id unless a proxy in front of
+ * us set them. Checked against what survived the hop-by-hop rules, not the raw request: a
+ * browser naming them in `Connection` (RFC 9110 §7.6.1) gets its copies dropped and ours added,
+ * never neither. Returns the request id the local app sees.
+ */
+function addOwnHeaders(req: IncomingMessage, headers: HeaderPairs): string {
+  // One pass, lengths compared first: this runs per request.
+  let proto = false;
+  let host = false;
+  let requestId: string | undefined;
+  for (const [name, value] of headers) {
+    const n = name.length;
+    if (n !== 17 && n !== 16 && n !== 12) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-proto') proto = true;
+    else if (lower === 'x-forwarded-host') host = true;
+    else if (lower === HEADER.requestId) requestId ??= value;
+  }
+  const remote = req.socket.remoteAddress ?? 'unknown';
+  const xff = req.headers['x-forwarded-for'];
+  headers.push(['X-Forwarded-For', xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote]);
+  if (!proto) headers.push(['X-Forwarded-Proto', 'http']);
+  if (!host && req.headers.host) headers.push(['X-Forwarded-Host', req.headers.host]);
+  if (requestId === undefined) headers.push(['X-Request-Id', (requestId = randomUUID())]);
+  return requestId;
+}
+
+/** Turns an accepted request into the message for the client and the exchange that tracks it. */
+export function createExchange(req: IncomingMessage, res: ServerResponse | undefined, now: number, upgrade?: UpgradeState): Exchange {
+  const te = req.headers['transfer-encoding'] !== undefined;
+  const cl = req.headers['content-length'];
+  // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
+  const headers = endToEndPairs(req.rawHeaders, 'x-forwarded-for');
+  const requestId = addOwnHeaders(req, headers);
+  // An upgrade keeps the two hop-by-hop fields that ask for it: the local app must see them.
+  if (upgrade) headers.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? '']);
+  const message: RequestMessage = {
+    type: 'request',
+    id: randomId(),
+    method: req.method!,
+    url: originForm(req.url!),
+    headers,
+    bodyLength: upgrade ? 0 : te ? null : cl === undefined ? 0 : Number(cl),
+  };
+  if (upgrade) message.upgrade = true;
+  return {
+    id: message.id,
+    requestId,
+    req,
+    res,
+    upgrade,
+    message,
+    state: 'queued',
+    arrivedAt: now,
+    dispatchedAt: undefined,
+    respondedAt: undefined,
+    timer: undefined,
+    upload: undefined,
+    via: undefined,
+    code: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}
