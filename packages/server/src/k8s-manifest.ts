@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from './errors';
-import { parsePortRange, resolveServerOptions, serverDefaults } from './options';
+import { k8sFlags, k8sManifestDefaults, k8sNames, resolveK8sManifestOptions, type K8sManifestOptions } from './k8s/options';
+import { serverDefaults } from './options';
 
 /**
  * `devtunnel-server k8s-manifest`: the Kubernetes manifests of one tunnel server, printed as
@@ -9,56 +10,8 @@ import { parsePortRange, resolveServerOptions, serverDefaults } from './options'
  * port range, so the tunnel Service (and the NetworkPolicy) list every port of the range; generating
  * them is what keeps the manifests and the server's `DEVTUNNEL_TUNNEL_PORTS` from drifting apart.
  * Pure: `renderManifests()` returns text, `k8sManifestCommand()` takes argv and two writers.
+ * The options are in k8s/options.ts.
  */
-export interface K8sManifestOptions {
-  /** Range of tunnel ports (`DEVTUNNEL_TUNNEL_PORTS`); the tunnel Service lists each one. @default '9000-9099' */
-  tunnelPorts?: string;
-  /** Port of the control API (`DEVTUNNEL_PORT`), its Service and the probes. @default 8080 */
-  port?: number;
-  /** Namespace of every object. @default 'devtunnel' */
-  namespace?: string;
-  /** Container image, built from `packages/server/Dockerfile`. @default 'devtunnel-server:0.1.0' */
-  image?: string;
-  /** Host name of the control API's Ingress: what developers put in `DEVTUNNEL_SERVER`. @default 'devtunnel.test.example.com' */
-  host?: string;
-  /** State file (`DEVTUNNEL_STATE_FILE`); its directory is the mount of the PersistentVolumeClaim. @default '/data/state.json' */
-  stateFile?: string;
-  /** `ingressClassName` of the control API's Ingress. @default 'nginx' */
-  ingressClass?: string;
-  /**
-   * Labels (`key=value`, comma list) of the namespace the company's web proxy runs in: only pods
-   * there may reach the tunnel ports. @default 'kubernetes.io/metadata.name=ingress-nginx'
-   */
-  allowFrom?: string;
-}
-
-export interface ResolvedK8sManifestOptions extends Required<K8sManifestOptions> {
-  portRange: { from: number; to: number };
-  /** `allowFrom` as `matchLabels`. */
-  allowFromLabels: Record<string, string>;
-}
-
-export const k8sManifestDefaults = Object.freeze({
-  tunnelPorts: serverDefaults.tunnelPorts,
-  port: serverDefaults.port,
-  namespace: 'devtunnel',
-  image: 'devtunnel-server:0.1.0',
-  host: 'devtunnel.test.example.com',
-  stateFile: '/data/state.json',
-  ingressClass: 'nginx',
-  allowFrom: 'kubernetes.io/metadata.name=ingress-nginx',
-} satisfies K8sManifestOptions);
-
-/** Object names; the docs and the web proxy's configuration refer to them. */
-export const k8sNames = Object.freeze({
-  deployment: 'devtunnel-server',
-  controlService: 'devtunnel-server',
-  tunnelService: 'devtunnel-tunnels',
-  ingress: 'devtunnel-server',
-  networkPolicy: 'devtunnel-server',
-  secret: 'devtunnel-token',
-  stateClaim: 'devtunnel-state',
-});
 
 /**
  * The Secret's placeholder. The server refuses it (a token has no spaces), so an unedited Secret
@@ -77,23 +30,6 @@ const ingressPaths: ReadonlyArray<readonly [path: string, pathType: 'Prefix' | '
   ['/dashboard', 'Prefix'],
 ];
 
-/** What the server's image (packages/server/Dockerfile on node:*-slim) runs from: no volume may cover it. */
-const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/usr/lib', '/usr/bin', '/lib', '/bin', '/etc'];
-
-/** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
-const MAX_TUNNEL_PORTS = 20_000;
-
-const k8sFlags: ReadonlyArray<{ flag: string; option: keyof K8sManifestOptions; help: string }> = [
-  { flag: 'tunnel-ports', option: 'tunnelPorts', help: 'range of tunnel ports; the tunnel Service lists each one' },
-  { flag: 'port', option: 'port', help: 'control API port (Service, Ingress backend, probes)' },
-  { flag: 'namespace', option: 'namespace', help: 'namespace of every object' },
-  { flag: 'image', option: 'image', help: 'container image built from packages/server/Dockerfile' },
-  { flag: 'host', option: 'host', help: "the Ingress's host name: what developers use as DEVTUNNEL_SERVER" },
-  { flag: 'state-file', option: 'stateFile', help: 'state file; its directory is the volume mount' },
-  { flag: 'ingress-class', option: 'ingressClass', help: 'ingressClassName of the Ingress' },
-  { flag: 'allow-from', option: 'allowFrom', help: "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel ports" },
-];
-
 const usage = `Usage: devtunnel-server k8s-manifest [options] > devtunnel.yaml
 
 Prints the Kubernetes manifests of one devtunnel server as multi-document YAML: Namespace,
@@ -104,69 +40,6 @@ Options:
 ${k8sFlags.map((f) => `  --${(f.flag + ' <value>').padEnd(24)} ${f.help} (default ${k8sManifestDefaults[f.option]})`).join('\n')}
   ${'--help'.padEnd(26)} show this help
 `;
-
-function invalid(option: string, message: string): InvalidOptionError {
-  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`);
-}
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
-function parseLabels(option: string, value: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const pair of value.split(',')) {
-    const m = /^([^=]+)=([^=]*)$/.exec(pair.trim());
-    const key = m?.[1] ?? '';
-    const slash = key.lastIndexOf('/');
-    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-    const name = key.slice(slash + 1);
-    if (!m || (prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) || !LABEL_NAME.test(name) || !LABEL_VALUE.test(m[2]!)) {
-      throw invalid(option, `must be namespace labels such as kubernetes.io/metadata.name=ingress-nginx (key=value, comma-separated; got ${JSON.stringify(value)}).`);
-    }
-    labels[key] = m[2]!;
-  }
-  return labels;
-}
-
-/** Merges defaults and validates, naming the option and the fix. */
-export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): ResolvedK8sManifestOptions {
-  const o = { ...k8sManifestDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<K8sManifestOptions>;
-  const portRange = parsePortRange('tunnelPorts', String(o.tunnelPorts));
-  if (portRange.to - portRange.from + 1 > MAX_TUNNEL_PORTS) {
-    throw invalid('tunnelPorts', `spans ${portRange.to - portRange.from + 1} ports; a Kubernetes Service can expose at most ${MAX_TUNNEL_PORTS} (its EndpointSlice's limit).`);
-  }
-  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw invalid('port', `must be a port number from 1 to 65535 (got ${JSON.stringify(o.port)}).`);
-  if (!DNS_LABEL.test(o.namespace)) throw invalid('namespace', `must be a DNS label: lower-case letters, digits and '-', at most 63 (got ${JSON.stringify(o.namespace)}).`);
-  // The manifests create the namespace and label it Pod Security "restricted": applied to a shared
-  // one, that label would refuse every other pod there that is not restricted.
-  if (o.namespace === 'default' || o.namespace.startsWith('kube-')) {
-    throw invalid('namespace', `must be a namespace of devtunnel's own, not ${JSON.stringify(o.namespace)}: the manifests create it and enforce Pod Security "restricted" on everything in it.`);
-  }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$/.test(o.image)) throw invalid('image', `must be an image reference such as registry.example.com/devtunnel-server:0.1.0 (got ${JSON.stringify(o.image)}).`);
-  if (!DNS_SUBDOMAIN.test(o.host)) throw invalid('host', `must be a lower-case host name such as devtunnel.test.example.com (got ${JSON.stringify(o.host)}).`);
-  if (!DNS_SUBDOMAIN.test(o.ingressClass)) throw invalid('ingressClass', `must be the name of an IngressClass such as nginx (got ${JSON.stringify(o.ingressClass)}).`);
-  const dir = posix.dirname(o.stateFile);
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(o.stateFile) || posix.normalize(o.stateFile) !== o.stateFile || dir === '/' || o.stateFile.endsWith('/')) {
-    throw invalid('stateFile', `must be an absolute file path inside a directory of its own, such as /data/state.json: that directory is the volume (got ${JSON.stringify(o.stateFile)}).`);
-  }
-  // The volume is mounted over its directory: over (or above) the image's own files, the server
-  // is gone; under /proc, /sys or /dev the runtime refuses the mount.
-  const hidden = IMAGE_DIRS.find((d) => dir === d || d.startsWith(`${dir}/`)) ?? ['/proc', '/sys', '/dev'].find((d) => dir === d || dir.startsWith(`${d}/`));
-  if (hidden) {
-    throw invalid('stateFile', `would mount the state volume over ${dir}, hiding the image's ${hidden} (the server itself lives in /app): use a directory of its own such as /data (got ${JSON.stringify(o.stateFile)}).`);
-  }
-  const allowFromLabels = parseLabels('allowFrom', o.allowFrom);
-  // The server's own validation, so the manifests never configure a server that refuses to start
-  // (a control port inside the range, say). The token here only stands in for the Secret's.
-  try {
-    resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, token: 'x'.repeat(16) });
-  } catch (error) {
-    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'));
-  }
-  return { ...o, portRange, allowFromLabels };
-}
 
 // ---------------------------------------------------------------------------------------------
 // A small YAML emitter: block maps and sequences, comments, and scalars quoted whenever a YAML 1.1
@@ -491,7 +364,7 @@ export function k8sManifestCommand(argv: readonly string[], io: CommandIO): numb
     for (const f of k8sFlags) {
       const raw = values[f.flag] as string | undefined;
       if (raw === undefined) continue;
-      if (f.option === 'port' && !/^\d{1,5}$/.test(raw)) throw invalid('port', `must be a port number from 1 to 65535 (got ${JSON.stringify(raw)}).`);
+      if (f.option === 'port' && !/^\d{1,5}$/.test(raw)) throw new InvalidOptionError(`devtunnel-server k8s-manifest: option "port" must be a port number from 1 to 65535 (got ${JSON.stringify(raw)}).`);
       options[f.option] = f.option === 'port' ? Number(raw) : raw;
     }
     io.stdout(renderManifests(options as K8sManifestOptions));
