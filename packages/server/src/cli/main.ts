@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { createBatchedWriter, FlagError, flagHelp, parseArgsOptions, readFlags } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from '../errors';
-import { k8sManifestCommand } from '../k8s-manifest';
+import { k8sManifestCommand } from '../k8s/command';
 import { createJsonLogger, type LogLevel } from '../logger';
 import type { ServerOptions } from '../options';
 import { createTunnelServer } from '../server';

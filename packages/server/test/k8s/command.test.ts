@@ -1,5 +1,5 @@
-import { k8sManifestCommand } from '../src/k8s-manifest';
-import { renderManifests } from '../src/k8s/manifests';
+import { k8sManifestCommand } from '../../src/k8s/command';
+import { renderManifests } from '../../src/k8s/manifests';
 
 describe('k8sManifestCommand', () => {
   function run(argv: string[]) {
