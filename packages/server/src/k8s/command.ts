@@ -28,6 +28,17 @@ export interface CommandIO {
   stderr(text: string): void;
 }
 
+/**
+ * `--host` is the bind address of `devtunnel-server`; this command used to take it for the
+ * Ingress's host name. Refused by name, so an old command line says what to write instead of
+ * "Unknown option" (and one flag name keeps one meaning across the server's commands).
+ */
+function refuseHost(argv: readonly string[]): void {
+  if (argv.some((arg) => arg === '--host' || arg.startsWith('--host='))) {
+    throw new FlagError("--host is devtunnel-server's bind address, not an option of k8s-manifest: for the Ingress's host name use --ingress-host.");
+  }
+}
+
 /** Bad options: ours, the flags' (a port that is no number) or parseArgs' (unknown flag, missing value). */
 function isBadOption(error: unknown): error is Error {
   const code = (error as { code?: unknown }).code;
@@ -37,6 +48,7 @@ function isBadOption(error: unknown): error is Error {
 /** Prints the manifests for `argv`; exit code 0, or 2 for bad options (the usage on stderr). */
 export function k8sManifestCommand(argv: readonly string[], io: CommandIO): number {
   try {
+    refuseHost(argv);
     const { values: parsed } = parseArgs({ args: [...argv], options: parseArgsOptions(flags), strict: true, allowPositionals: false });
     // Before reading the values: --help answers even beside a bad one.
     if (parsed.help) {

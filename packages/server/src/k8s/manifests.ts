@@ -206,7 +206,7 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
       ),
       manifest(
         [
-          `The control API for developers' laptops: DEVTUNNEL_SERVER=https://${o.host}`,
+          `The control API for developers' laptops: DEVTUNNEL_SERVER=https://${o.ingressHost}`,
           'Serve it over TLS: the token travels in every request. /metrics stays inside the cluster.',
           "The annotations are ingress-nginx's (others ignore them): bodies stream both ways without a",
           'size cap, and an idle WebSocket may last an hour.',
@@ -227,7 +227,7 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
             ingressClassName: o.ingressClass,
             rules: [
               {
-                host: o.host,
+                host: o.ingressHost,
                 http: {
                   paths: ingressPaths.map(([path, pathType]) => ({ path, pathType, backend: { service: { name: k8sNames.controlService, port: { number: o.port } } } })),
                 },

@@ -30,10 +30,11 @@ export interface K8sManifestOptions {
    */
   image?: string;
   /**
-   * Host name of the control API's Ingress: what developers put in `DEVTUNNEL_SERVER`.
+   * Host name of the control API's Ingress: what developers put in `DEVTUNNEL_SERVER`. Not `host`,
+   * which is the server's bind address (`--host`, `DEVTUNNEL_HOST`).
    * @default 'devtunnel.test.example.com'
    */
-  host?: string;
+  ingressHost?: string;
   /**
    * State file (`DEVTUNNEL_STATE_FILE`); its directory is the mount of the PersistentVolumeClaim.
    * @default '/data/state.json'
@@ -63,7 +64,7 @@ export const k8sManifestDefaults = Object.freeze({
   port: serverDefaults.port,
   namespace: 'devtunnel',
   image: 'devtunnel-server:0.1.0',
-  host: 'devtunnel.test.example.com',
+  ingressHost: 'devtunnel.test.example.com',
   stateFile: '/data/state.json',
   ingressClass: 'nginx',
   allowFrom: 'kubernetes.io/metadata.name=ingress-nginx',
@@ -93,7 +94,7 @@ export const k8sFlags: ReadonlyArray<OptionFlag<K8sOption>> = [
   flag('port', 'port', 'port', 'control API port (Service, Ingress backend, probes)'),
   flag('namespace', 'namespace', 'string', 'namespace of every object'),
   flag('image', 'image', 'string', 'container image built from packages/server/Dockerfile'),
-  flag('host', 'host', 'string', "the Ingress's host name: what developers use as DEVTUNNEL_SERVER"),
+  flag('ingress-host', 'ingressHost', 'string', "the Ingress's host name: what developers use as DEVTUNNEL_SERVER"),
   flag('state-file', 'stateFile', 'string', 'state file; its directory is the volume mount'),
   flag('ingress-class', 'ingressClass', 'string', 'ingressClassName of the Ingress'),
   flag('allow-from', 'allowFrom', 'string', "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel ports"),
@@ -146,7 +147,7 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
     throw invalid('namespace', `must be a namespace of devtunnel's own, not ${JSON.stringify(o.namespace)}: the manifests create it and enforce Pod Security "restricted" on everything in it.`);
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$/.test(o.image)) throw invalid('image', `must be an image reference such as registry.example.com/devtunnel-server:0.1.0 (got ${JSON.stringify(o.image)}).`);
-  if (!DNS_SUBDOMAIN.test(o.host)) throw invalid('host', `must be a lower-case host name such as devtunnel.test.example.com (got ${JSON.stringify(o.host)}).`);
+  if (!DNS_SUBDOMAIN.test(o.ingressHost)) throw invalid('ingressHost', `must be a lower-case host name such as devtunnel.test.example.com (got ${JSON.stringify(o.ingressHost)}).`);
   if (!DNS_SUBDOMAIN.test(o.ingressClass)) throw invalid('ingressClass', `must be the name of an IngressClass such as nginx (got ${JSON.stringify(o.ingressClass)}).`);
   const dir = posix.dirname(o.stateFile);
   if (!/^\/[A-Za-z0-9._/-]+$/.test(o.stateFile) || posix.normalize(o.stateFile) !== o.stateFile || dir === '/' || o.stateFile.endsWith('/')) {

@@ -30,6 +30,25 @@ describe('k8sManifestCommand', () => {
     expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
   });
 
+  test('--ingress-host sets the Ingress host name', () => {
+    const r = run(['--ingress-host', 'tunnels.dev.example.org']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(renderManifests({ ingressHost: 'tunnels.dev.example.org' }));
+  });
+
+  // --host is devtunnel-server's bind address; here it once meant the Ingress's host name.
+  test.each([[['--host', 'devtunnel.example.com']], [['--host=devtunnel.example.com']], [['--tunnel-ports', '9000-9009', '--host']]])(
+    '%j: exit code 2, pointing to --ingress-host, with the usage',
+    (argv) => {
+      const r = run(argv);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^devtunnel-server k8s-manifest: --host is devtunnel-server's bind address/);
+      expect(r.stderr).toContain("for the Ingress's host name use --ingress-host");
+      expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+    },
+  );
+
   test('--help: the usage on stdout, exit code 0', () => {
     const r = run(['--help']);
     expect(r).toMatchObject({ code: 0, stderr: '' });

@@ -112,7 +112,7 @@ function checkAgainst(options: K8sManifestOptions) {
   // The Ingress: the host, to the control Service's port.
   expect(m.ingress.spec.ingressClassName).toBe(o.ingressClass);
   expect(m.ingress.spec.rules).toHaveLength(1);
-  expect(m.ingress.spec.rules[0].host).toBe(o.host);
+  expect(m.ingress.spec.rules[0].host).toBe(o.ingressHost);
   const paths = m.ingress.spec.rules[0].http.paths as Obj[];
   for (const p of paths) expect(p.backend).toEqual({ service: { name: m.control.metadata.name, port: { number: o.port } } });
   const exposed = (path: string) => paths.some((p) => (p.pathType === 'Exact' ? p.path === path : path.startsWith(p.path)));
@@ -148,7 +148,7 @@ describe('renderManifests', () => {
       port: 7000,
       namespace: 'tunnels',
       image: 'registry.example.com/platform/devtunnel-server:1.2.3@sha256:' + 'a'.repeat(64),
-      host: 'tunnels.dev.example.org',
+      ingressHost: 'tunnels.dev.example.org',
       stateFile: '/var/lib/devtunnel/state.json',
       ingressClass: 'traefik',
       allowFrom: 'team=platform,kubernetes.io/metadata.name=gateway',
