@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
-import { k8sManifestDefaults } from '../../packages/server/src/k8s-manifest';
+import { k8sManifestDefaults } from '../../packages/server/src/k8s/options';
 import { serverDefaults } from '../../packages/server/src/options';
 import { ROOT, watchChild, type Child } from '../helpers/child';
 import { startEchoApp, type EchoApp, type EchoBody } from '../helpers/echo-app';

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { createBatchedWriter, FlagError, flagHelp, parseArgsOptions, readFlags } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from '../errors';
-import { k8sManifestCommand } from '../k8s-manifest';
+import { k8sManifestCommand } from '../k8s/command';
 import { createJsonLogger, type LogLevel } from '../logger';
 import type { ServerOptions } from '../options';
 import { createTunnelServer } from '../server';
@@ -20,8 +20,8 @@ Every option can also be set as an environment variable (shown in brackets).
 Options:
 ${flagHelp([...serverFlags, ...commandFlags], 32)}
 
-Also: devtunnel-server k8s-manifest [--tunnel-ports …] [--namespace …] [--image …] [--host …] prints the
-Kubernetes manifests for a range (every tunnel port listed for you); see docs/deploy.md.
+Also: devtunnel-server k8s-manifest [--tunnel-ports …] [--namespace …] [--image …] [--ingress-host …]
+prints the Kubernetes manifests for a range (every tunnel port listed for you); see docs/deploy.md.
 `;
 
 const flags = [...serverFlags, ...commandFlags];

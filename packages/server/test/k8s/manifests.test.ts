@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { k8sManifestCommand, k8sManifestDefaults, k8sNames, renderManifests, resolveK8sManifestOptions, TOKEN_PLACEHOLDER, yamlString, type K8sManifestOptions } from '../src/k8s-manifest';
-import { resolveServerOptions, serverDefaults } from '../src/options';
+import { renderManifests, TOKEN_PLACEHOLDER, yamlString } from '../../src/k8s/manifests';
+import { k8sManifestDefaults, k8sNames, type K8sManifestOptions } from '../../src/k8s/options';
+import { resolveServerOptions, serverDefaults } from '../../src/options';
 
 type Obj = Record<string, any>;
 
-const ROOT = join(__dirname, '..', '..', '..');
+const ROOT = join(__dirname, '..', '..', '..', '..');
 
 /** Parses the multi-document YAML strictly (no errors, no warnings), as Kubernetes' YAML 1.1 reader would read it too. */
 function documents(text: string): Obj[] {
@@ -111,7 +112,7 @@ function checkAgainst(options: K8sManifestOptions) {
   // The Ingress: the host, to the control Service's port.
   expect(m.ingress.spec.ingressClassName).toBe(o.ingressClass);
   expect(m.ingress.spec.rules).toHaveLength(1);
-  expect(m.ingress.spec.rules[0].host).toBe(o.host);
+  expect(m.ingress.spec.rules[0].host).toBe(o.ingressHost);
   const paths = m.ingress.spec.rules[0].http.paths as Obj[];
   for (const p of paths) expect(p.backend).toEqual({ service: { name: m.control.metadata.name, port: { number: o.port } } });
   const exposed = (path: string) => paths.some((p) => (p.pathType === 'Exact' ? p.path === path : path.startsWith(p.path)));
@@ -147,7 +148,7 @@ describe('renderManifests', () => {
       port: 7000,
       namespace: 'tunnels',
       image: 'registry.example.com/platform/devtunnel-server:1.2.3@sha256:' + 'a'.repeat(64),
-      host: 'tunnels.dev.example.org',
+      ingressHost: 'tunnels.dev.example.org',
       stateFile: '/var/lib/devtunnel/state.json',
       ingressClass: 'traefik',
       allowFrom: 'team=platform,kubernetes.io/metadata.name=gateway',
@@ -162,40 +163,42 @@ describe('renderManifests', () => {
     expect(text.endsWith('\n')).toBe(true);
   });
 
-  test('the default image tag is the package version', () => {
-    const { version } = JSON.parse(readFileSync(join(ROOT, 'packages/server/package.json'), 'utf8')) as { version: string };
-    expect(k8sManifestDefaults.image).toBe(`devtunnel-server:${version}`);
+  test('the rendered YAML parses with no errors or warnings, read as YAML 1.2 and as 1.1', () => {
+    for (const text of [renderManifests(), renderManifests({ tunnelPorts: '20000-20499', port: 7000, namespace: 'tunnels', allowFrom: 'team=platform' })]) {
+      for (const version of ['1.2', '1.1'] as const) {
+        const docs = parseAllDocuments(text, { version, prettyErrors: true, uniqueKeys: true });
+        expect(docs).toHaveLength(8);
+        for (const d of docs) {
+          expect(d.errors).toEqual([]);
+          expect(d.warnings).toEqual([]);
+        }
+      }
+    }
   });
 
-  test.each([
-    ['tunnelPorts', { tunnelPorts: '9100-9000' }],
-    ['tunnelPorts', { tunnelPorts: 'all' }],
-    ['tunnelPorts', { tunnelPorts: '1-30000' }],
-    ['port', { port: 9050 }],
-    ['port', { port: 0 }],
-    ['namespace', { namespace: 'Dev_Tunnel' }],
-    // Shared namespaces would get the Namespace document's Pod Security label.
-    ['namespace', { namespace: 'default' }],
-    ['namespace', { namespace: 'kube-system' }],
-    ['image', { image: 'has space' }],
-    ['host', { host: 'https://devtunnel.example.com' }],
-    ['stateFile', { stateFile: 'state.json' }],
-    ['stateFile', { stateFile: '/state.json' }],
-    ['stateFile', { stateFile: '/data/../state.json' }],
-    // A volume over the image's /app (or /usr, /etc…) hides the server itself: the pod crash-loops.
-    ['stateFile', { stateFile: '/app/state.json' }],
-    ['stateFile', { stateFile: '/usr/state.json' }],
-    ['stateFile', { stateFile: '/etc/state.json' }],
-    ['stateFile', { stateFile: '/proc/devtunnel/state.json' }],
-    ['ingressClass', { ingressClass: 'Nginx!' }],
-    ['allowFrom', { allowFrom: 'ingress-nginx' }],
-    ['allowFrom', { allowFrom: 'a=b,c' }],
-  ])('refuses a bad %s, naming it', (option, patch) => {
-    expect(() => resolveK8sManifestOptions(patch as K8sManifestOptions)).toThrow(expect.objectContaining({ code: 'invalid_option', message: expect.stringContaining(`"${option}"`) }));
+  test('every comment stays with what it explains: the header, each manifest, keys and list items', () => {
+    const lines = renderManifests().split('\n');
+    /** The first line after the comment that starts with `comment`, skipping the comment's other lines. */
+    const after = (comment: string) => {
+      const at = lines.findIndex((l) => l.trimStart().startsWith(`# ${comment}`));
+      expect(at).toBeGreaterThanOrEqual(0);
+      return lines.slice(at + 1).find((l) => !l.trimStart().startsWith('#'))!.trim();
+    };
+    expect(lines[0]).toBe('# devtunnel server on Kubernetes. Generated by:');
+    expect(after('devtunnel server on Kubernetes')).toBe('---');
+    expect(lines.filter((l) => l === '---')).toHaveLength(8);
+    expect(after("The namespace; Pod Security 'restricted'")).toBe('apiVersion: v1');
+    expect(after("Above the server's drain budget")).toMatch(/^terminationGracePeriodSeconds: \d+$/);
+    expect(after('No {SERVICE}_PORT variables')).toBe('enableServiceLinks: false');
+    expect(after("The image's `node` user")).toBe('runAsUser: 1000');
+    expect(after('The state volume is writable')).toBe('fsGroup: 1000');
+    expect(after('503 while starting or draining')).toBe('readinessProbe:');
+    expect(after('500 idle tunnels')).toBe('resources:');
+    expect(after('One entry per port rather than endPort')).toBe('- from:');
   });
 });
 
-describe('the YAML emitter', () => {
+describe('yamlString', () => {
   test.each([
     'plain', 'yes', 'No', 'on', 'OFF', 'y', 'null', '~', 'true', '', ' ', '8080', '0x1F', '1e3', '1_000', '1:20', '.inf', '.NaN',
     '2001-12-14', 'a: b', 'a #b', '#x', '- x', '-', '?', ':x', '"q"', "it's", 'back\\slash', 'tab\there', 'line\nbreak', 'é', '日本', '😀',
@@ -204,43 +207,6 @@ describe('the YAML emitter', () => {
     const emitted = `key: ${yamlString(text)}\n`;
     expect(parse(emitted)).toEqual({ key: text });
     expect(parse(emitted, { version: '1.1' })).toEqual({ key: text });
-  });
-});
-
-describe('k8sManifestCommand', () => {
-  function run(argv: string[]) {
-    let stdout = '';
-    let stderr = '';
-    const code = k8sManifestCommand(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-    return { code, stdout, stderr };
-  }
-
-  test('prints the manifests for its flags, exit code 0', () => {
-    const r = run(['--tunnel-ports', '9000-9009', '--port', '8081', '--namespace', 'dt']);
-    expect(r).toMatchObject({ code: 0, stderr: '' });
-    expect(r.stdout).toBe(renderManifests({ tunnelPorts: '9000-9009', port: 8081, namespace: 'dt' }));
-  });
-
-  test.each([
-    [['--tunnel-ports', '9100-9000'], 'tunnelPorts'],
-    [['--port', 'http'], 'port'],
-    [['--port', '9005'], 'port'],
-    [['--nope'], 'nope'],
-    [['--namespace'], 'namespace'],
-    [['extra'], 'extra'],
-  ])('bad options %j: exit code 2 and a message naming %s, with the usage', (argv, named) => {
-    const r = run(argv);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toContain(named);
-    expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
-  });
-
-  test('--help: the usage on stdout, exit code 0', () => {
-    const r = run(['--help']);
-    expect(r).toMatchObject({ code: 0, stderr: '' });
-    expect(r.stdout).toContain('--tunnel-ports');
-    expect(r.stdout).toContain('--allow-from');
   });
 });
 

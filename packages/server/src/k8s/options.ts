@@ -1,0 +1,171 @@
+import { posix } from 'node:path';
+import type { FlagKind, OptionFlag } from '@devtunnel/core/protocol';
+import { InvalidOptionError } from '../errors';
+import { parsePortRange, resolveServerOptions, serverDefaults } from '../options';
+
+/**
+ * The options of `devtunnel-server k8s-manifest`: the same ones the server takes where the
+ * manifests configure the server (ports, state file), plus where and how it runs in the cluster.
+ * Merged with the defaults and validated in {@link resolveK8sManifestOptions}, the one place.
+ */
+export interface K8sManifestOptions {
+  /**
+   * Range of tunnel ports (`DEVTUNNEL_TUNNEL_PORTS`); the tunnel Service lists each one.
+   * @default '9000-9099'
+   */
+  tunnelPorts?: string;
+  /**
+   * Port of the control API (`DEVTUNNEL_PORT`), its Service and the probes.
+   * @default 8080
+   */
+  port?: number;
+  /**
+   * Namespace of every object: one of devtunnel's own, since the manifests create it.
+   * @default 'devtunnel'
+   */
+  namespace?: string;
+  /**
+   * Container image, built from `packages/server/Dockerfile`.
+   * @default 'devtunnel-server:0.1.0'
+   */
+  image?: string;
+  /**
+   * Host name of the control API's Ingress: what developers put in `DEVTUNNEL_SERVER`. Not `host`,
+   * which is the server's bind address (`--host`, `DEVTUNNEL_HOST`).
+   * @default 'devtunnel.test.example.com'
+   */
+  ingressHost?: string;
+  /**
+   * State file (`DEVTUNNEL_STATE_FILE`); its directory is the mount of the PersistentVolumeClaim.
+   * @default '/data/state.json'
+   */
+  stateFile?: string;
+  /**
+   * `ingressClassName` of the control API's Ingress.
+   * @default 'nginx'
+   */
+  ingressClass?: string;
+  /**
+   * Labels (`key=value`, comma list) of the namespace the company's web proxy runs in: only pods
+   * there may reach the tunnel ports.
+   * @default 'kubernetes.io/metadata.name=ingress-nginx'
+   */
+  allowFrom?: string;
+}
+
+export interface ResolvedK8sManifestOptions extends Required<K8sManifestOptions> {
+  portRange: { from: number; to: number };
+  /** `allowFrom` as `matchLabels`. */
+  allowFromLabels: Record<string, string>;
+}
+
+export const k8sManifestDefaults = Object.freeze({
+  tunnelPorts: serverDefaults.tunnelPorts,
+  port: serverDefaults.port,
+  namespace: 'devtunnel',
+  image: 'devtunnel-server:0.1.0',
+  ingressHost: 'devtunnel.test.example.com',
+  stateFile: '/data/state.json',
+  ingressClass: 'nginx',
+  allowFrom: 'kubernetes.io/metadata.name=ingress-nginx',
+} satisfies Required<K8sManifestOptions>);
+
+/** Object names; the docs and the web proxy's configuration refer to them. */
+export const k8sNames = Object.freeze({
+  deployment: 'devtunnel-server',
+  controlService: 'devtunnel-server',
+  tunnelService: 'devtunnel-tunnels',
+  ingress: 'devtunnel-server',
+  networkPolicy: 'devtunnel-server',
+  secret: 'devtunnel-token',
+  stateClaim: 'devtunnel-state',
+});
+
+type K8sOption = keyof K8sManifestOptions;
+
+/** One flag of the subcommand: no environment variable (DEVTUNNEL_* configure the server, never the generator), its default the option's. */
+function flag(name: string, option: K8sOption, kind: FlagKind, help: string): OptionFlag<K8sOption> {
+  return { flag: name, option, kind, default: String(k8sManifestDefaults[option]), help };
+}
+
+/** The subcommand's flags, each named like its option: parsing, `--help` and the manifests' first lines come from this table. */
+export const k8sFlags: ReadonlyArray<OptionFlag<K8sOption>> = [
+  flag('tunnel-ports', 'tunnelPorts', 'string', 'range of tunnel ports; the tunnel Service lists each one'),
+  flag('port', 'port', 'port', 'control API port (Service, Ingress backend, probes)'),
+  flag('namespace', 'namespace', 'string', 'namespace of every object'),
+  flag('image', 'image', 'string', 'container image built from packages/server/Dockerfile'),
+  flag('ingress-host', 'ingressHost', 'string', "the Ingress's host name: what developers use as DEVTUNNEL_SERVER"),
+  flag('state-file', 'stateFile', 'string', 'state file; its directory is the volume mount'),
+  flag('ingress-class', 'ingressClass', 'string', 'ingressClassName of the Ingress'),
+  flag('allow-from', 'allowFrom', 'string', "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel ports"),
+];
+
+/** What the server's image (packages/server/Dockerfile on node:*-slim) runs from: no volume may cover it. */
+const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/usr/lib', '/usr/bin', '/lib', '/bin', '/etc'];
+
+/** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
+const MAX_TUNNEL_PORTS = 20_000;
+
+/** A bad option, named as the API spells it; the message says what it takes. */
+function invalid(option: K8sOption, message: string): InvalidOptionError {
+  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`);
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function parseLabels(option: K8sOption, value: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const m = /^([^=]+)=([^=]*)$/.exec(pair.trim());
+    const key = m?.[1] ?? '';
+    const slash = key.lastIndexOf('/');
+    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+    const name = key.slice(slash + 1);
+    if (!m || (prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) || !LABEL_NAME.test(name) || !LABEL_VALUE.test(m[2]!)) {
+      throw invalid(option, `must be namespace labels such as kubernetes.io/metadata.name=ingress-nginx (key=value, comma-separated; got ${JSON.stringify(value)}).`);
+    }
+    labels[key] = m[2]!;
+  }
+  return labels;
+}
+
+/** Merges defaults and validates, naming the option and the fix. */
+export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): ResolvedK8sManifestOptions {
+  const o = { ...k8sManifestDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<K8sManifestOptions>;
+  const portRange = parsePortRange('tunnelPorts', String(o.tunnelPorts));
+  if (portRange.to - portRange.from + 1 > MAX_TUNNEL_PORTS) {
+    throw invalid('tunnelPorts', `spans ${portRange.to - portRange.from + 1} ports; a Kubernetes Service can expose at most ${MAX_TUNNEL_PORTS} (its EndpointSlice's limit).`);
+  }
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw invalid('port', `must be a port number from 1 to 65535 (got ${JSON.stringify(o.port)}).`);
+  if (!DNS_LABEL.test(o.namespace)) throw invalid('namespace', `must be a DNS label: lower-case letters, digits and '-', at most 63 (got ${JSON.stringify(o.namespace)}).`);
+  // The manifests create the namespace and label it Pod Security "restricted": applied to a shared
+  // one, that label would refuse every other pod there that is not restricted.
+  if (o.namespace === 'default' || o.namespace.startsWith('kube-')) {
+    throw invalid('namespace', `must be a namespace of devtunnel's own, not ${JSON.stringify(o.namespace)}: the manifests create it and enforce Pod Security "restricted" on everything in it.`);
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$/.test(o.image)) throw invalid('image', `must be an image reference such as registry.example.com/devtunnel-server:0.1.0 (got ${JSON.stringify(o.image)}).`);
+  if (!DNS_SUBDOMAIN.test(o.ingressHost)) throw invalid('ingressHost', `must be a lower-case host name such as devtunnel.test.example.com (got ${JSON.stringify(o.ingressHost)}).`);
+  if (!DNS_SUBDOMAIN.test(o.ingressClass)) throw invalid('ingressClass', `must be the name of an IngressClass such as nginx (got ${JSON.stringify(o.ingressClass)}).`);
+  const dir = posix.dirname(o.stateFile);
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(o.stateFile) || posix.normalize(o.stateFile) !== o.stateFile || dir === '/' || o.stateFile.endsWith('/')) {
+    throw invalid('stateFile', `must be an absolute file path inside a directory of its own, such as /data/state.json: that directory is the volume (got ${JSON.stringify(o.stateFile)}).`);
+  }
+  // The volume is mounted over its directory: over (or above) the image's own files, the server
+  // is gone; under /proc, /sys or /dev the runtime refuses the mount.
+  const hidden = IMAGE_DIRS.find((d) => dir === d || d.startsWith(`${dir}/`)) ?? ['/proc', '/sys', '/dev'].find((d) => dir === d || dir.startsWith(`${d}/`));
+  if (hidden) {
+    throw invalid('stateFile', `would mount the state volume over ${dir}, hiding the image's ${hidden} (the server itself lives in /app): use a directory of its own such as /data (got ${JSON.stringify(o.stateFile)}).`);
+  }
+  const allowFromLabels = parseLabels('allowFrom', o.allowFrom);
+  // The server's own validation, so the manifests never configure a server that refuses to start
+  // (a control port inside the range, say). The token here only stands in for the Secret's.
+  try {
+    resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, token: 'x'.repeat(16) });
+  } catch (error) {
+    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'));
+  }
+  return { ...o, portRange, allowFromLabels };
+}

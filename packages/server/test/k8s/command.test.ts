@@ -1,0 +1,58 @@
+import { k8sManifestCommand } from '../../src/k8s/command';
+import { renderManifests } from '../../src/k8s/manifests';
+
+describe('k8sManifestCommand', () => {
+  function run(argv: string[]) {
+    let stdout = '';
+    let stderr = '';
+    const code = k8sManifestCommand(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+    return { code, stdout, stderr };
+  }
+
+  test('prints the manifests for its flags, exit code 0', () => {
+    const r = run(['--tunnel-ports', '9000-9009', '--port', '8081', '--namespace', 'dt']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(renderManifests({ tunnelPorts: '9000-9009', port: 8081, namespace: 'dt' }));
+  });
+
+  test.each([
+    [['--tunnel-ports', '9100-9000'], 'tunnelPorts'],
+    [['--port', 'http'], 'port'],
+    [['--port', '9005'], 'port'],
+    [['--nope'], 'nope'],
+    [['--namespace'], 'namespace'],
+    [['extra'], 'extra'],
+  ])('bad options %j: exit code 2 and a message naming %s, with the usage', (argv, named) => {
+    const r = run(argv);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(named);
+    expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+  });
+
+  test('--ingress-host sets the Ingress host name', () => {
+    const r = run(['--ingress-host', 'tunnels.dev.example.org']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(renderManifests({ ingressHost: 'tunnels.dev.example.org' }));
+  });
+
+  // --host is devtunnel-server's bind address; here it once meant the Ingress's host name.
+  test.each([[['--host', 'devtunnel.example.com']], [['--host=devtunnel.example.com']], [['--tunnel-ports', '9000-9009', '--host']]])(
+    '%j: exit code 2, pointing to --ingress-host, with the usage',
+    (argv) => {
+      const r = run(argv);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^devtunnel-server k8s-manifest: --host is devtunnel-server's bind address/);
+      expect(r.stderr).toContain("for the Ingress's host name use --ingress-host");
+      expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+    },
+  );
+
+  test('--help: the usage on stdout, exit code 0', () => {
+    const r = run(['--help']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toContain('--tunnel-ports');
+    expect(r.stdout).toContain('--allow-from');
+  });
+});

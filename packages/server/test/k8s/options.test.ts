@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { serverFlags } from '../../src/cli/flags';
+import { k8sFlags, k8sManifestDefaults, resolveK8sManifestOptions, type K8sManifestOptions } from '../../src/k8s/options';
+
+const ROOT = join(__dirname, '..', '..', '..', '..');
+
+describe('resolveK8sManifestOptions', () => {
+  test('the default image tag is the package version', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'packages/server/package.json'), 'utf8')) as { version: string };
+    expect(k8sManifestDefaults.image).toBe(`devtunnel-server:${version}`);
+  });
+
+  test.each([
+    ['tunnelPorts', { tunnelPorts: '9100-9000' }],
+    ['tunnelPorts', { tunnelPorts: 'all' }],
+    ['tunnelPorts', { tunnelPorts: '1-30000' }],
+    ['port', { port: 9050 }],
+    ['port', { port: 0 }],
+    ['namespace', { namespace: 'Dev_Tunnel' }],
+    // Shared namespaces would get the Namespace document's Pod Security label.
+    ['namespace', { namespace: 'default' }],
+    ['namespace', { namespace: 'kube-system' }],
+    ['image', { image: 'has space' }],
+    ['ingressHost', { ingressHost: 'https://devtunnel.example.com' }],
+    ['stateFile', { stateFile: 'state.json' }],
+    ['stateFile', { stateFile: '/state.json' }],
+    ['stateFile', { stateFile: '/data/../state.json' }],
+    // A volume over the image's /app (or /usr, /etc…) hides the server itself: the pod crash-loops.
+    ['stateFile', { stateFile: '/app/state.json' }],
+    ['stateFile', { stateFile: '/usr/state.json' }],
+    ['stateFile', { stateFile: '/etc/state.json' }],
+    ['stateFile', { stateFile: '/proc/devtunnel/state.json' }],
+    ['ingressClass', { ingressClass: 'Nginx!' }],
+    ['allowFrom', { allowFrom: 'ingress-nginx' }],
+    ['allowFrom', { allowFrom: 'a=b,c' }],
+  ])('refuses a bad %s, naming it', (option, patch) => {
+    expect(() => resolveK8sManifestOptions(patch as K8sManifestOptions)).toThrow(expect.objectContaining({ code: 'invalid_option', message: expect.stringContaining(`"${option}"`) }));
+  });
+});
+
+describe('k8sFlags', () => {
+  // One meaning per flag name across the server's commands: --host is the bind address, so the
+  // Ingress's host name is --ingress-host.
+  test('a flag devtunnel-server also has sets the option of the same name there', () => {
+    const server = new Map(serverFlags.map((f) => [f.flag, f.option]));
+    const shared = k8sFlags.filter((f) => server.has(f.flag));
+    expect(shared.map((f) => f.flag)).toEqual(['tunnel-ports', 'port', 'state-file']);
+    for (const f of shared) expect(server.get(f.flag)).toBe(f.option);
+    expect(k8sFlags.map((f) => f.flag)).not.toContain('host');
+    expect(k8sFlags.find((f) => f.option === 'ingressHost')?.flag).toBe('ingress-host');
+  });
+
+  test('no environment variables: DEVTUNNEL_* configure the server, never the generator', () => {
+    for (const f of k8sFlags) expect(f.env).toBeUndefined();
+  });
+});
