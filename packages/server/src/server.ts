@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createControlHandler } from './control-api';
+import { createControlHandler } from './control';
 import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { connectionsCheckingInterval, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
