@@ -1,51 +1,25 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { PROTOCOL_VERSION, RegistrationError, SERVER_FEATURES, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
-import { HttpError } from './errors';
-import { randomId } from './ids';
-import type { ServerLogger } from './logger';
-import type { ServerMetrics } from './metrics';
-import type { ResolvedServerOptions } from './options';
-import { createPortAllocator, type PortAllocator } from './ports';
-import { createRateWindow } from './rate-window';
-import { createStateStore, type StateStore } from './state-store';
-import type { Exchange } from './exchange';
-import { createTunnelSession, type RecentRequest, type TunnelSession } from './session';
-import { createTunnelListener, type TunnelListener } from './tunnel-port/listener';
+import { HttpError } from '../errors';
+import type { Exchange } from '../exchange';
+import { randomId } from '../ids';
+import type { ServerLogger } from '../logger';
+import type { ServerMetrics } from '../metrics';
+import type { ResolvedServerOptions } from '../options';
+import { createPortAllocator, type PortAllocator } from '../ports';
+import { createTunnelSession, type TunnelSession } from '../session';
+import { createStateStore, type StateStore } from '../state-store';
+import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
+import { createIdentityGate } from './identities';
+import { owner, snapshot, type TunnelSnapshot } from './snapshot';
+
+export type { TunnelSnapshot } from './snapshot';
 
 /**
  * All tunnels of the server: registration, lookup by id and by port, the listeners of the tunnel
  * ports, expiry, and persistence of port assignments.
  */
-export interface TunnelSnapshot {
-  id: string | undefined;
-  /** Upgraded connections (WebSockets) open now. */
-  upgraded: number;
-  /** The last finished requests (method, path, status, time; never bodies, queries, cookies). */
-  recent: RecentRequest[];
-  name: string;
-  /** `user@host:localPort` without the random part of the identity. */
-  owner: string;
-  port: number;
-  state: 'connected' | 'offline' | 'expired';
-  localPort: number | undefined;
-  version: string | undefined;
-  pollsWaiting: number;
-  /** Whether the client's downstream is open (feature `stream`): requests then need no poll. */
-  downstream: boolean;
-  /** The client's upstreams open now (feature `stream`): answers then need no upload each. */
-  upstreams: number;
-  queued: number;
-  inFlight: number;
-  requests: number;
-  errors: number;
-  bytesIn: number;
-  bytesOut: number;
-  firstSeen: string | undefined;
-  lastSeen: string;
-  lastRequestAt: string | undefined;
-}
-
 export interface Registry {
   /** Loads persisted assignments and starts the expiry sweep. */
   start(): Promise<void>;
@@ -72,19 +46,8 @@ export interface RegistryDeps {
 /** How long a port that another process holds is skipped before we try it again. */
 const UNUSABLE_PORT_MS = 60_000;
 
-/**
- * Registrations one identity may make per minute. A client paces its own (a few a minute at
- * worst); this stops an old or broken one from flooding the server and its log.
- */
-const REGISTRATIONS_PER_MINUTE = 12;
-/** Client processes remembered as replaced by another of the same identity, at most. */
-const MAX_REPLACED = 10_000;
 
 
-function owner(clientId: string): string {
-  const hash = clientId.lastIndexOf('#');
-  return hash > 0 ? clientId.slice(0, hash) : clientId;
-}
 
 function validRegistration(body: unknown): RegisterRequest {
   try {
@@ -120,18 +83,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   let sweepTimer: NodeJS.Timeout | undefined;
   let serial: Promise<unknown> = Promise.resolve();
   let draining = false;
-  const registrations = createRateWindow(60_000, now);
-  /**
-   * Client processes (`clientId instance`) that another process of the same identity replaced,
-   * until when: they are refused with 409 tunnel_replaced rather than take the tunnel back, so
-   * two processes of one identity settle after one hand-over instead of pushing each other out.
-   */
-  const replaced = new Map<string, number>();
-
-  /** What a replaced client is told; `localPort` is the one the tunnel serves now. */
-  function replacedBy(localPort: number | undefined): HttpError {
-    return new HttpError('tunnel_replaced', `Another devtunnel client with the same identity took this tunnel over${localPort ? ` (it serves local port ${localPort})` : ''}.`);
-  }
+  const identities = createIdentityGate({ now, expireMs: options.expireMs, logger });
 
   function publicUrl(port: number, hostHeader: string | undefined): string {
     const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
@@ -152,14 +104,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   async function doRegister(body: unknown, hostHeader: string | undefined): Promise<RegisterResponse> {
     if (draining) throw new HttpError('server_shutting_down', 'The tunnel server is shutting down; register again in a moment.', { retryAfter: 2 });
     const req = validRegistration(body);
-    const hits = registrations.hit(req.clientId);
-    if (hits > REGISTRATIONS_PER_MINUTE) {
-      // Said once per window, however long the client keeps trying.
-      if (hits === REGISTRATIONS_PER_MINUTE + 1) logger.log('warn', 'registration.limited', { owner: owner(req.clientId), limit: REGISTRATIONS_PER_MINUTE });
-      throw new HttpError('rate_limited', `This client registered ${REGISTRATIONS_PER_MINUTE} times within a minute; wait before registering again. Two clients with the same identity may be replacing each other: stop one, or update the older one.`, { retryAfter: Math.ceil(registrations.remainingMs(req.clientId) / 1000) });
-    }
-    const instanceKey = req.instance === undefined ? undefined : `${req.clientId} ${req.instance}`;
-    if (instanceKey !== undefined && (replaced.get(instanceKey) ?? 0) > now()) throw replacedBy(byClient.get(req.clientId)?.localPort);
+    identities.admit(req, byClient.get(req.clientId));
     const name = req.name ?? 'tunnel';
     // The same identity registering again (a client restart, or after a server restart) replaces
     // its old session and keeps its port.
@@ -190,12 +135,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (previous) {
       // Another process of this identity (its instance differs) takes over, once: the one it
       // replaces stops for good. The same process registering again just renews its session.
-      const takeover = req.instance !== undefined && previous.instance !== undefined && previous.instance !== req.instance;
-      if (takeover) {
-        if (replaced.size >= MAX_REPLACED) replaced.clear();
-        replaced.set(`${previous.clientId} ${previous.instance}`, now() + options.expireMs);
-      }
-      end(previous, 'replaced', takeover ? replacedBy(req.localPort) : new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
+      const takeover = identities.takesOver(req, previous);
+      end(previous, 'replaced', takeover ? identities.replacedBy(req.localPort) : new HttpError('unknown_tunnel', 'This tunnel was replaced by a newer registration of the same client.'));
     }
 
     const id = randomId();
@@ -237,7 +178,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   function sweep(): void {
     const t = now();
-    for (const [key, until] of replaced) if (until <= t) replaced.delete(key);
+    identities.sweep(t);
     for (const tunnel of [...byId.values()]) {
       tunnel.sweep(t);
       if (tunnel.isActive()) allocator.touch(tunnel.clientId);
@@ -246,8 +187,6 @@ export function createRegistry(deps: RegistryDeps): Registry {
       }
     }
   }
-
-  const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
   return {
     async start() {
@@ -288,35 +227,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
 
     list() {
-      const out: TunnelSnapshot[] = [];
-      for (const a of allocator.list()) {
-        const t = byClient.get(a.clientId);
-        const state = t ? t.state() : 'expired';
-        out.push({
-          id: t?.id,
-          name: t?.name ?? a.name,
-          owner: owner(a.clientId),
-          port: a.port,
-          state: state === 'closed' ? 'expired' : state,
-          localPort: t?.localPort,
-          version: t?.version,
-          upgraded: t?.upgraded ?? 0,
-          recent: t ? [...t.stats.recent] : [],
-          pollsWaiting: t?.pollsWaiting ?? 0,
-          downstream: t?.streaming ?? false,
-          upstreams: t?.upstreams ?? 0,
-          queued: t?.queued ?? 0,
-          inFlight: t?.inFlight ?? 0,
-          requests: t?.stats.requests ?? 0,
-          errors: t?.stats.errors ?? 0,
-          bytesIn: t?.stats.bytesIn ?? 0,
-          bytesOut: t?.stats.bytesOut ?? 0,
-          firstSeen: iso(t?.stats.firstSeen),
-          lastSeen: iso(t?.stats.lastSeen ?? a.lastActive)!,
-          lastRequestAt: iso(t?.stats.lastRequestAt),
-        });
-      }
-      return out.sort((x, y) => x.port - y.port);
+      return allocator.list().map((a) => snapshot(a, byClient.get(a.clientId))).sort((x, y) => x.port - y.port);
     },
 
     get size() {
