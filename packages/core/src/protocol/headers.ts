@@ -7,8 +7,9 @@ export const HEADER = Object.freeze({
   /** On a response upload: `1` asks the server to answer it like a poll (saves a round trip). */
   poll: 'x-devtunnel-poll',
   /**
-   * On a downstream request: how many requests the client takes at once (its `maxInFlight`). The
-   * server hands it no more than that, counting the ones polls carried; the rest wait in its queue.
+   * On a downstream request: how many requests the client takes at once. The option `maxInFlight`
+   * (`--max-in-flight`), the one option named otherwise on the wire: there it is the downstream's
+   * window. The server hands it no more than that, counting the ones polls carried.
    */
   window: 'x-devtunnel-window',
   /** On a tunnel check: the key of the downstream's first notice, which confirms that downstream. */
