@@ -104,6 +104,15 @@ describe('devtunnel-server and devtunnel CLIs', () => {
     expect(await unknownFlag.exited()).toBe(2);
   });
 
+  test('a bad value is reported by the flag or variable it came from, and its option', async () => {
+    const fromEnv = run(SERVER_BIN, ['--port', '0'], { DEVTUNNEL_TOKEN: 'too-short' });
+    expect(await fromEnv.exited()).toBe(2);
+    expect(fromEnv.stderr()).toContain('DEVTUNNEL_TOKEN (option "token") must be at least 16');
+    const fromFlag = run(SERVER_BIN, ['--port', '0', '--token', 'too-short']);
+    expect(await fromFlag.exited()).toBe(2);
+    expect(fromFlag.stderr()).toContain('--token (option "token") must be at least 16');
+  });
+
   test('the server reads every option from DEVTUNNEL_* variables too', async () => {
     const range = portRange();
     const server = run(SERVER_BIN, [], { DEVTUNNEL_PORT: '0', DEVTUNNEL_HOST: '127.0.0.1', DEVTUNNEL_TUNNEL_PORTS: range, DEVTUNNEL_TOKEN: 'env-token-0123456789abcdef' });

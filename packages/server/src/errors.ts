@@ -42,4 +42,11 @@ export function offlineError(port: number, name: string | undefined): HttpError 
 /** A bad server option: the message names the option and the fix. */
 export class InvalidOptionError extends Error {
   readonly code = 'invalid_option';
+  constructor(
+    message: string,
+    /** The option at fault, and what is wrong with it: a CLI names the flag or variable it came from. */
+    readonly fault?: { option: string; problem: string },
+  ) {
+    super(message);
+  }
 }

@@ -115,7 +115,7 @@ export const serverDefaults = Object.freeze({
 
 
 function invalid(option: string, message: string): InvalidOptionError {
-  return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`);
+  return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`, { option, problem: message });
 }
 
 export function parsePortRange(option: string, value: string): { from: number; to: number } {

@@ -26,13 +26,13 @@ prints the Kubernetes manifests for a range (every tunnel port listed for you); 
 
 const flags = [...serverFlags, ...commandFlags];
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): { options: ServerOptions; level: LogLevel } | 'help' {
+function parse(argv: string[], env: NodeJS.ProcessEnv): { options: ServerOptions; level: LogLevel; from: Record<string, string> } | 'help' {
   const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(flags), strict: true, allowPositionals: false });
-  const { values } = readFlags(flags, parsed, env);
+  const { values, from } = readFlags(flags, parsed, env);
   if (values.help) return 'help';
   const { 'log-level': level = 'info', help: _help, ...options } = values;
   if (!['debug', 'info', 'warn', 'error'].includes(level as string)) throw new InvalidOptionError(`devtunnel-server: --log-level must be debug, info, warn or error (got "${String(level)}").`);
-  return { options: options as ServerOptions, level: level as LogLevel };
+  return { options: options as ServerOptions, level: level as LogLevel, from };
 }
 
 async function main(): Promise<number> {
@@ -60,7 +60,10 @@ async function main(): Promise<number> {
   try {
     server = createTunnelServer({ ...parsed.options, logger });
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
+    // Name the flag or variable the bad value came from, not only the option behind it.
+    const fault = error instanceof InvalidOptionError ? error.fault : undefined;
+    const source = fault && parsed.from[fault.option];
+    process.stderr.write(`${source ? `devtunnel-server: ${source} (option "${fault.option}") ${fault.problem}` : (error as Error).message}\n`);
     return 2;
   }
   if (server.options.generatedToken) {
