@@ -22,13 +22,13 @@ export function overrideOf(headers) {
  * Name → port, from the server's tunnel list. Names are not unique: a connected tunnel comes
  * before an offline one, then the most recently seen. An offline developer's tunnel stays routed,
  * so their testers get the tunnel server's 503 `tunnel_offline` page, not the cluster's own app
- * without a word; a deregistered (expired) one is not routed.
+ * without a word; a closed (deregistered) or expired one is not routed.
  */
 export function portsByName(tunnels) {
   const rank = (t) => (t.state === 'connected' ? 2 : 1) * 1e15 + (Date.parse(t.lastSeen) || 0);
   const best = new Map();
   for (const t of tunnels) {
-    if (t.state === 'expired') continue;
+    if (t.state === 'closed' || t.state === 'expired') continue;
     const other = best.get(t.name);
     if (!other || rank(t) > rank(other)) best.set(t.name, t);
   }

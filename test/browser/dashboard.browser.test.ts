@@ -59,7 +59,7 @@ describe('the dashboard, in Chromium', () => {
 
     const stopped = new Promise<string>((resolve) => client.once('error', (e) => resolve(e.code)));
     await row.locator('button.close').click();
-    await row.locator('.state-expired').waitFor({ timeout: 10_000 });
+    await row.locator('.state-closed').waitFor({ timeout: 10_000 });
     expect(dialogs.filter((d) => d.startsWith('confirm'))).toHaveLength(1);
     expect(dialogs.filter((d) => d.startsWith('alert'))).toHaveLength(0);
     expect(server.tunnels().find((t) => t.port === client.info.port)?.id).toBeUndefined();

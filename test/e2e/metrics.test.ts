@@ -33,7 +33,9 @@ describe('Prometheus metrics', () => {
     expect(value(text, 'devtunnel_queue_wait_seconds_count')).toBe(5);
     expect(value(text, 'devtunnel_tunnels_registered_total')).toBe(1);
     expect(value(text, 'devtunnel_tunnels_closed_total{reason="deregistered"}')).toBe(1);
-    expect(value(text, 'devtunnel_tunnels{state="expired"}')).toBe(1);
+    // Closed by its owner (deregistered): listed closed, not expired; its port stays reserved.
+    expect(value(text, 'devtunnel_tunnels{state="closed"}')).toBe(1);
+    expect(value(text, 'devtunnel_tunnels{state="expired"}')).toBe(0);
     expect(value(text, 'devtunnel_tunnels{state="connected"}')).toBe(0);
     expect(value(text, 'devtunnel_auth_failures_total')).toBe(1);
     expect(value(text, 'devtunnel_polls_waiting')).toBe(0);

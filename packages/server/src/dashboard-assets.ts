@@ -47,7 +47,7 @@ header h1{font-size:1.1rem;margin:0}header form{margin-left:auto}
 main{padding:1rem 1.2rem}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
 th{font-size:.8rem;color:#555;background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.state-connected{color:#187a3c;font-weight:600}.state-offline{color:#b35c00;font-weight:600}.state-expired{color:#888}
+.state-connected{color:#187a3c;font-weight:600}.state-offline{color:#b35c00;font-weight:600}.state-closed,.state-expired{color:#888}
 details summary{cursor:pointer;color:#245}details table{margin:.3rem 0 .6rem;font-size:.8rem}
 button.close{color:#a11;border:1px solid #a11;background:#fff;border-radius:3px;cursor:pointer}
 .login main{max-width:22rem;margin:4rem auto;background:#fff;padding:1.5rem;border-radius:6px;box-shadow:0 1px 4px #0002}

@@ -29,7 +29,7 @@ export interface RequestFinished {
 
 /** What the gauges read at scrape time. */
 export interface MetricsSnapshot {
-  tunnels: Record<'connected' | 'offline' | 'expired', number>;
+  tunnels: Record<'connected' | 'offline' | 'closed' | 'expired', number>;
   pollsWaiting: number;
   queued: number;
   inFlight: number;
@@ -64,7 +64,7 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
   const registered = new Counter({ name: 'devtunnel_tunnels_registered_total', help: 'Registrations accepted.', registers: [register] });
   const closed = new Counter({ name: 'devtunnel_tunnels_closed_total', help: 'Tunnel sessions ended, by reason.', labelNames: ['reason'], registers: [register] });
   const authFailures = new Counter({ name: 'devtunnel_auth_failures_total', help: 'Failed authentications on the control API.', registers: [register] });
-  const tunnels = new Gauge({ name: 'devtunnel_tunnels', help: 'Tunnels by state (expired: a port still reserved for its owner).', labelNames: ['state'], registers: [register] });
+  const tunnels = new Gauge({ name: 'devtunnel_tunnels', help: 'Tunnels by state (closed by their owner, or expired: either way a port still reserved for its owner).', labelNames: ['state'], registers: [register] });
   const polls = new Gauge({ name: 'devtunnel_polls_waiting', help: 'Long-polls held by the server.', registers: [register] });
   const queued = new Gauge({ name: 'devtunnel_requests_queued', help: 'Requests waiting for a poll.', registers: [register] });
   const inFlight = new Gauge({ name: 'devtunnel_requests_in_flight', help: 'Requests handed to clients and not answered yet.', registers: [register] });
@@ -99,7 +99,7 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
     },
     async render() {
       const s = snapshot();
-      for (const state of ['connected', 'offline', 'expired'] as const) tunnels.set({ state }, s.tunnels[state]);
+      for (const state of ['connected', 'offline', 'closed', 'expired'] as const) tunnels.set({ state }, s.tunnels[state]);
       polls.set(s.pollsWaiting);
       queued.set(s.queued);
       inFlight.set(s.inFlight);

@@ -87,7 +87,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   }
 
   function snapshot(): MetricsSnapshot {
-    const s: MetricsSnapshot = { tunnels: { connected: 0, offline: 0, expired: 0 }, pollsWaiting: 0, queued: 0, inFlight: 0, upgraded: 0 };
+    const s: MetricsSnapshot = { tunnels: { connected: 0, offline: 0, closed: 0, expired: 0 }, pollsWaiting: 0, queued: 0, inFlight: 0, upgraded: 0 };
     for (const t of registry.list()) {
       s.tunnels[t.state]++;
       s.pollsWaiting += t.pollsWaiting;

@@ -84,6 +84,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
   let serial: Promise<unknown> = Promise.resolve();
   let draining = false;
   const identities = createIdentityGate({ now, expireMs: options.expireMs, logger });
+  /** Identities whose last tunnel was closed by its owner or an administrator, not lost: listed `closed`. */
+  const closedByOwner = new Set<string>();
 
   function publicUrl(port: number, hostHeader: string | undefined): string {
     const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
@@ -96,6 +98,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (byClient.get(tunnel.clientId) === tunnel) byClient.delete(tunnel.clientId);
     tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
     allocator.touch(tunnel.clientId);
+    if (reason === 'deregistered' || reason === 'closed_by_admin') closedByOwner.add(tunnel.clientId);
+    else closedByOwner.delete(tunnel.clientId);
     logger.log('info', 'tunnel.closed', { tunnel: tunnel.name, port: tunnel.port, id: tunnel.id, reason });
     deps.metrics.tunnelClosed(reason);
     store?.save();
@@ -115,6 +119,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     for (let attempt = 0; attempt <= options.portRange.to - options.portRange.from + 1; attempt++) {
       const { port: candidate, evicted } = allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
       if (evicted) {
+        closedByOwner.delete(evicted);
         const loser = byClient.get(evicted);
         if (loser) end(loser, 'port_reused', new HttpError('unknown_tunnel', 'This tunnel expired and its port went to another developer; register again.'));
         logger.log('info', 'port.reused', { port: candidate });
@@ -154,6 +159,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     byId.set(id, tunnel);
     byPort.set(port, tunnel);
     byClient.set(req.clientId, tunnel);
+    closedByOwner.delete(req.clientId);
     store?.save();
     const url = publicUrl(port, hostHeader);
     deps.metrics.tunnelRegistered();
@@ -227,7 +233,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
 
     list() {
-      return allocator.list().map((a) => snapshot(a, byClient.get(a.clientId))).sort((x, y) => x.port - y.port);
+      return allocator.list().map((a) => snapshot(a, byClient.get(a.clientId), closedByOwner.has(a.clientId) ? 'closed' : 'expired')).sort((x, y) => x.port - y.port);
     },
 
     get size() {

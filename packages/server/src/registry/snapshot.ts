@@ -12,7 +12,8 @@ export interface TunnelSnapshot {
   /** `user@host:localPort` without the random part of the identity. */
   owner: string;
   port: number;
-  state: 'connected' | 'offline' | 'expired';
+  /** `closed`: closed by its owner (or an administrator); `expired`: its client went away. Either way the port stays reserved. */
+  state: 'connected' | 'offline' | 'closed' | 'expired';
   localPort: number | undefined;
   version: string | undefined;
   pollsWaiting: number;
@@ -39,15 +40,16 @@ export function owner(clientId: string): string {
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
-/** A reserved port, with its tunnel when one is registered now. */
-export function snapshot(a: PortAssignment, t: TunnelSession | undefined): TunnelSnapshot {
-  const state = t ? t.state() : 'expired';
+/** A reserved port, with its tunnel when one is registered now (else how its last one ended). */
+export function snapshot(a: PortAssignment, t: TunnelSession | undefined, ended: 'closed' | 'expired' = 'expired'): TunnelSnapshot {
+  const live = t?.state();
+  const state = live === undefined ? ended : live === 'closed' ? 'expired' : live;
   return {
     id: t?.id,
     name: t?.name ?? a.name,
     owner: owner(a.clientId),
     port: a.port,
-    state: state === 'closed' ? 'expired' : state,
+    state,
     localPort: t?.localPort,
     version: t?.version,
     upgraded: t?.upgraded ?? 0,
