@@ -1,4 +1,4 @@
 import { defineConfig } from 'tsup';
-import { cli, library } from '../../tsup.base';
+import { libraryWithCli } from '../../tsup.base';
 
-export default defineConfig([library({ index: 'src/index.ts' }), cli]);
+export default defineConfig(libraryWithCli({ index: 'src/index.ts' }));

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `devtunnel`: the command-line client. The only file of this package that touches `process`
  * (argv, env, signals, exit). Everything else is the library.

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `devtunnel-server`: the container and command-line entry. The only file of this package that
  * touches `process` (argv, env, signals, exit). Every flag has a `DEVTUNNEL_*` twin.
