@@ -32,6 +32,10 @@ module.exports = {
     // Real Chromium (Debian's package): `npm run test:browser`, which .ci/run runs after
     // installing it. Kept out of `npm test` so that a machine with only Node and npm passes it.
     { ...project('browser', ['<rootDir>/test/browser']), testTimeout: 60000 },
+    // The tarballs installed outside the workspace (`npm run test:packages`, after `npm run pack`;
+    // .ci/run runs it). Needs the npm registry for Vite, webpack and create-vite: npm installs take
+    // minutes, hence the timeout.
+    { ...project('packages', ['<rootDir>/test/packages']), testTimeout: 300000 },
   ],
   testTimeout: 30000,
   globalSetup: '<rootDir>/test/tmp-setup.js',
