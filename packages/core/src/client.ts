@@ -12,7 +12,7 @@ import { discard } from './http-call';
 import { resolveTunnelOptions, type ResolvedTunnelOptions, type TunnelOptions } from './options';
 import { CLIENT_FEATURES, FrameError, MAX_BATCH, type RequestMessage, type ServerMessage } from './protocol';
 import { defaultStateDir, loadIdentity, type ClientIdentity } from './state';
-import { createStreamLink, type StreamLink } from './streams';
+import { createStreamLink, type StreamLink } from './client/streams';
 import { VERSION } from './version';
 
 /** What `registered` reports, and what {@link TunnelClient.start} resolves to. */
