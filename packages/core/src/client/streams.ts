@@ -1,7 +1,7 @@
-import { createBackoff } from './backoff';
-import { ServerAnswerError, type ControlChannel, type Downstream, type Session, type Upstream } from './control';
-import type { Logger } from './logger';
-import type { DownstreamMessage, ServerMessage } from './protocol';
+import { createBackoff } from '../backoff';
+import { ServerAnswerError, type ControlChannel, type Downstream, type Session, type Upstream } from '../control';
+import type { Logger } from '../logger';
+import type { DownstreamMessage, ServerMessage } from '../protocol';
 
 /**
  * The client's streams (feature `stream`): a downstream that brings requests without a poll per

@@ -1,0 +1,67 @@
+import type { TunnelError } from '../errors';
+
+// The public face of a tunnel client: what it reports and what it offers, exported as they are
+// from `@devtunnel/core`. The parts of the client import them from here, not from index.ts, so
+// that no part imports the root that wires it. (Line comments: this note stays out of the .d.ts.)
+
+/** What `registered` reports, and what {@link TunnelClient.start} resolves to. */
+export interface TunnelInfo {
+  /** The tunnel's own port on the server. */
+  port: number;
+  /** Where the tunnel answers, as the server sees it. */
+  url: string;
+  name: string;
+  /** Server-side tunnel id (not a secret). */
+  id: string;
+  /** The local app this tunnel replays requests to. */
+  target: string;
+}
+
+/** One finished request, as the CLI logs it. */
+export interface RequestEvent {
+  method: string;
+  /** Path without the query string (queries may carry tokens). */
+  path: string;
+  /** Status the browser got; for failures of the local app, the tunnel's error status. */
+  status: number;
+  /** Error code when the local app failed (`local_app_refused`…) or the browser left (`cancelled`). */
+  error?: string;
+  durationMs: number;
+  bytesOut: number;
+}
+
+export interface TunnelEvents {
+  /**
+   * Registered; or live again after a server restart or a network loss (`reconnected: true`),
+   * whether the server registered it anew or still knew it.
+   */
+  registered: [info: TunnelInfo & { reconnected: boolean }];
+  request: [event: RequestEvent];
+  /** The server could not be reached; the client retries after `delayMs`. */
+  reconnecting: [event: { attempt: number; delayMs: number; error: TunnelError }];
+  /** A final problem (bad token, refused registration): the tunnel closes after this event. */
+  error: [error: TunnelError];
+  closed: [];
+}
+
+export interface TunnelClient {
+  /** Registers (retrying network failures with backoff) and starts serving. Rejects on a final error. */
+  start(): Promise<TunnelInfo>;
+  /** The current registration, once there is one. */
+  readonly info: TunnelInfo | undefined;
+  /** `connecting`, `connected`, `reconnecting` or `closed`. */
+  readonly status: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+  on<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  off<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  once<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
+  /**
+   * Points the tunnel at the local app's new address, keeping the registration and the tunnel port
+   * (a dev server that restarted on another port or address).
+   */
+  retarget(target: { port?: number; host?: string; https?: boolean }): void;
+  /** Deregisters and stops. Idempotent; resolves when everything is released. */
+  close(): Promise<void>;
+}
+
+/** A started tunnel: what {@link openTunnel} resolves to. */
+export type Tunnel = TunnelClient & TunnelInfo;
