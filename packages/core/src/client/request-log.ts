@@ -1,14 +1,14 @@
 import type { Readable } from 'node:stream';
 import { ServerAnswerError } from '../control';
 import type { LocalResponse } from '../forward';
-import type { RequestMessage } from '../protocol';
+import type { RequestErrorCode, RequestMessage } from '../protocol';
 import type { ClientContext } from './context';
 import type { RequestEvent } from './types';
 
 /** What the `request` event (the CLI's request log) says of each request a tunnel handled. */
 
 /** Reports a finished request: its status, error code, duration and the bytes of its answer. */
-export function finished(ctx: ClientContext, message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: string): void {
+export function finished(ctx: ClientContext, message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: RequestErrorCode): void {
   const event: RequestEvent = {
     method: message.method,
     path: pathOf(message.url),
@@ -21,7 +21,7 @@ export function finished(ctx: ClientContext, message: RequestMessage, started: n
 }
 
 /** What the request log says of a request whose upload failed: the status and error code. */
-export function failedUpload(error: unknown, aborted: boolean, asPoll: boolean, response: LocalResponse | undefined): [number, string | undefined] {
+export function failedUpload(error: unknown, aborted: boolean, asPoll: boolean, response: LocalResponse | undefined): [number, RequestErrorCode | undefined] {
   if (aborted || isAbort(error)) return [499, 'cancelled'];
   if (error instanceof ServerAnswerError) {
     // The server answers an upload only once the body is through: the browser has its

@@ -1,4 +1,5 @@
 import type { TunnelError } from '../errors';
+import type { RequestErrorCode } from '../protocol';
 
 // The public face of a tunnel client: what it reports and what it offers, exported as they are
 // from `@devtunnel/core`. The parts of the client import them from here, not from index.ts, so
@@ -24,8 +25,8 @@ export interface RequestEvent {
   path: string;
   /** Status the browser got; for failures of the local app, the tunnel's error status. */
   status: number;
-  /** Error code when the local app failed (`local_app_refused`…) or the browser left (`cancelled`). */
-  error?: string;
+  /** Error code when the local app failed (`local_app_refused`…), the browser left (`cancelled`, `browser_gone`) or the upload broke (`upload_failed`). */
+  error?: RequestErrorCode;
   durationMs: number;
   bytesOut: number;
 }

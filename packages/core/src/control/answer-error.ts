@@ -1,11 +1,11 @@
 import type { Dispatcher } from 'undici';
-import { HEADER, type ErrorBody } from '../protocol';
+import { HEADER, isErrorCode, type ErrorBody, type ErrorCode } from '../protocol';
 
-/** A non-2xx answer from the server, with its error code when it sent one. */
+/** A non-2xx answer from the server, with its error code when it sent one of ours. */
 export class ServerAnswerError extends Error {
   constructor(
     readonly status: number,
-    readonly serverCode: string | undefined,
+    readonly serverCode: ErrorCode | undefined,
     message: string,
     readonly retryAfterMs: number | undefined,
   ) {
@@ -26,11 +26,11 @@ export function retryAfter(headers: Headers): number | undefined {
 
 /** A non-2xx answer as an error, with the server's code and Retry-After when it sent them. */
 export function answerError(statusCode: number, headers: Headers, text: string, what: string): ServerAnswerError {
-  let code: string | undefined;
+  let code: ErrorCode | undefined;
   let message = `${what}: the server answered ${statusCode}`;
   try {
     const parsed = JSON.parse(text) as Partial<ErrorBody>;
-    if (parsed.error?.code) {
+    if (isErrorCode(parsed.error?.code)) {
       code = parsed.error.code;
       message = `${what}: ${parsed.error.message} (${statusCode} ${code})`;
     }
@@ -38,7 +38,7 @@ export function answerError(statusCode: number, headers: Headers, text: string, 
     // Not our JSON: a proxy or something else answered. Keep the status-only message.
   }
   const headerCode = headers[HEADER.error];
-  return new ServerAnswerError(statusCode, code ?? (typeof headerCode === 'string' ? headerCode : undefined), message, retryAfter(headers));
+  return new ServerAnswerError(statusCode, code ?? (isErrorCode(headerCode) ? headerCode : undefined), message, retryAfter(headers));
 }
 
 /** {@link answerError} for an answer of undici's `request()`, whose body it reads. */

@@ -39,6 +39,17 @@ export const ERROR_CODES = Object.freeze({
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** Whether a string from the other side is one of our codes (a proxy in front may send others). */
+export const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+
+/**
+ * How a request ended, as the client's request log says it: one of the codes above (the local
+ * app's failure, or the server's word on the answer, such as `browser_gone`), or one the client
+ * alone knows: the browser left before the answer was sent (`cancelled`), or the answer's upload
+ * broke (`upload_failed`).
+ */
+export type RequestErrorCode = ErrorCode | 'cancelled' | 'upload_failed';
+
 /** Error body of the control API and of browser-facing JSON errors. */
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };

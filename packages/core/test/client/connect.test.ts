@@ -1,16 +1,16 @@
 import { classify, createChurnPace, STABLE_SESSION_MS, stopped } from '../../src/client/connect';
 import { ServerAnswerError } from '../../src/control';
 import { TunnelError, isFinal } from '../../src/errors';
-import { FrameError } from '../../src/protocol';
+import { FrameError, type ErrorCode } from '../../src/protocol';
 
 const server = new URL('https://tunnels.example.com/devtunnel/');
-const answer = (status: number, code?: string, retryAfterMs?: number) => new ServerAnswerError(status, code, `registration: ${status}`, retryAfterMs);
+const answer = (status: number, code?: ErrorCode, retryAfterMs?: number) => new ServerAnswerError(status, code, `registration: ${status}`, retryAfterMs);
 
 describe('classify', () => {
   test.each([
     [answer(401), 'TUNNEL_UNAUTHORIZED', true],
     [answer(404, 'not_found'), 'TUNNEL_REGISTRATION_REFUSED', true],
-    [answer(400, 'bad_request'), 'TUNNEL_REGISTRATION_REFUSED', true],
+    [answer(400, 'invalid_request'), 'TUNNEL_REGISTRATION_REFUSED', true],
     [answer(403), 'TUNNEL_REGISTRATION_REFUSED', true],
     [answer(409, 'tunnel_replaced'), 'TUNNEL_REPLACED', true],
     [answer(410, 'tunnel_closed'), 'TUNNEL_CLOSED_BY_SERVER', true],

@@ -4,10 +4,10 @@ import { failedUpload, finished } from '../../src/client/request-log';
 import type { RequestEvent } from '../../src/client/types';
 import { ServerAnswerError } from '../../src/control';
 import type { LocalResponse } from '../../src/forward';
-import type { RequestMessage } from '../../src/protocol';
+import type { ErrorCode, RequestMessage } from '../../src/protocol';
 
 const response: LocalResponse = { head: { status: 201, headers: [], bodyLength: 0 }, body: null };
-const refused = (status: number, code?: string) => new ServerAnswerError(status, code, 'response upload', undefined);
+const refused = (status: number, code?: ErrorCode) => new ServerAnswerError(status, code, 'response upload', undefined);
 
 describe('failedUpload', () => {
   test('a cancelled request is 499 cancelled', () => {
@@ -21,7 +21,7 @@ describe('failedUpload', () => {
   });
 
   test('the browser left or was answered already: 499 with the server code', () => {
-    expect(failedUpload(refused(410, 'request_cancelled'), false, false, response)).toEqual([499, 'request_cancelled']);
+    expect(failedUpload(refused(410, 'browser_gone'), false, false, response)).toEqual([499, 'browser_gone']);
     expect(failedUpload(refused(404), false, false, response)).toEqual([499, 'cancelled']);
   });
 

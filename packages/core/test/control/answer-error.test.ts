@@ -31,3 +31,12 @@ describe('retryAfter', () => {
     expect(retryAfter({})).toBeUndefined();
   });
 });
+
+describe('server codes', () => {
+  test('only our own codes are taken as a code: a proxy in front may send any word', () => {
+    expect(answerError(409, {}, JSON.stringify({ error: { code: 'tunnel_replaced', message: 'm' } }), 'poll').serverCode).toBe('tunnel_replaced');
+    expect(answerError(404, {}, JSON.stringify({ error: { code: 'NoSuchBucket', message: 'm' } }), 'poll').serverCode).toBeUndefined();
+    expect(answerError(404, { 'x-devtunnel-error': 'not_found' }, 'Not Found', 'poll').serverCode).toBe('not_found');
+    expect(answerError(404, { 'x-devtunnel-error': 'toString' }, '', 'poll').serverCode).toBeUndefined();
+  });
+});
