@@ -31,11 +31,14 @@ export class TunnelError extends Error {
   readonly code: TunnelErrorCode;
   /** HTTP status from the server, when there was one. */
   readonly status: number | undefined;
+  /** For `TUNNEL_INVALID_OPTION`: the option and what is wrong with it (a CLI names its flag or variable). */
+  readonly fault: { option: string; problem: string } | undefined;
 
-  constructor(code: TunnelErrorCode, message: string, options: { cause?: unknown; status?: number } = {}) {
+  constructor(code: TunnelErrorCode, message: string, options: { cause?: unknown; status?: number; fault?: { option: string; problem: string } } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status;
+    this.fault = options.fault;
   }
 }
 

@@ -1,5 +1,5 @@
 export { createTunnelClient, openTunnel } from './client';
-export type { RequestEvent, Tunnel, TunnelClient, TunnelEvents, TunnelInfo } from './client';
+export type { LocalEvent, RequestEvent, Tunnel, TunnelClient, TunnelEvents, TunnelInfo } from './client';
 export { TunnelError } from './errors';
 export type { TunnelErrorCode } from './errors';
 export { silentLogger } from './logger';

@@ -124,7 +124,7 @@ export const tunnelDefaults = Object.freeze({
 } satisfies Partial<TunnelOptions>);
 
 function invalid(option: string, message: string): TunnelError {
-  return new TunnelError('TUNNEL_INVALID_OPTION', `devtunnel: option "${option}" ${message}`);
+  return new TunnelError('TUNNEL_INVALID_OPTION', `devtunnel: option "${option}" ${message}`, { fault: { option, problem: message } });
 }
 
 function portOption(option: string, value: unknown, required: boolean): number | undefined {

@@ -25,6 +25,9 @@ export interface DashboardDeps {
   throttled(req: IncomingMessage): boolean;
 }
 
+/** The dashboard's own paths behind its sign-in (closing a tunnel is matched apart). */
+const PAGES = new Set(['/dashboard', '/dashboard/logout', '/dashboard/api/tunnels', '/dashboard/events']);
+
 interface Session {
   role: 'admin' | 'viewer';
   csrf: string;
@@ -174,6 +177,10 @@ export function createDashboard(deps: DashboardDeps) {
     if (path === '/dashboard/app.js') return send(res, 200, 'text/javascript; charset=utf-8', APP_JS), true;
     if (path === '/dashboard/app.css') return send(res, 200, 'text/css; charset=utf-8', APP_CSS), true;
     if (path === '/dashboard/login' && method === 'POST') return signIn(req, res).then(() => true);
+    // A path the dashboard does not have is 404 before any sign-in: a client pointed at
+    // …/dashboard by mistake must hear that the path is wrong, not that its token is.
+    const close = /^\/dashboard\/api\/tunnels\/([0-9a-f]{32})\/close$/.exec(path);
+    if (!close && !PAGES.has(path)) throw new HttpError('not_found', `Nothing at ${path}.`);
     const user = who(req);
     if (path === '/dashboard/logout' && method === 'POST') {
       if (!sameOrigin(req)) return send(res, 403, 'text/plain; charset=utf-8', 'Cross-origin request refused.\n'), true;
@@ -189,7 +196,6 @@ export function createDashboard(deps: DashboardDeps) {
     if (path === '/dashboard' && method === 'GET') return send(res, 200, 'text/html; charset=utf-8', shellPage(user.role, user.csrf, user.id !== undefined)), true;
     if (path === '/dashboard/api/tunnels' && method === 'GET') return send(res, 200, 'application/json; charset=utf-8', snapshot()), true;
     if (path === '/dashboard/events' && method === 'GET') return stream(req, res), true;
-    const close = /^\/dashboard\/api\/tunnels\/([0-9a-f]{32})\/close$/.exec(path);
     if (close && method === 'POST') {
       if (user.role !== 'admin') throw new HttpError('forbidden', 'Only an admin can close tunnels here; a developer closes their own from their client.');
       const given = req.headers['x-csrf-token'];

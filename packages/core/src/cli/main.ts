@@ -20,17 +20,18 @@ Makes the app on localhost:<port> answer on its own port of the tunnel server.
 Options:
 ${flagHelp(clientFlags, 24)}
 
-Exit codes: 0 closed by Ctrl+C or SIGTERM, 1 the tunnel failed (bad token, refused), 2 bad options.`;
+Exit codes: 0 closed by SIGTERM, 130 closed by Ctrl+C (as a shell reports SIGINT, also through npx),
+1 the tunnel failed (bad token, refused), 2 bad options.`;
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean } | 'help' | 'version' {
+function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean; from: Record<string, string> } | 'help' | 'version' {
   const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
-  const { values } = readFlags(clientFlags, parsed, env);
+  const { values, from } = readFlags(clientFlags, parsed, env);
   if (values.help) return 'help';
   if (values.version) return 'version';
   if (values.port === undefined) throw new TunnelError('TUNNEL_INVALID_OPTION', 'devtunnel: --port is required: the port your local app listens on, e.g. --port 5173.');
   if (!values.server) throw new TunnelError('TUNNEL_INVALID_OPTION', 'devtunnel: --server is required (or set DEVTUNNEL_SERVER): the URL of your tunnel server.');
   const { json, help: _help, version: _version, ...options } = values;
-  return { options: { token: '', ...options } as unknown as TunnelOptions, json: json === true };
+  return { options: { token: '', ...options } as unknown as TunnelOptions, json: json === true, from };
 }
 
 async function main(): Promise<number> {
@@ -50,7 +51,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const { options, json } = parsed;
+  const { options, json, from } = parsed;
   // A closed stdout (output piped into `head`) must not crash the tunnel.
   process.stdout.on('error', () => {});
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
@@ -67,15 +68,24 @@ async function main(): Promise<number> {
   try {
     client = createTunnelClient({ ...options, logger });
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
+    // Name the flag or variable the bad value came from, not only the option behind it.
+    const fault = error instanceof TunnelError ? error.fault : undefined;
+    const source = fault && from[fault.option];
+    process.stderr.write(`${source ? `devtunnel: ${source} (option "${fault.option}") ${fault.problem}` : (error as Error).message}\n`);
     return 2;
   }
   const output = attachOutput(client, json, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), color });
   process.on('exit', output.flush);
 
   let signals = 0;
-  const stop = () => {
+  /**
+   * Ctrl+C ends with 130, as a shell reports a process SIGINT ended (and as npx reports it, which
+   * takes the signal too), after the tunnel deregistered; SIGTERM, a service manager's stop, with 0.
+   */
+  let interrupted = false;
+  const stop = (signal: NodeJS.Signals) => {
     if (++signals > 1) process.exit(130); // Second Ctrl+C: leave now.
+    interrupted = signal === 'SIGINT';
     void client.close();
   };
   process.on('SIGINT', stop);
@@ -91,7 +101,7 @@ async function main(): Promise<number> {
   await client.start().catch(() => {});
   await closed;
   output.closed(failed);
-  return failed ? 1 : 0;
+  return failed ? 1 : interrupted ? 130 : 0;
 }
 
 main().then(

@@ -35,7 +35,10 @@ export function attachOutput(client: TunnelClient, json: boolean, io: CliStreams
   const out = (line: string) => writer.write(line + '\n');
   const event = (name: string, fields: object) => out(`{"event":"${name}","time":"${new Date().toISOString()}"${closingFields(fields)}`);
 
+  /** A loss was said since the tunnel was last live: it is said once, not at every retry. */
+  let lost = false;
   client.on('registered', (info) => {
+    lost = false;
     if (json) event('registered', { ...info });
     else out(`${color('green', '➜')}  ${color('bold', 'Tunnel:')} ${color('cyan', info.url)} → ${info.target}  (${info.name}, port ${info.port}${info.reconnected ? ', back again' : ''})`);
   });
@@ -44,7 +47,15 @@ export function attachOutput(client: TunnelClient, json: boolean, io: CliStreams
     else out(`${color('dim', time())} ${r.method} ${r.path} ${color(statusColor(r.status), String(r.status))}${r.error ? ` ${r.error}` : ''} ${color('dim', `${r.durationMs} ms`)}`);
   });
   client.on('reconnecting', (r) => {
-    if (json) event('reconnecting', { attempt: r.attempt, delayMs: r.delayMs, error: r.error.message, code: r.error.code });
+    if (json) return event('reconnecting', { attempt: r.attempt, delayMs: r.delayMs, error: r.error.message, code: r.error.code });
+    if (lost) return;
+    lost = true;
+    io.stderr(`${color('yellow', 'devtunnel:')} ${r.error.message} (retrying quietly; Ctrl+C stops)\n`);
+  });
+  client.on('local', (l) => {
+    if (json) return event('local', l);
+    if (l.answering) out(`devtunnel: the local app at ${l.target} answers now.`);
+    else io.stderr(`${color('yellow', 'devtunnel:')} the local app at ${l.target} does not answer (${l.error ?? 'no answer'}): requests through the tunnel get 502 local_app_refused until it does. Start it, or check --port / --host.\n`);
   });
   client.on('error', (error) => {
     if (json) event('error', { code: error.code, message: error.message });

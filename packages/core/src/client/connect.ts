@@ -59,34 +59,51 @@ export function stopped(error: unknown): TunnelError | undefined {
   return undefined;
 }
 
+/**
+ * Statuses that something which is not a devtunnel server gives for good: a 4xx but for 404
+ * (something in front, during a rollout), 408 and 429, and a 5xx but for the gateway errors of a
+ * proxy whose backend is away (502-504).
+ */
+const forGood = (status: number) => (status >= 400 && status < 500 && status !== 404 && status !== 408 && status !== 429) || (status >= 500 && (status < 502 || status > 504));
+
 /** Turns a failed registration or check against `server` into a TunnelError, final or retryable. */
 export function classify(error: unknown, server: URL): TunnelError {
   if (error instanceof TunnelError) return error;
   const over = stopped(error);
   if (over) return over;
+  const fix = 'Check --server / DEVTUNNEL_SERVER: it must be the tunnel server\'s URL, with the path prefix it is mounted under, if any.';
   if (error instanceof ServerAnswerError) {
-    if (error.status === 401) {
-      return new TunnelError('TUNNEL_UNAUTHORIZED', `The tunnel server at ${server.href} refused the token (401). Check DEVTUNNEL_TOKEN / --token against the token the server was started with.`, { status: 401, cause: error });
+    const { status, serverCode } = error;
+    if (status === 401 && serverCode === 'unauthorized') {
+      return new TunnelError('TUNNEL_UNAUTHORIZED', `The tunnel server at ${server.href} refused the token (401). Check DEVTUNNEL_TOKEN / --token against the token the server was started with.`, { status, cause: error });
     }
-    if (error.status === 404 && error.serverCode === 'not_found') {
+    if (serverCode === undefined && forGood(status)) {
+      // No devtunnel error code: another app (or a proxy's own page) answered at that URL.
+      return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `The server at ${server.href} answered ${status} and is not a devtunnel tunnel server (its answer has no devtunnel error code). ${fix}`, { status, cause: error });
+    }
+    if (status === 404 && serverCode === 'not_found') {
       // The tunnel server itself answered, with nothing at that path: the URL is wrong, and
       // asking again will not fix it. (A 404 from something in front, during a rollout, is retried.)
-      return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `${error.message}. Check --server / DEVTUNNEL_SERVER: it must be the tunnel server's URL, with the path prefix it is mounted under, if any.`, { status: 404, cause: error });
+      return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `${error.message}. ${fix}`, { status, cause: error });
     }
-    if (error.serverCode === 'port_range_full') {
-      return new TunnelError('TUNNEL_PORT_RANGE_FULL', `${error.message}. Every tunnel port is in use; retrying. Ask the server's operator to widen --tunnel-ports.`, { status: error.status, cause: error });
+    if (serverCode === 'port_range_full') {
+      return new TunnelError('TUNNEL_PORT_RANGE_FULL', `${error.message}. Every tunnel port is in use; retrying. Ask the server's operator to widen --tunnel-ports.`, { status, cause: error });
     }
-    if (error.status >= 400 && error.status < 500 && error.status !== 404 && error.status !== 408 && error.status !== 429) {
-      return new TunnelError('TUNNEL_REGISTRATION_REFUSED', error.message, { status: error.status, cause: error });
-    }
-    return new TunnelError('TUNNEL_SERVER_UNREACHABLE', error.message, { status: error.status, cause: error });
+    if (forGood(status)) return new TunnelError('TUNNEL_REGISTRATION_REFUSED', error.message, { status, cause: error });
+    const rollout = status === 404 ? ` Not a devtunnel server's answer: retrying in case a rollout is under way; if it lasts, ${fix.charAt(0).toLowerCase()}${fix.slice(1)}` : '';
+    return new TunnelError('TUNNEL_SERVER_UNREACHABLE', `${error.message}.${rollout}`, { status, cause: error });
   }
   if (error instanceof FrameError) {
     return new TunnelError('TUNNEL_PROTOCOL_ERROR', `The tunnel server at ${server.href} sent an answer this client cannot read (${error.message}). A proxy may be altering the traffic, or the client and server versions differ; retrying.`, { cause: error });
   }
   const e = error as Error & { code?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code;
-  return new TunnelError('TUNNEL_SERVER_UNREACHABLE', `Cannot reach the tunnel server at ${server.href}: ${e.message}${code ? ` (${code})` : ''}. Retrying; check the URL, your VPN and HTTPS_PROXY.`, { cause: error });
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' && server.protocol === 'https:') {
+    // The TLS handshake met plain HTTP: asking again will not change what the server speaks.
+    return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `The server at ${server.href} does not speak https (it answered the TLS handshake in plain HTTP). Use ${server.href.replace(/^https:/, 'http:')} in --server / DEVTUNNEL_SERVER, or put TLS in front of the tunnel server.`, { cause: error });
+  }
+  const tls = server.protocol === 'http:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') ? ' If the server speaks https, use https:// in --server.' : '';
+  return new TunnelError('TUNNEL_SERVER_UNREACHABLE', `Cannot reach the tunnel server at ${server.href}: ${e.message.trim()}${code ? ` (${code})` : ''}. Retrying; check the URL, your VPN and HTTPS_PROXY.${tls}`, { cause: error });
 }
 
 export interface Connection {
@@ -207,7 +224,8 @@ export function createConnection(ctx: ClientContext, deps: ConnectionDeps): Conn
         const retryAfterMs = error instanceof ServerAnswerError ? error.retryAfterMs : undefined;
         const delayMs = Math.max(backoff.next(), retryAfterMs ?? 0);
         if (ctx.status !== 'connecting') ctx.status = 'reconnecting';
-        log.warn(`devtunnel: ${failure.message} (retry in ${(delayMs / 1000).toFixed(1)} s)`);
+        // Said at debug level: the `reconnecting` event carries it, and the CLI and plugins say it once.
+        log.debug(`devtunnel: ${failure.message} (retry in ${(delayMs / 1000).toFixed(1)} s)`);
         reportLoss(delayMs, failure);
         await sleep(delayMs);
       }

@@ -6,6 +6,7 @@ import { createConnection } from './connect';
 import { createClientContext } from './context';
 import { createRequestHandler } from './handle-request';
 import { createUpgradeHandler } from './handle-upgrade';
+import { createLocalWatch } from './local-watch';
 import { createOutbox } from './outbox';
 import { createPollPool } from './poll-pool';
 import { createLinkWiring } from './stream-link';
@@ -19,7 +20,7 @@ import type { Tunnel, TunnelClient, TunnelInfo } from './types';
  * retarget and close.
  */
 
-export type { RequestEvent, Tunnel, TunnelClient, TunnelEvents, TunnelInfo } from './types';
+export type { LocalEvent, RequestEvent, Tunnel, TunnelClient, TunnelEvents, TunnelInfo } from './types';
 
 /**
  * Creates an unstarted tunnel client. Use it when you want events from the very first attempt
@@ -39,6 +40,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   const pool = createPollPool(ctx, { dispatch, linkUp: links.up, fail: connection.fail, channelFailed: connection.channelFailed });
   const outbox = createOutbox(ctx, { dispatch, topUp: pool.topUp, pollTarget: pool.pollTarget, uploadFailed: connection.uploadFailed });
   const handleUpgrade = createUpgradeHandler(ctx, { topUp: pool.topUp });
+  const local = createLocalWatch(ctx);
   const handle = createRequestHandler(ctx, { send: outbox.send, dispatch, topUp: pool.topUp, pollTarget: pool.pollTarget, uploadFailed: connection.uploadFailed });
 
   /** Work from a poll, an upload that acted as one, or the downstream: cancels and requests. */
@@ -65,6 +67,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     ctx.closed = true;
     ctx.status = 'closed';
     connection.stop();
+    local.stop();
     links.down();
     closing = (async () => {
       for (const abort of ctx.inFlight.values()) abort.abort();
@@ -97,6 +100,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
           throw error;
         }
         pool.topUp();
+        local.check();
         return ctx.info!;
       })();
       return started;
@@ -124,6 +128,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       ctx.targetName = originOf(ctx.target);
       if (ctx.info) ctx.info = { ...ctx.info, target: ctx.targetName };
       log.info(`devtunnel: now forwarding to ${ctx.targetName}`);
+      if (ctx.info) local.check();
     },
     close,
   };

@@ -42,7 +42,21 @@ export interface TunnelEvents {
   reconnecting: [event: { attempt: number; delayMs: number; error: TunnelError }];
   /** A final problem (bad token, refused registration): the tunnel closes after this event. */
   error: [error: TunnelError];
+  /**
+   * The local app does not answer (`answering: false`, said once, with the connection's error
+   * code), or answers again after it did not. Nothing is said while it answers from the start.
+   */
+  local: [event: LocalEvent];
   closed: [];
+}
+
+/** See {@link TunnelEvents.local}. */
+export interface LocalEvent {
+  answering: boolean;
+  /** The local app's origin, e.g. `http://localhost:5173`. */
+  target: string;
+  /** Why it does not answer: `ECONNREFUSED`, `ETIMEDOUT`… */
+  error?: string;
 }
 
 export interface TunnelClient {

@@ -18,10 +18,13 @@ export interface StatusLog {
  */
 export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (info: TunnelInfo) => string): () => void {
   let lost = false;
+  /** The tunnel was live once: only then is a registration a return (`back:`), not a first `connected:`. */
+  let wasLive = false;
   const onRegistered = (info: TunnelInfo & { reconnected: boolean }) => {
-    const again = lost || info.reconnected;
+    const again = wasLive && (lost || info.reconnected);
     log.info(!again && firstLine ? firstLine(info) : `${again ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
     lost = false;
+    wasLive = true;
   };
   const onReconnecting = (event: { error: Error; delayMs: number }) => {
     if (lost) return;

@@ -8,7 +8,13 @@ const answer = (status: number, code?: ErrorCode, retryAfterMs?: number) => new 
 
 describe('classify', () => {
   test.each([
-    [answer(401), 'TUNNEL_UNAUTHORIZED', true],
+    [answer(401, 'unauthorized'), 'TUNNEL_UNAUTHORIZED', true],
+    // Not a devtunnel server's answer (no code): for good when the status says so.
+    [answer(401), 'TUNNEL_REGISTRATION_REFUSED', true],
+    [answer(501), 'TUNNEL_REGISTRATION_REFUSED', true],
+    [answer(500), 'TUNNEL_REGISTRATION_REFUSED', true],
+    [answer(503, 'server_shutting_down'), 'TUNNEL_SERVER_UNREACHABLE', false],
+    [answer(503), 'TUNNEL_SERVER_UNREACHABLE', false],
     [answer(404, 'not_found'), 'TUNNEL_REGISTRATION_REFUSED', true],
     [answer(400, 'invalid_request'), 'TUNNEL_REGISTRATION_REFUSED', true],
     [answer(403), 'TUNNEL_REGISTRATION_REFUSED', true],
@@ -23,6 +29,8 @@ describe('classify', () => {
     [answer(502), 'TUNNEL_SERVER_UNREACHABLE', false],
     [new FrameError('bad head'), 'TUNNEL_PROTOCOL_ERROR', true],
     [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'TUNNEL_SERVER_UNREACHABLE', false],
+    // https:// against a server that speaks plain http: the handshake will never succeed.
+    [Object.assign(new Error('wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }), 'TUNNEL_REGISTRATION_REFUSED', true],
   ])('%p → %s (final: %p)', (error, code, final) => {
     const got = classify(error, server);
     expect(got.code).toBe(code);
