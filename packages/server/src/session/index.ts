@@ -181,7 +181,8 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
 
     addPoll(req, res) {
       live.seen();
-      if (closed || draining) return sendError(req, res, draining ?? closedTunnel(), { fallback: 'json' });
+      // Closed first: a tunnel drained, then closed, is gone (404), not coming back (503).
+      if (closed || draining) return sendError(req, res, closed ? closedTunnel() : draining!, { fallback: 'json' });
       revive();
       const poll = httpPoll(req, res);
       const work = takeWork(batching ? MAX_BATCH : 1);
