@@ -1,4 +1,4 @@
-import { envName, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '../src/protocol';
+import { envName, faultMessage, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '../src/protocol';
 
 const flags: Flag[] = [
   { flag: 'port', option: 'port', kind: 'port', env: 'DEVTUNNEL_PORT', default: '8080', help: 'a port' },
@@ -26,5 +26,12 @@ describe('flag tables', () => {
     expect(parseArgsOptions(flags)).toEqual({ port: { type: 'string' }, 'max-in-flight': { type: 'string' }, 'allowed-hosts': { type: 'string' }, https: { type: 'boolean' }, json: { type: 'boolean' } });
     expect(flagHelp(flags, 16).split('\n')[0]).toBe('  --port <value>   a port (default: 8080) [DEVTUNNEL_PORT]');
     expect(envName('tunnel-ports')).toBe('DEVTUNNEL_TUNNEL_PORTS');
+  });
+
+  test('a bad option is said by where its value came from, or not at all when it came from neither', () => {
+    const fault = { option: 'token', problem: 'must be at least 16 printable characters.' };
+    expect(faultMessage('devtunnel-server', { token: 'DEVTUNNEL_TOKEN' }, fault)).toBe('devtunnel-server: DEVTUNNEL_TOKEN (option "token") must be at least 16 printable characters.');
+    expect(faultMessage('devtunnel-server', {}, fault)).toBeUndefined();
+    expect(faultMessage('devtunnel', { token: '--token' }, undefined)).toBeUndefined();
   });
 });

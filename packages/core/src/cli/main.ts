@@ -8,7 +8,7 @@ import { createTunnelClient } from '../client';
 import { TunnelError } from '../errors';
 import type { Logger } from '../logger';
 import type { TunnelOptions } from '../options';
-import { FlagError, flagHelp, parseArgsOptions, readFlags } from '../protocol';
+import { FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
 import { VERSION } from '../version';
 import { clientFlags } from './flags';
 import { attachOutput } from './output';
@@ -70,8 +70,7 @@ async function main(): Promise<number> {
   } catch (error) {
     // Name the flag or variable the bad value came from, not only the option behind it.
     const fault = error instanceof TunnelError ? error.fault : undefined;
-    const source = fault && from[fault.option];
-    process.stderr.write(`${source ? `devtunnel: ${source} (option "${fault.option}") ${fault.problem}` : (error as Error).message}\n`);
+    process.stderr.write(`${faultMessage('devtunnel', from, fault) ?? (error as Error).message}\n`);
     return 2;
   }
   const output = attachOutput(client, json, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), color });

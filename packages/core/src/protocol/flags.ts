@@ -86,6 +86,16 @@ export function readFlags(flags: readonly Flag[], parsed: Record<string, string 
   return { values, from };
 }
 
+/**
+ * A bad option's message in the words the user typed: the flag or variable its value came from
+ * (`from`, see {@link ReadFlags}), with the option behind it; undefined when the value came from
+ * neither (a default, the API), and the error's own message is the right one.
+ */
+export function faultMessage(program: string, from: Record<string, string>, fault: { option: string; problem: string } | undefined): string | undefined {
+  const source = fault && from[fault.option];
+  return source ? `${program}: ${source} (option "${fault.option}") ${fault.problem}` : undefined;
+}
+
 /** The option lines of `--help`: flag, what it does, its default and its variable. */
 export function flagHelp(flags: readonly Flag[], width = 30): string {
   return flags

@@ -4,7 +4,7 @@
  * touches `process` (argv, env, signals, exit). Every flag has a `DEVTUNNEL_*` twin.
  */
 import { parseArgs } from 'node:util';
-import { createBatchedWriter, FlagError, flagHelp, parseArgsOptions, readFlags } from '@devtunnel/core/protocol';
+import { createBatchedWriter, faultMessage, FlagError, flagHelp, parseArgsOptions, readFlags } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from '../errors';
 import { k8sManifestCommand } from '../k8s/command';
 import { createJsonLogger, type LogLevel } from '../logger';
@@ -63,8 +63,7 @@ async function main(): Promise<number> {
   } catch (error) {
     // Name the flag or variable the bad value came from, not only the option behind it.
     const fault = error instanceof InvalidOptionError ? error.fault : undefined;
-    const source = fault && parsed.from[fault.option];
-    process.stderr.write(`${source ? `devtunnel-server: ${source} (option "${fault.option}") ${fault.problem}` : (error as Error).message}\n`);
+    process.stderr.write(`${faultMessage('devtunnel-server', parsed.from, fault) ?? (error as Error).message}\n`);
     return 2;
   }
   if (server.options.generatedToken) {

@@ -23,7 +23,7 @@ import type { TunnelDeps, TunnelInit, TunnelSession, TunnelState } from './types
 
 export type { TunnelDeps, TunnelInit, TunnelSession, TunnelState } from './types';
 export type { RecentRequest, TunnelStats } from './stats';
-export { RECENT_REQUESTS, remember } from './stats';
+export { remember } from './stats';
 
 /**
  * Safe methods (RFC 9110 §9.2.1): a request of these that a broken downstream may have lost is sent
