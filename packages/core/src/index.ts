@@ -6,6 +6,7 @@ export { silentLogger } from './logger';
 export type { Logger } from './logger';
 export { resolveTunnelOptions, tunnelDefaults } from './options';
 export type { ResolvedTunnelOptions, TunnelOptions } from './options';
+export type { RouteMembership } from './protocol';
 export { VERSION } from './version';
-export { clusterDomain, createDevServerSessions, dialAddress, disabledReason, pluginSettings, reportStatus, startDevServerTunnel, type PluginSettings } from './plugin-kit';
+export { clusterDomain, createDevServerSessions, describeRoute, dialAddress, disabledReason, pluginSettings, reportStatus, startDevServerTunnel, type PluginSettings } from './plugin-kit';
 export type { DevServerListening, DevServerSession, DevServerSessions, DevServerSessionsOptions, DevServerTunnelOptions, StatusLog } from './plugin-kit';

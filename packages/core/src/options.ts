@@ -32,6 +32,14 @@ export interface TunnelOptions {
    */
   name?: string;
   /**
+   * A route of the tunnel server (an app of the cluster it stands in for) to serve: requests on
+   * that route that select this tunnel's name (cookie `devtunnel=<name>`, header `X-Devtunnel`, or
+   * `baggage` member `devtunnel`) come here, all others go on to the real app. On a route the name
+   * defaults to your user name, so one name selects every route you serve.
+   * @default none (the tunnel's own port only)
+   */
+  route?: string;
+  /**
    * What makes this tunnel the same tunnel next time (same identity, same port): by default the
    * local port. The plugins pass the project's root, since a dev server may move from 5173 to 5174.
    * @default the local port
@@ -102,6 +110,7 @@ export interface ResolvedTunnelOptions {
   host: string;
   https: boolean;
   name: string | undefined;
+  route: string | undefined;
   preferredPort: number | undefined;
   identity: string | undefined;
   polls: number;
@@ -167,6 +176,9 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
   if (typeof host !== 'string' || !/^[A-Za-z0-9.:\-[\]]+$/.test(host)) {
     throw invalid('host', `must be a host name or IP address such as localhost or 127.0.0.1 (got ${JSON.stringify(host)}).`);
   }
+  if (options.route !== undefined && (typeof options.route !== 'string' || !NAME_PATTERN.test(options.route))) {
+    throw invalid('route', `must be the name of a route of the tunnel server, such as cart (got ${JSON.stringify(options.route)}).`);
+  }
   if (options.name !== undefined && (typeof options.name !== 'string' || !NAME_PATTERN.test(options.name))) {
     throw invalid('name', `must be lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters (got ${JSON.stringify(options.name)}).`);
   }
@@ -193,6 +205,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     host: host.replace(/^\[(.*)\]$/, '$1'),
     https: options.https ?? tunnelDefaults.https,
     name: options.name,
+    route: options.route,
     preferredPort: portOption('preferredPort', options.preferredPort, false),
     identity: options.identity,
     polls,

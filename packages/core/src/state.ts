@@ -17,6 +17,8 @@ interface StateFile {
 export interface ClientIdentity {
   clientId: string;
   defaultName: string;
+  /** The name on a route: the user alone (`ann`), so one name selects all of a developer's tunnels. */
+  routeName: string;
   lastPort: number | undefined;
   /** Remembers the port the server assigned (no-op without a state directory). */
   savePort(port: number): Promise<void>;
@@ -84,7 +86,8 @@ export async function loadIdentity(dir: string | false, server: URL, localPort: 
   const base = clientIdBase(user, hostname(), label);
   const slot = `${server.origin} ${identity ?? localPort}`;
   const defaultName = safeName(`${user}-${identity === undefined ? localPort : basename(identity)}`);
-  const forgetful = (): ClientIdentity => ({ clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, lastPort: undefined, savePort: async () => {} });
+  const routeName = safeName(user);
+  const forgetful = (): ClientIdentity => ({ clientId: `${base}#${randomBytes(16).toString('hex')}`, defaultName, routeName, lastPort: undefined, savePort: async () => {} });
   if (dir === false) return forgetful();
   const file = join(dir, 'state.json');
   let state = await readState(file);
@@ -103,6 +106,7 @@ export async function loadIdentity(dir: string | false, server: URL, localPort: 
   return {
     clientId: `${base}#${current.key}`,
     defaultName,
+    routeName,
     lastPort: typeof current.ports[slot] === 'number' ? current.ports[slot] : undefined,
     async savePort(port) {
       // Re-read so that two tunnels of the same laptop do not erase each other's ports.

@@ -58,6 +58,9 @@ export interface Exchange {
   code: string | undefined;
   bytesIn: number;
   bytesOut: number;
+  /** On a route: the route's name, and who serves it (`tunnel ann`), said in `X-Devtunnel-Served-By`. */
+  route?: string;
+  servedBy?: string;
 }
 
 export type ExchangeState = 'queued' | 'dispatched' | 'responding' | 'upgraded' | 'done';

@@ -10,6 +10,8 @@ export interface ServerMetrics {
   tunnelClosed(reason: string): void;
   requestFinished(event: RequestFinished): void;
   authFailed(): void;
+  /** A request on a route, by who served it: a developer's `tunnel`, the real app (`upstream`), or an `error`. */
+  routeRequest(route: string, servedBy: 'tunnel' | 'upstream' | 'error'): void;
   /** The exposition text for `/metrics`, and its content type. */
   render(): Promise<{ text: string; contentType: string }>;
 }
@@ -41,6 +43,7 @@ export const noopMetrics: ServerMetrics = Object.freeze({
   tunnelClosed() {},
   requestFinished() {},
   authFailed() {},
+  routeRequest() {},
   async render() {
     return { text: '', contentType: 'text/plain; version=0.0.4' };
   },
@@ -68,6 +71,8 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
   const polls = new Gauge({ name: 'devtunnel_polls_waiting', help: 'Long-polls held by the server.', registers: [register] });
   const queued = new Gauge({ name: 'devtunnel_requests_queued', help: 'Requests waiting for a poll.', registers: [register] });
   const inFlight = new Gauge({ name: 'devtunnel_requests_in_flight', help: 'Requests handed to clients and not answered yet.', registers: [register] });
+  const routed = new Counter({ name: 'devtunnel_route_requests_total', help: 'Requests on routes, by route and by who served them (tunnel, upstream, error).', labelNames: ['route', 'served_by'], registers: [register] });
+  const byRoute = new Map<string, ReturnType<typeof routed.labels>>();
   const open = new Gauge({ name: 'devtunnel_upgraded_connections', help: 'Upgraded connections (WebSockets) open now.', registers: [register] });
 
   // Label sets resolved once: a request's metrics are then plain increments (the set is bounded:
@@ -86,6 +91,12 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
     tunnelRegistered: () => registered.inc(),
     tunnelClosed: (reason) => closed.inc({ reason }),
     authFailed: () => authFailures.inc(),
+    routeRequest(route, servedBy) {
+      const key = `${route} ${servedBy}`;
+      let child = byRoute.get(key);
+      if (!child) byRoute.set(key, (child = routed.labels(route, servedBy)));
+      child.inc();
+    },
     requestFinished(e) {
       if (e.upgrade) {
         upgrades.inc({ class: statusClass(e.status) });

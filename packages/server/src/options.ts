@@ -4,6 +4,7 @@ import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
 import type { ServerMetrics } from './metrics';
+import { resolveRoute, RouteConfigError, type ResolvedRoute, type RouteConfig } from './routes/config';
 
 /**
  * Options of {@link createTunnelServer}. The `devtunnel-server` CLI has one flag per option
@@ -38,6 +39,13 @@ export interface ServerOptions {
    * @default [] (a token is always needed)
    */
   dashboardOpenCidrs?: string[];
+  /**
+   * Apps of the cluster this server stands in for (docs/routes.md): each listens on a port of its
+   * own and sends a request to the developer it names (cookie `devtunnel`, header `X-Devtunnel`,
+   * `baggage` member `devtunnel`) or, naming nobody live, to the app's real address. Objects, or
+   * strings in the `--route` form `NAME:PORT=URL[;offline=error][;public-url=URL]`. @default []
+   */
+  routes?: Array<RouteConfig | string>;
   /** JSON file keeping port assignments across restarts. @default none (memory only) */
   stateFile?: string;
   /**
@@ -81,7 +89,8 @@ export interface ServerOptions {
   now?: () => number;
 }
 
-export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics' | 'adminToken'>> {
+export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics' | 'adminToken' | 'routes'>> {
+  routes: ResolvedRoute[];
   adminToken: string | undefined;
   metrics: ServerMetrics | false | undefined;
   token: string;
@@ -111,6 +120,7 @@ export const serverDefaults = Object.freeze({
   maxUpgrades: 256,
   drainTimeoutMs: 20_000,
   dashboardOpenCidrs: [] as string[],
+  routes: [] as string[],
 } satisfies ServerOptions);
 
 
@@ -128,7 +138,6 @@ export function parsePortRange(option: string, value: string): { from: number; t
   return { from, to };
 }
 
-/** Merges defaults and validates every option, naming the option and the fix. */
 /**
  * How often Node checks its headers and request timeouts (its default, 30 s, would let a slow
  * client far past `headersTimeoutMs`): an eighth of that timeout, between 50 ms and 2 s. Two
@@ -138,6 +147,29 @@ export function connectionsCheckingInterval(o: Pick<ResolvedServerOptions, 'head
   return Math.max(50, Math.min(2000, Math.floor(o.headersTimeoutMs / 8)));
 }
 
+/** Routes validated one by one, then together: one name and one port each, outside the tunnel ports. */
+function resolveRoutes(input: unknown, controlPort: number, range: { from: number; to: number }): ResolvedRoute[] {
+  if (!Array.isArray(input)) throw invalid('routes', 'must be a list of routes such as ["cart:8101=http://cart.shop.svc.cluster.local:80"].');
+  const routes: ResolvedRoute[] = [];
+  for (const entry of input as Array<RouteConfig | string>) {
+    let route: ResolvedRoute;
+    try {
+      route = resolveRoute(entry);
+    } catch (error) {
+      if (error instanceof RouteConfigError) throw invalid('routes', error.message);
+      throw error;
+    }
+    if (routes.some((r) => r.name === route.name)) throw invalid('routes', `names "${route.name}" twice; each route has one name.`);
+    const clash = routes.find((r) => r.port === route.port);
+    if (clash) throw invalid('routes', `gives port ${route.port} to both "${clash.name}" and "${route.name}"; each route needs a port of its own.`);
+    if (route.port === controlPort) throw invalid('routes', `"${route.name}": port ${route.port} is the control API's port; pick another.`);
+    if (route.port >= range.from && route.port <= range.to) throw invalid('routes', `"${route.name}": port ${route.port} lies inside tunnelPorts (${range.from}-${range.to}); pick a port outside the range.`);
+    routes.push(route);
+  }
+  return routes;
+}
+
+/** Merges defaults and validates every option, naming the option and the fix. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const o = { ...serverDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof serverDefaults & ServerOptions;
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw invalid('port', `must be a port number (got ${JSON.stringify(o.port)}).`);
@@ -179,6 +211,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     if (!m || !(isIPv4(m[1]!) ? bits <= 32 : isIPv6(m[1]!) && bits <= 128)) throw invalid('dashboardOpenCidrs', `must be networks such as 10.0.0.0/8 (got ${JSON.stringify(cidr)}).`);
   }
   if (!/\{port\}/.test(o.publicUrl)) throw invalid('publicUrl', `must contain {port}, e.g. http://{host}:{port} (got ${JSON.stringify(o.publicUrl)}).`);
+  const routes = resolveRoutes(o.routes, o.port, portRange);
   const generatedToken = o.token === undefined;
   return {
     ...o,
@@ -188,6 +221,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     metrics: o.metrics,
     adminToken: o.adminToken,
     portRange,
+    routes,
     logger: o.logger ?? silentLogger,
     now: o.now ?? Date.now,
   };

@@ -5,6 +5,8 @@ import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { connectionsCheckingInterval, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
 import { createRegistry, type Registry, type TunnelSnapshot } from './registry';
+import type { Route } from './routes';
+import type { UpstreamOutcome } from './routes/upstream';
 import type { Exchange } from './exchange';
 import { remember, type TunnelSession } from './session';
 import { createPrometheusMetrics, noopMetrics, type MetricsSnapshot, type ServerMetrics } from './metrics';
@@ -77,12 +79,51 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     if (!complete) fields.incomplete = true;
     const trace = traceFields(ex.req);
     if (trace) fields.trace = trace;
+    if (ex.route !== undefined) {
+      fields.route = ex.route;
+      fields.servedBy = ex.servedBy;
+      const route = registry.route(ex.route);
+      const failed = ex.code !== undefined && ex.code !== 'browser_gone';
+      if (route) route.served[failed ? 'error' : 'tunnel']++;
+      metrics.routeRequest(ex.route, failed ? 'error' : 'tunnel');
+    }
     logger.log('info', 'request', fields);
     remember(tunnel.stats, { time: t, method: ex.message.method, path, status, durationMs: t - ex.arrivedAt, ...(ex.code ? { code: ex.code } : {}) });
     metrics.requestFinished({ status, code: ex.code, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, queuedMs: fields.queuedMs as number, totalMs: t - ex.arrivedAt, upgrade: ex.upgrade !== undefined });
   }
 
+  /** A request a route's real app served, or failed to (then served by `error`). */
+  function upstreamFinished(route: Route, req: IncomingMessage, outcome: UpstreamOutcome, arrivedAt: number): void {
+    const t = o.now();
+    const failed = outcome.code !== undefined && outcome.code !== 'browser_gone';
+    const servedBy = failed ? 'error' : 'upstream';
+    route.served[servedBy]++;
+    metrics.routeRequest(route.config.name, servedBy);
+    const fields: Record<string, unknown> = {
+      route: route.config.name,
+      servedBy,
+      port: route.config.port,
+      requestId: outcome.requestId,
+      method: req.method,
+      path: req.url!.split('?')[0],
+      status: outcome.status,
+      bytesIn: outcome.bytesIn,
+      bytesOut: outcome.bytesOut,
+      totalMs: t - arrivedAt,
+    };
+    if (outcome.code) fields.code = outcome.code;
+    if (outcome.incomplete && !outcome.upgrade) fields.incomplete = true;
+    const trace = traceFields(req);
+    if (trace) fields.trace = trace;
+    logger.log(failed ? 'warn' : 'info', 'request', fields);
+  }
+
   function rejected(port: number, error: HttpError, req?: IncomingMessage): void {
+    const route = registry.routeAt(port);
+    if (route) {
+      route.served.error++;
+      metrics.routeRequest(route.config.name, 'error');
+    }
     logger.log('warn', 'request.rejected', { port, status: error.status, code: error.code, reason: error.message, method: req?.method, path: req?.url?.split('?')[0] });
   }
 
@@ -98,7 +139,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     return s;
   }
   const metrics: ServerMetrics = o.metrics === false ? noopMetrics : (o.metrics ?? createPrometheusMetrics(snapshot));
-  const registry: Registry = createRegistry({ options: o, logger, finished, rejected, metrics });
+  const registry: Registry = createRegistry({ options: o, logger, finished, rejected, upstreamFinished, metrics });
   const handler = createControlHandler({ options: o, registry, logger, metrics, isReady: () => ready && !closing });
   const server: Server = createServer({
     headersTimeout: o.headersTimeoutMs,

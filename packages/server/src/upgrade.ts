@@ -4,6 +4,7 @@ import { headerValue, stripHopByHop, type ResponseHead } from '@devtunnel/core/p
 import { endRaw, rawResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange, UpgradeState } from './exchange';
+import { SERVED_BY } from './routes/selection';
 import type { TunnelSession } from './session';
 
 /**
@@ -76,6 +77,7 @@ export function handleUpgradeUpload(tunnel: TunnelSession, ex: Exchange, head: R
   }
   const headers = stripHopByHop(head.headers);
   if (!headerValue(head.headers, 'x-request-id')) headers.push(['X-Request-Id', ex.requestId]);
+  if (ex.servedBy !== undefined) headers.push([SERVED_BY, ex.servedBy]);
 
   if (head.status !== 101) return refusal(tunnel, ex, head, headers, req, res);
 

@@ -55,6 +55,8 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
             ? paint('cyan', url)
             : paint('dim', `connecting to ${server}…`);
         logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${state}`);
+        const route = session?.client?.info?.route;
+        if (route) logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Route')}:   ${route.name} as ${route.selector}, turn it on: ${paint('cyan', route.link)}`);
       };
     }
     httpServer.once('listening', () => {

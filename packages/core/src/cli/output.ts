@@ -1,6 +1,7 @@
 import { styleText } from 'node:util';
 import type { RequestEvent, TunnelClient } from '../client';
 import { closingFields, createBatchedWriter } from '../protocol';
+import { describeRoute } from '../plugin-kit/status';
 
 /**
  * What `devtunnel` prints for a tunnel's events: one line a request and the status lines for a
@@ -40,7 +41,10 @@ export function attachOutput(client: TunnelClient, json: boolean, io: CliStreams
   client.on('registered', (info) => {
     lost = false;
     if (json) event('registered', { ...info });
-    else out(`${color('green', '➜')}  ${color('bold', 'Tunnel:')} ${color('cyan', info.url)} → ${info.target}  (${info.name}, port ${info.port}${info.reconnected ? ', back again' : ''})`);
+    else {
+      out(`${color('green', '➜')}  ${color('bold', 'Tunnel:')} ${color('cyan', info.url)} → ${info.target}  (${info.name}, port ${info.port}${info.reconnected ? ', back again' : ''})`);
+      if (info.route && !info.reconnected) out(`${color('green', '➜')}  ${color('bold', 'Route:')} ${describeRoute(info.route)}`);
+    }
   });
   client.on('request', (r: RequestEvent) => {
     if (json) event('request', r);

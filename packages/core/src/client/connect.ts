@@ -171,12 +171,13 @@ export function createConnection(ctx: ClientContext, deps: ConnectionDeps): Conn
     identity ??= await loadIdentity(o.stateDir === undefined ? defaultStateDir() : o.stateDir, o.server, o.port, o.identity, (m) => log.warn(m));
     const s = await control.register({
       clientId: identity.clientId,
-      name: o.name ?? identity.defaultName,
+      name: o.name ?? (o.route ? identity.routeName : identity.defaultName),
       preferredPort: o.preferredPort ?? ctx.info?.port ?? identity.lastPort,
       localPort: o.port,
       version: VERSION,
       features: [...CLIENT_FEATURES],
       instance,
+      ...(o.route ? { route: o.route } : {}),
     });
     if (ctx.closed) {
       // close() ran while the server registered us: take that registration back, say nothing.
@@ -184,7 +185,7 @@ export function createConnection(ctx: ClientContext, deps: ConnectionDeps): Conn
       throw closedError();
     }
     ctx.session = s;
-    ctx.info = { port: s.port, url: s.url, name: s.name, id: s.id, target: ctx.targetName };
+    ctx.info = { port: s.port, url: s.url, name: s.name, id: s.id, target: ctx.targetName, ...(s.route ? { route: s.route } : {}) };
     try {
       await identity.savePort(s.port);
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { TunnelError } from '../errors';
-import type { RequestErrorCode } from '../protocol';
+import type { RequestErrorCode, RouteMembership } from '../protocol';
 
 // The public face of a tunnel client: what it reports and what it offers, exported as they are
 // from `@devtunnel/core`. The parts of the client import them from here, not from index.ts, so
@@ -16,6 +16,8 @@ export interface TunnelInfo {
   id: string;
   /** The local app this tunnel replays requests to. */
   target: string;
+  /** On a route: its name, the name that selects this tunnel there, and the page that turns it on. */
+  route?: RouteMembership;
 }
 
 /** One finished request, as the CLI logs it. */

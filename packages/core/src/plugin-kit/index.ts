@@ -5,7 +5,7 @@
  * project that survives the dev server's restarts.
  */
 export { clusterDomain, dialAddress, disabledReason, pluginSettings, type PluginSettings } from './settings';
-export { reportStatus, startDevServerTunnel, type StatusLog } from './status';
+export { describeRoute, reportStatus, startDevServerTunnel, type StatusLog } from './status';
 export {
   createDevServerSessions,
   type DevServerListening,

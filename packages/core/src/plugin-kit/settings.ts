@@ -30,6 +30,8 @@ export interface PluginSettings {
   server: string | undefined;
   token: string | undefined;
   name: string | undefined;
+  /** The route of the tunnel server to serve (option `route`, else `DEVTUNNEL_ROUTE`). */
+  route: string | undefined;
   /** The cluster's host names to let through the dev server's host check. */
   hosts: string[];
   /** Why there is no tunnel, when there is none… */
@@ -43,7 +45,7 @@ export interface PluginSettings {
  * switches, the host names to allow. `setting` names how to pass the server in this plugin.
  */
 export function pluginSettings(
-  options: { server?: string; token?: string; name?: string; enabled?: boolean; allowedHosts?: string[] },
+  options: { server?: string; token?: string; name?: string; route?: string; enabled?: boolean; allowedHosts?: string[] },
   env: Env,
   setting: string,
 ): PluginSettings {
@@ -56,6 +58,7 @@ export function pluginSettings(
     server,
     token,
     name: options.name ?? env.DEVTUNNEL_NAME,
+    route: options.route ?? env.DEVTUNNEL_ROUTE,
     hosts: [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])],
     off,
     quiet: switched?.quiet ?? false,

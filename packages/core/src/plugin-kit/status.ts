@@ -1,5 +1,6 @@
 import { createTunnelClient, type TunnelClient, type TunnelInfo } from '../client';
 import type { TunnelOptions } from '../options';
+import type { RouteMembership } from '../protocol';
 
 /**
  * The few lines a developer reads about a dev server's tunnel, and opening that tunnel without
@@ -10,6 +11,11 @@ export interface StatusLog {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
+}
+
+/** What a developer needs to know about a tunnel's route: which name selects it, and the link. */
+export function describeRoute(route: RouteMembership): string {
+  return `route ${route.name}: requests that select "${route.selector}" come here (cookie devtunnel=${route.selector}, or header X-Devtunnel: ${route.selector}); turn it on in a browser: ${route.link}`;
 }
 
 /**
@@ -23,6 +29,7 @@ export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (
   const onRegistered = (info: TunnelInfo & { reconnected: boolean }) => {
     const again = wasLive && (lost || info.reconnected);
     log.info(!again && firstLine ? firstLine(info) : `${again ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
+    if (!again && info.route) log.info(describeRoute(info.route));
     lost = false;
     wasLive = true;
   };

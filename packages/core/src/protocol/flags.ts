@@ -5,8 +5,11 @@
  * (`--max-in-flight`) to API (`maxInFlight`). Pure: the CLIs pass in what they parsed and read.
  */
 
-/** How a flag's value is read: `port` 0-65535, `count` and `ms` whole numbers, `list` a comma list. */
-export type FlagKind = 'string' | 'boolean' | 'list' | 'port' | 'count' | 'ms';
+/**
+ * How a flag's value is read: `port` 0-65535, `count` and `ms` whole numbers, `list` a comma list,
+ * `repeat` a flag given once per entry (`--route a --route b`), its variable a comma list.
+ */
+export type FlagKind = 'string' | 'boolean' | 'list' | 'repeat' | 'port' | 'count' | 'ms';
 
 export interface Flag<O extends string = string> {
   /** `--flag`, kebab-case. */
@@ -33,18 +36,20 @@ export class FlagError extends Error {
 export const envName = (flag: string): string => `DEVTUNNEL_${flag.toUpperCase().replace(/-/g, '_')}`;
 
 /** The `options` argument of node:util `parseArgs` for a table. */
-export function parseArgsOptions(flags: readonly Flag[]): Record<string, { type: 'string' | 'boolean' }> {
-  const out: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const f of flags) out[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+export function parseArgsOptions(flags: readonly Flag[]): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+  const out: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const f of flags) out[f.flag] = f.kind === 'repeat' ? { type: 'string', multiple: true } : { type: f.kind === 'boolean' ? 'boolean' : 'string' };
   return out;
 }
 
-function convert(f: Flag, raw: string | boolean, source: string): unknown {
+function convert(f: Flag, raw: string | boolean | Array<string | boolean>, source: string): unknown {
   if (typeof raw === 'boolean') return raw;
+  if (Array.isArray(raw)) return raw.map((s) => String(s).trim()).filter(Boolean);
   switch (f.kind) {
     case 'string':
       return raw;
     case 'list':
+    case 'repeat':
       return raw.split(',').map((s) => s.trim()).filter(Boolean);
     case 'boolean':
       if (raw === 'true' || raw === '1') return true;
@@ -70,7 +75,7 @@ export interface ReadFlags {
  * Values from `parsed` (what `parseArgs` gave), else from `env` for flags that have a variable;
  * an empty variable counts as unset. Throws {@link FlagError} naming the flag or the variable.
  */
-export function readFlags(flags: readonly Flag[], parsed: Record<string, string | boolean | undefined>, env: Record<string, string | undefined>): ReadFlags {
+export function readFlags(flags: readonly Flag[], parsed: Record<string, string | boolean | Array<string | boolean> | undefined>, env: Record<string, string | undefined>): ReadFlags {
   const values: Record<string, unknown> = {};
   const from: Record<string, string> = {};
   for (const f of flags) {
@@ -100,7 +105,7 @@ export function faultMessage(program: string, from: Record<string, string>, faul
 export function flagHelp(flags: readonly Flag[], width = 30): string {
   return flags
     .map((f) => {
-      const name = `--${f.flag}${f.kind === 'boolean' ? '' : ' <value>'}`;
+      const name = `--${f.flag}${f.kind === 'boolean' ? '' : ' <value>'}${f.kind === 'repeat' ? '…' : ''}`;
       return `  ${name.padEnd(width)} ${f.help}${f.default !== undefined ? ` (default: ${f.default})` : ''}${f.env ? ` [${f.env}]` : ''}`;
     })
     .join('\n');

@@ -36,6 +36,12 @@ export interface RegisterRequest {
    * "One identity, two clients").
    */
   instance?: string;
+  /**
+   * A route of the server (an app of the cluster it stands in for) this tunnel serves: requests
+   * on that route that name this tunnel's `name` (cookie `devtunnel`, header `X-Devtunnel`, or the
+   * `baggage` member `devtunnel`) come here; the others go to the app's real address.
+   */
+  route?: string;
 }
 
 /** Timing values the client must use; all in milliseconds. */
@@ -66,6 +72,18 @@ export interface RegisterResponse {
   maxPolls: number;
   /** Optional abilities of the server (see {@link SERVER_FEATURES}); absent on older servers. */
   features?: string[];
+  /** When the registration named a route: how requests select this tunnel there. */
+  route?: RouteMembership;
+}
+
+/** A tunnel's place on a route, as the registration answer states it. */
+export interface RouteMembership {
+  /** The route's name. */
+  name: string;
+  /** The name that selects this tunnel (cookie `devtunnel=<selector>`, header `X-Devtunnel`, baggage). */
+  selector: string;
+  /** The route's page that turns the selection on in a browser (`…/__devtunnel/?use=<selector>`). */
+  link: string;
 }
 
 /** Poll answer: one browser request for the client to replay. */

@@ -102,5 +102,8 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
   if (b.instance !== undefined && (typeof b.instance !== 'string' || !ID_PATTERN.test(b.instance))) {
     throw new RegistrationError('instance must be 32 lower-case hex digits.');
   }
+  if (b.route !== undefined && (typeof b.route !== 'string' || !NAME_PATTERN.test(b.route))) {
+    throw new RegistrationError('route must be a route name: lower-case letters, digits and dashes, at most 63 characters.');
+  }
   return b as RegisterRequest;
 }

@@ -19,6 +19,7 @@ export const serverFlags: ReadonlyArray<OptionFlag<keyof ServerOptions>> = [
   flag('token', 'token', 'string', 'registration token (generated and printed once when unset)'),
   flag('admin-token', 'adminToken', 'string', 'token that signs an admin into the dashboard (can close tunnels)'),
   flag('dashboard-open-cidrs', 'dashboardOpenCidrs', 'list', 'networks that may read the dashboard without a token (comma list)'),
+  { ...flag('route', 'routes', 'repeat', 'an app this server stands in for: NAME:PORT=URL (repeat the flag; variable: comma list)'), env: 'DEVTUNNEL_ROUTES' },
   flag('state-file', 'stateFile', 'string', 'JSON file keeping port assignments across restarts'),
   flag('public-url', 'publicUrl', 'string', 'tunnel URL template handed to clients ({host}, {port})'),
   flag('poll-timeout-ms', 'pollTimeoutMs', 'ms', 'how long a poll is held before 204'),

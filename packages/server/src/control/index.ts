@@ -76,7 +76,7 @@ export function createControlHandler(deps: ControlDeps) {
       path: `${API_PREFIX}/tunnels`,
       handler(req, res) {
         requireToken(req);
-        json(res, 200, { tunnels: registry.list() });
+        json(res, 200, { tunnels: registry.list(), routes: registry.routes() });
       },
     },
     {

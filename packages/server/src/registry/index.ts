@@ -8,6 +8,8 @@ import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
 import type { ResolvedServerOptions } from '../options';
 import { createPortAllocator, type PortAllocator } from '../ports';
+import { createRouteTable, routeSnapshot, type Route, type RouteSnapshot, type RouteTable } from '../routes';
+import type { UpstreamOutcome } from '../routes/upstream';
 import { createTunnelSession, type TunnelSession } from '../session';
 import { createStateStore, type StateStore } from '../state-store';
 import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
@@ -28,6 +30,12 @@ export interface Registry {
   /** Ends a tunnel now (deregistration, or an admin closing it). Its port stays reserved. */
   remove(id: string, reason: string): void;
   list(): TunnelSnapshot[];
+  /** The routes, their upstreams' health and their members. */
+  routes(): RouteSnapshot[];
+  /** A route by name. */
+  route(name: string): Route | undefined;
+  /** The route listening on `port`. */
+  routeAt(port: number): Route | undefined;
   readonly size: number;
   /** Stops accepting browser requests and polls; resolves when in-flight requests ended or the budget ran out. */
   drain(budgetMs: number): Promise<void>;
@@ -41,6 +49,8 @@ export interface RegistryDeps {
   finished(exchange: Exchange, tunnel: TunnelSession): void;
   metrics: ServerMetrics;
   rejected(port: number, error: HttpError, req?: IncomingMessage): void;
+  /** Writes the log line of a request a route's real app served (or failed to). */
+  upstreamFinished(route: Route, req: IncomingMessage, outcome: UpstreamOutcome, arrivedAt: number): void;
 }
 
 /** How long a port that another process holds is skipped before we try it again. */
@@ -68,6 +78,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byId = new Map<string, TunnelSession>();
   const byPort = new Map<number, TunnelSession>();
   const byClient = new Map<string, TunnelSession>();
+  const routes: RouteTable = createRouteTable(options);
   /**
    * A port accepts browsers as long as someone holds it, with or without a live tunnel: a browser
    * reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather than a
@@ -77,6 +88,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
     options,
     lookup: (p) => byPort.get(p),
     holder: (p) => allocator.holderOf(p)?.name,
+    route: (p) => routes.byPort(p),
+    upstreamFinished: deps.upstreamFinished,
     finished: deps.finished,
     rejected: deps.rejected,
   });
@@ -96,6 +109,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     byId.delete(tunnel.id);
     if (byPort.get(tunnel.port) === tunnel) byPort.delete(tunnel.port);
     if (byClient.get(tunnel.clientId) === tunnel) byClient.delete(tunnel.clientId);
+    if (tunnel.route !== undefined) routes.byName(tunnel.route)?.leave(tunnel);
     tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
     allocator.touch(tunnel.clientId);
     if (reason === 'deregistered' || reason === 'closed_by_admin') closedByOwner.add(tunnel.clientId);
@@ -110,6 +124,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
     const req = validRegistration(body);
     identities.admit(req, byClient.get(req.clientId));
     const name = req.name ?? 'tunnel';
+    const route = req.route === undefined ? undefined : routes.byName(req.route);
+    if (req.route !== undefined && !route) {
+      const known = routes.all.map((r) => r.config.name);
+      throw new HttpError('unknown_route', `This tunnel server has no route "${req.route}" (${known.length ? `its routes: ${known.join(', ')}` : 'it has no routes'}). Check --route / DEVTUNNEL_ROUTE, or ask the server's operator to add it (devtunnel-server --route ${req.route}:PORT=URL).`);
+    }
+    // A name selects one tunnel per route: another developer's live tunnel keeps it.
+    const holder = route?.member(name);
+    if (holder && holder.clientId !== req.clientId && holder.isActive()) {
+      throw new HttpError('route_name_taken', `Another developer's tunnel (${owner(holder.clientId)}) serves route "${route!.config.name}" under the name "${name}". Choose another name (--name / the name option).`);
+    }
     // The same identity registering again (a client restart, or after a server restart) replaces
     // its old session and keeps its port.
     const previous = byClient.get(req.clientId);
@@ -148,7 +172,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     const secret = randomBytes(32).toString('hex');
     const secretBytes = Buffer.from(secret);
     const tunnel = createTunnelSession(
-      { id, clientId: req.clientId, instance: req.instance, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []) },
+      { id, clientId: req.clientId, instance: req.instance, name, port, localPort: req.localPort, version: req.version, features: new Set(req.features ?? []), route: route?.config.name },
       {
         options,
         logger: logger.child({ tunnel: name, port }),
@@ -159,11 +183,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
     byId.set(id, tunnel);
     byPort.set(port, tunnel);
     byClient.set(req.clientId, tunnel);
+    route?.join(tunnel);
     closedByOwner.delete(req.clientId);
     store?.save();
     const url = publicUrl(port, hostHeader);
     deps.metrics.tunnelRegistered();
-    logger.log('info', 'tunnel.registered', { tunnel: name, port, id, owner: owner(req.clientId), localPort: req.localPort, version: req.version, replaced: previous !== undefined });
+    logger.log('info', 'tunnel.registered', { tunnel: name, port, id, owner: owner(req.clientId), localPort: req.localPort, version: req.version, replaced: previous !== undefined, ...(route ? { route: route.config.name } : {}) });
     return {
       protocol: PROTOCOL_VERSION,
       id,
@@ -179,7 +204,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
       },
       maxPolls: options.maxPolls,
       features: [...SERVER_FEATURES],
+      ...(route ? { route: { name: route.config.name, selector: name, link: routeLink(route, name, hostHeader) } } : {}),
     };
+  }
+
+  /** The route's page offering this tunnel, where browsers reach the route. */
+  function routeLink(route: Route, name: string, hostHeader: string | undefined): string {
+    const base = route.config.publicUrl ?? publicUrl(route.config.port, hostHeader).replace(/\/+$/, '');
+    return `${base}/__devtunnel/?use=${name}`;
   }
 
   function sweep(): void {
@@ -196,6 +228,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   return {
     async start() {
+      for (const route of routes.all) await listener.listen(route.config.port);
+      routes.start();
       if (store) {
         allocator.load(await store.load());
         for (const { port, clientId } of allocator.list()) {
@@ -236,6 +270,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
       return allocator.list().map((a) => snapshot(a, byClient.get(a.clientId), closedByOwner.has(a.clientId) ? 'closed' : 'expired')).sort((x, y) => x.port - y.port);
     },
 
+    routes: () => routes.all.map(routeSnapshot),
+    route: (name) => routes.byName(name),
+    routeAt: (port) => routes.byPort(port),
+
     get size() {
       return byId.size;
     },
@@ -264,6 +302,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       byPort.clear();
       byClient.clear();
       await listener.destroy();
+      await routes.close();
       if (store) {
         store.save();
         await store.flush();

@@ -9,6 +9,8 @@ export interface TunnelSnapshot {
   /** The last finished requests (method, path, status, time; never bodies, queries, cookies). */
   recent: RecentRequest[];
   name: string;
+  /** The route this tunnel serves (its `name` selects it there), if any. */
+  route: string | undefined;
   /** `user@host:localPort` without the random part of the identity. */
   owner: string;
   port: number;
@@ -47,6 +49,7 @@ export function snapshot(a: PortAssignment, t: TunnelSession | undefined, ended:
   return {
     id: t?.id,
     name: t?.name ?? a.name,
+    route: t?.route,
     owner: owner(a.clientId),
     port: a.port,
     state,

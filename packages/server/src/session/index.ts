@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_BATCH } from '@devtunnel/core/protocol';
 import { systemClock } from '../clock';
 import { sendError } from '../error-response';
+import { SERVED_BY } from '../routes/selection';
 import { HttpError, offlineError } from '../errors';
 import type { Exchange } from '../exchange';
 import { createDispatcher, httpPoll, type Poll } from './dispatch';
@@ -76,7 +77,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     ex.code = error.code;
     if (ex.upgrade) return ex.upgrade.fail(error);
     // A half-read upload leaves the connection in an unknown state: close it after the answer.
-    sendError(ex.req, ex.res!, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete, headers: { 'x-request-id': ex.requestId } });
+    sendError(ex.req, ex.res!, error, { context: `tunnel ${init.name}, port ${init.port}`, close: !ex.req.complete, headers: ex.servedBy === undefined ? { 'x-request-id': ex.requestId } : { 'x-request-id': ex.requestId, [SERVED_BY]: ex.servedBy } });
   }
 
   function settle(ex: Exchange): void {
@@ -132,6 +133,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     localPort: init.localPort,
     version: init.version,
     features: init.features,
+    route: init.route,
     stats,
     state,
     isActive: () => state() === 'connected',

@@ -20,6 +20,8 @@ export interface TunnelSession {
   readonly version: string | undefined;
   /** What the client said it can do (`upgrade`…). */
   readonly features: ReadonlySet<string>;
+  /** The route this tunnel serves, if it registered for one. */
+  readonly route: string | undefined;
   readonly stats: TunnelStats;
   state(): TunnelState;
   /** Whether a client is polling now (for port reuse decisions). */
@@ -90,4 +92,6 @@ export interface TunnelInit {
   localPort: number | undefined;
   version: string | undefined;
   features: ReadonlySet<string>;
+  /** The route this tunnel serves, if it registered for one. */
+  route?: string | undefined;
 }

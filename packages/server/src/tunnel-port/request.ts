@@ -95,13 +95,24 @@ function addOwnHeaders(req: IncomingMessage, headers: HeaderPairs): string {
   return requestId;
 }
 
+/**
+ * The request's end-to-end headers with the forwarding headers this server owns: what a tunnel's
+ * local app and a route's real app both see (one policy for both). Returns the request id too.
+ */
+export function forwardHeaders(req: IncomingMessage): { headers: HeaderPairs; requestId: string } {
+  // X-Forwarded-For is rebuilt with this hop appended, so the old one goes.
+  const headers = endToEndPairs(req.rawHeaders, 'x-forwarded-for');
+  return { headers, requestId: addOwnHeaders(req, headers) };
+}
+
+/** Path and query of the target (absolute-form becomes origin-form). */
+export const requestTarget = (req: IncomingMessage): string => originForm(req.url!);
+
 /** Turns an accepted request into the message for the client and the exchange that tracks it. */
 export function createExchange(req: IncomingMessage, res: ServerResponse | undefined, now: number, upgrade?: UpgradeState): Exchange {
   const te = req.headers['transfer-encoding'] !== undefined;
   const cl = req.headers['content-length'];
-  // X-Forwarded-For is rebuilt below with this hop appended, so the old one goes.
-  const headers = endToEndPairs(req.rawHeaders, 'x-forwarded-for');
-  const requestId = addOwnHeaders(req, headers);
+  const { headers, requestId } = forwardHeaders(req);
   // An upgrade keeps the two hop-by-hop fields that ask for it: the local app must see them.
   if (upgrade) headers.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? '']);
   const message: RequestMessage = {

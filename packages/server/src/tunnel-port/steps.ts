@@ -4,6 +4,10 @@ import { endRaw, rawResponse, sendError } from '../error-response';
 import { HttpError, offlineError } from '../errors';
 import type { Exchange } from '../exchange';
 import type { ResolvedServerOptions } from '../options';
+import type { Route } from '../routes';
+import { linkPrefix, serveLinkPage } from '../routes/link-page';
+import { selectedName, SERVED_BY } from '../routes/selection';
+import type { UpstreamOutcome } from '../routes/upstream';
 import type { TunnelSession } from '../session';
 import { createUpgradeState } from '../upgrade';
 import { checkRequest, createExchange } from './request';
@@ -25,6 +29,10 @@ export interface PortDeps {
   holder(port: number): string | undefined;
   /** Called once per browser request when it is over, whatever the outcome. */
   finished(exchange: Exchange, tunnel: TunnelSession): void;
+  /** The route listening on `port`, if it is a route's port. */
+  route(port: number): Route | undefined;
+  /** Called once per request a route's real app served (or failed to), when it is over. */
+  upstreamFinished(route: Route, req: IncomingMessage, outcome: UpstreamOutcome, arrivedAt: number): void;
   /** Requests that never reach a tunnel (parse errors, refusals) are reported here. */
   rejected(port: number, error: HttpError, req?: IncomingMessage): void;
   /**
@@ -41,6 +49,9 @@ export interface PortRequest {
   /** The tunnel port it came in on. */
   readonly port: number;
   tunnel?: TunnelSession;
+  /** On a route's port: the route, and who serves the request (`tunnel ann`). */
+  route?: Route;
+  servedBy?: string;
   exchange?: Exchange;
   /** Handed to the tunnel (only then is it logged as a tunnel request). */
   submitted?: boolean;
@@ -69,8 +80,52 @@ function checkFraming(r: PortRequest, deps: PortDeps): boolean {
   return problem === undefined;
 }
 
+/**
+ * On a route's port, who serves the request: the live tunnel its selection names (cookie, header or
+ * baggage), else the route's real app; the route's own page (`…/__devtunnel/`) answers itself. A
+ * selected tunnel that is offline falls back to the real app, or answers 503 `tunnel_offline` when
+ * the route says so (`offline=error`). A page or an HMR request never gets a page it did not ask for.
+ */
+function onRoute(r: PortRequest, deps: PortDeps, route: Route): boolean {
+  r.route = route;
+  const prefix = linkPrefix(r.req.url!);
+  if (prefix !== undefined) {
+    serveLinkPage(route, prefix, r.req, r.res).catch((error: Error) => sendError(r.req, r.res, new HttpError('internal_error', error.message), { close: true }));
+    return false;
+  }
+  const name = selectedName(r.req);
+  const member = name === undefined ? undefined : route.member(name);
+  if (member && member.state() === 'connected') {
+    r.tunnel = member;
+    r.servedBy = `tunnel ${member.name}`;
+    return true;
+  }
+  if (member && route.config.offline === 'error') {
+    const error = offlineError(member.port, member.name);
+    deps.rejected(r.port, error, r.req);
+    sendError(r.req, r.res, error, { close: !r.req.complete, headers: { [SERVED_BY]: 'error' } });
+    return false;
+  }
+  toUpstream(r, deps, route);
+  return false;
+}
+
+/** To the route's real app. A body waits for the parser, as in {@link handToTunnel}. */
+function toUpstream(r: PortRequest, deps: PortDeps, route: Route): void {
+  const arrivedAt = deps.options.now();
+  const go = () => {
+    if (deps.distrusted.has(r.req.socket) || r.req.socket.destroyed) return;
+    route.upstream.forward(r.req, r.res, (outcome) => deps.upstreamFinished(route, r.req, outcome, arrivedAt));
+  };
+  const hasBody = r.req.headers['transfer-encoding'] !== undefined || (r.req.headers['content-length'] ?? '0') !== '0';
+  if (hasBody) setImmediate(go);
+  else go();
+}
+
 /** The tunnel that holds the port; none: 503 `tunnel_offline` naming its last holder. */
 function findTunnel(r: PortRequest, deps: PortDeps): boolean {
+  const route = deps.route(r.port);
+  if (route) return onRoute(r, deps, route);
   r.tunnel = deps.lookup(r.port);
   if (r.tunnel) return true;
   const error = offlineError(r.port, deps.holder(r.port));
@@ -82,6 +137,10 @@ function findTunnel(r: PortRequest, deps: PortDeps): boolean {
 /** The message for the client, with the forwarding headers this server owns. */
 function makeExchange(r: PortRequest, deps: PortDeps): boolean {
   r.exchange = createExchange(r.req, r.res, deps.options.now());
+  if (r.route) {
+    r.exchange.route = r.route.config.name;
+    r.exchange.servedBy = r.servedBy;
+  }
   return true;
 }
 
@@ -127,7 +186,7 @@ function handToTunnel(r: PortRequest, deps: PortDeps): boolean {
   return true;
 }
 
-/** The path of a browser request, in order. Routes (issue 15) slot in at `findTunnel`. */
+/** The path of a browser request, in order. On a route's port, `findTunnel` chooses by selection. */
 export const requestSteps: readonly PortStep[] = [dropDistrusted, checkFraming, findTunnel, makeExchange, logWhenOver, handToTunnel];
 
 /** Runs the request steps until one answers. */
@@ -144,18 +203,35 @@ export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buff
   socket.on('error', () => socket.destroy());
   if (deps.distrusted.has(socket)) return void socket.destroy();
   const problem = checkRequest(req);
-  const tunnel = problem ? undefined : deps.lookup(port);
+  const route = problem ? undefined : deps.route(port);
+  let tunnel: TunnelSession | undefined;
+  let offline: TunnelSession | undefined;
+  if (route) {
+    const name = selectedName(req);
+    const member = name === undefined ? undefined : route.member(name);
+    if (member && member.state() === 'connected') tunnel = member;
+    else if (member && route.config.offline === 'error') offline = member;
+    else if (!offline) {
+      const arrivedAt = deps.options.now();
+      route.upstream.upgrade(req, socket, head, (outcome) => deps.upstreamFinished(route, req, outcome, arrivedAt));
+      return;
+    }
+  } else if (!problem) tunnel = deps.lookup(port);
   const tooOld = tunnel && !tunnel.features.has('upgrade')
     ? new HttpError('upgrade_not_supported', `The devtunnel client of "${tunnel.name}" is too old to carry WebSockets; update it (the page works, live reload does not).`)
     : undefined;
   if (problem || !tunnel || tooOld) {
-    const error = problem ?? tooOld ?? offlineError(port, deps.holder(port));
+    const error = problem ?? tooOld ?? (offline ? offlineError(offline.port, offline.name) : offlineError(port, deps.holder(port)));
     deps.distrusted.add(socket);
     deps.rejected(port, error, req);
     endRaw(socket, rawResponse(error));
     return;
   }
   const exchange = createExchange(req, undefined, deps.options.now(), createUpgradeState(socket, head));
+  if (route) {
+    exchange.route = route.config.name;
+    exchange.servedBy = `tunnel ${tunnel.name}`;
+  }
   let over = false;
   socket.once('close', () => {
     if (over) return;

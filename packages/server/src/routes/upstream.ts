@@ -1,0 +1,280 @@
+import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect, type Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import { Pool } from 'undici';
+import { endToEndFlat, pairsFromRaw, type HeaderPairs } from '@devtunnel/core/protocol';
+import { endRaw, rawResponse, sendError } from '../error-response';
+import { HttpError } from '../errors';
+import type { ResolvedServerOptions } from '../options';
+import { forwardHeaders, requestTarget } from '../tunnel-port/request';
+import type { ResolvedRoute } from './config';
+import { SERVED_BY } from './selection';
+
+/**
+ * A route's real app: the requests that select no live tunnel go there, streamed both ways,
+ * upgrades (WebSocket) included. The framing is this server's, as on the tunnel path: the request
+ * was checked by the tunnel ports' steps before it got here; hop-by-hop headers are dropped both
+ * ways and the forwarding headers added by the same policy (tunnel-port/request.ts); the answer's
+ * status must be a final one and its body as long as it says (undici checks, on a strict parser),
+ * else the browser gets a coded 502 or, once the head went out, a cut connection.
+ *
+ * undici's Pool rather than http-proxy: it is already the client's dependency, kept by Node's
+ * own team, keeps connections alive per upstream without an Agent to tune, has headers and body
+ * idle timeouts, and gives the raw answer head, so every rule here is ours (http-proxy passes
+ * duplicate Host headers and leaves sockets open after an upstream cut). Upgrades use node:http,
+ * which hands over both the 101 and a refusal.
+ */
+
+/** Whether the upstream answers, as the dashboard shows it. */
+export interface UpstreamHealth {
+  state: 'up' | 'down' | 'unknown';
+  /** When it was last known (a probe, or a request that reached it or failed to). */
+  checkedAt: number | undefined;
+  /** Why it is down. */
+  error: string | undefined;
+}
+
+/** How a request sent to the upstream ended, for the log and the metrics. */
+export interface UpstreamOutcome {
+  status: number;
+  code: string | undefined;
+  bytesIn: number;
+  bytesOut: number;
+  requestId: string;
+  upgrade: boolean;
+  /** The browser's side ended before the answer did. */
+  incomplete: boolean;
+}
+
+export interface Upstream {
+  readonly health: UpstreamHealth;
+  /** Sends a request to the real app and its answer back; `done` once, when it is over. */
+  forward(req: IncomingMessage, res: ServerResponse, done: (outcome: UpstreamOutcome) => void): void;
+  /** Upgrades a connection through the real app (WebSocket…); `done` when it closes. */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer, done: (outcome: UpstreamOutcome) => void): void;
+  /** Checks now whether the app accepts a connection (a TCP connect, no request). */
+  probe(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How long a probe's connection may take. */
+const PROBE_TIMEOUT_MS = 3_000;
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/** The coded error a failed upstream call becomes; the message names the route and what to do. */
+function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
+  const e = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e.code ?? e.cause?.code ?? '';
+  if (TIMEOUT_CODES.has(code)) {
+    return new HttpError('upstream_timeout', `The real app of route "${route.name}" (${route.upstream}) did not answer in time (${code}).`);
+  }
+  if (CONNECT_CODES.has(code) || !code.startsWith('HPE_')) {
+    return new HttpError('upstream_unreachable', `The real app of route "${route.name}" (${route.upstream}) cannot be reached: ${(e.cause ?? e).message || code}${code ? ` (${code})` : ''}. Check that its Service is up, and the route's URL.`, { retryAfter: 5 });
+  }
+  return new HttpError('bad_response', `The real app of route "${route.name}" (${route.upstream}) sent a response that is not valid HTTP/1.1 (${code}).`);
+}
+
+/** The answer head for the browser: end-to-end headers, our framing, who served it. */
+function browserHead(raw: readonly string[], requestId: string, noBody: boolean, status: number): { flat: string[]; length: number | undefined } {
+  const pairs: HeaderPairs = pairsFromRaw(raw);
+  let length: number | undefined;
+  let lengths = 0;
+  let hasId = false;
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') {
+      lengths++;
+      length = /^\d{1,15}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    } else if (lower === 'x-request-id') hasId = true;
+  }
+  const flat = endToEndFlat(pairs);
+  // undici's parser refused differing lengths already; a repeated equal one is sent once.
+  if (length !== undefined && !Number.isNaN(length) && status !== 204 && (lengths >= 1)) flat.push('Content-Length', String(length));
+  if (!hasId) flat.push('X-Request-Id', requestId);
+  flat.push(SERVED_BY, 'upstream');
+  return { flat, length: noBody ? undefined : length };
+}
+
+export function createUpstream(route: ResolvedRoute, options: ResolvedServerOptions): Upstream {
+  const pool = new Pool(route.upstream, {
+    headersTimeout: options.deadlineMs,
+    bodyTimeout: options.bodyIdleTimeoutMs,
+    connectTimeout: Math.min(10_000, options.deadlineMs),
+  });
+  const health: UpstreamHealth = { state: 'unknown', checkedAt: undefined, error: undefined };
+  const now = options.now;
+  const up = () => {
+    health.state = 'up';
+    health.checkedAt = now();
+    health.error = undefined;
+  };
+  const down = (error: HttpError) => {
+    if (error.code === 'bad_response') return up();
+    health.state = 'down';
+    health.checkedAt = now();
+    health.error = error.message;
+  };
+  const { hostname, port: urlPort, protocol } = route.upstreamUrl;
+  const host = hostname.replace(/^\[|\]$/g, '');
+  const port = Number(urlPort) || (protocol === 'https:' ? 443 : 80);
+
+  function forward(req: IncomingMessage, res: ServerResponse, done: (o: UpstreamOutcome) => void): void {
+    const { headers, requestId } = forwardHeaders(req);
+    const flat: string[] = [];
+    for (const [name, value] of headers) flat.push(name, value);
+    const cl = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const hasBody = chunked || (cl !== undefined && cl !== '0');
+    if (cl !== undefined && !chunked) flat.push('Content-Length', cl);
+    const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: false, incomplete: false };
+    let over = false;
+    const finish = () => {
+      if (over) return;
+      over = true;
+      outcome.status = res.headersSent ? res.statusCode : 499;
+      outcome.incomplete = !res.writableFinished;
+      done(outcome);
+    };
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+      finish();
+    });
+    if (hasBody) req.on('data', (chunk: Buffer) => (outcome.bytesIn += chunk.length));
+    const fail = (error: unknown) => {
+      if (abort.signal.aborted) return;
+      const coded = upstreamError(route, error);
+      outcome.code = coded.code;
+      down(coded);
+      sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
+    };
+    pool
+      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? req : null, signal: abort.signal, responseHeaders: 'raw' })
+      .then(({ statusCode, headers: raw, body }) => {
+        up();
+        if (statusCode < 200 || statusCode > 599) {
+          body.destroy();
+          return fail(Object.assign(new Error(`status ${statusCode}`), { code: 'HPE_INVALID_STATUS' }));
+        }
+        const noBody = req.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+        const head = browserHead(raw as unknown as string[], requestId, noBody, statusCode);
+        try {
+          res.writeHead(statusCode, STATUS_CODES[statusCode] ?? 'Unknown', head.flat);
+        } catch (error) {
+          // Node refuses a name or value that could split the response (CR, LF, NUL…).
+          body.destroy();
+          return fail(Object.assign(new Error((error as Error).message), { code: 'HPE_INVALID_HEADER_TOKEN' }));
+        }
+        if (noBody) {
+          body.resume();
+          res.end();
+          return;
+        }
+        if (head.length !== undefined) res.strictContentLength = true;
+        else res.flushHeaders();
+        body.on('data', (chunk: Buffer) => (outcome.bytesOut += chunk.length));
+        pipeline(body, res, (error) => {
+          if (!error) return;
+          // Too late for a status: the answer broke (shorter than declared, the app went away).
+          outcome.code ??= abort.signal.aborted ? 'browser_gone' : 'upstream_unreachable';
+          res.destroy();
+        });
+      })
+      .catch(fail);
+  }
+
+  function upgrade(req: IncomingMessage, socket: Socket, head: Buffer, done: (o: UpstreamOutcome) => void): void {
+    const { headers, requestId } = forwardHeaders(req);
+    const flat: string[] = [];
+    for (const [name, value] of headers) flat.push(name, value);
+    flat.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
+    const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: true, incomplete: false };
+    let over = false;
+    let upSocket: Socket | undefined;
+    const finish = () => {
+      if (over) return;
+      over = true;
+      upSocket?.destroy();
+      socket.destroy();
+      outcome.bytesIn = upSocket?.bytesWritten ?? 0;
+      outcome.bytesOut = upSocket?.bytesRead ?? 0;
+      done(outcome);
+    };
+    socket.once('close', finish);
+    const call = (protocol === 'https:' ? httpsRequest : httpRequest)({ host, port, method: req.method, path: requestTarget(req), headers: flat, agent: false, setHost: false });
+    call.setTimeout(options.deadlineMs, () => call.destroy(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })));
+    call.on('error', (error) => {
+      const coded = upstreamError(route, error);
+      outcome.code = coded.code;
+      down(coded);
+      if (outcome.status === 0 && socket.writable) {
+        outcome.status = coded.status;
+        endRaw(socket, rawResponse(coded, { extra: `${SERVED_BY}: error\r\n` }));
+      } else socket.destroy();
+    });
+    call.on('upgrade', (answer: IncomingMessage, upstreamSocket: Socket, upHead: Buffer) => {
+      up();
+      upSocket = upstreamSocket;
+      call.setTimeout(0);
+      const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
+      let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${answer.headers.upgrade ?? ''}\r\n`;
+      for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
+      text += `${SERVED_BY}: upstream\r\n\r\n`;
+      outcome.status = 101;
+      if (socket.destroyed) return finish();
+      socket.write(text);
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      for (const s of [socket, upstreamSocket]) {
+        s.setTimeout(0);
+        s.setNoDelay(true);
+        s.on('error', finish);
+        s.once('close', finish);
+      }
+      upstreamSocket.pipe(socket);
+      socket.pipe(upstreamSocket);
+    });
+    call.on('response', (answer: IncomingMessage) => {
+      // A refusal (400, 403, 426…): returned as it is, then the connection closes.
+      up();
+      const status = answer.statusCode ?? 502;
+      const noBody = status === 204 || status === 304;
+      const h = browserHead(answer.rawHeaders, requestId, noBody, status);
+      let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`;
+      for (let i = 0; i < h.flat.length; i += 2) text += `${h.flat[i]}: ${h.flat[i + 1]}\r\n`;
+      outcome.status = status;
+      socket.write(text + '\r\n');
+      answer.pipe(socket);
+      answer.once('error', () => socket.destroy());
+    });
+    call.end();
+  }
+
+  function probe(): Promise<void> {
+    return new Promise((resolve) => {
+      const s = connect({ host, port });
+      const settle = (error?: NodeJS.ErrnoException) => {
+        s.destroy();
+        if (error) down(upstreamError(route, error));
+        else up();
+        resolve();
+      };
+      s.setTimeout(PROBE_TIMEOUT_MS, () => settle(Object.assign(new Error('no connection within 3 s'), { code: 'ETIMEDOUT' })));
+      s.once('connect', () => settle());
+      s.once('error', settle);
+    });
+  }
+
+  return {
+    health,
+    forward,
+    upgrade,
+    probe,
+    async close() {
+      await pool.destroy();
+    },
+  };
+}
