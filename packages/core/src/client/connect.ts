@@ -81,6 +81,10 @@ export function classify(error: unknown, server: URL): TunnelError {
       // No devtunnel error code: another app (or a proxy's own page) answered at that URL.
       return new TunnelError('TUNNEL_REGISTRATION_REFUSED', `The server at ${server.href} answered ${status} and is not a devtunnel tunnel server (its answer has no devtunnel error code). ${fix}`, { status, cause: error });
     }
+    if (serverCode === 'unknown_route') {
+      // The server has no such route: asking again will not add one.
+      return new TunnelError('TUNNEL_REGISTRATION_REFUSED', error.message, { status, cause: error });
+    }
     if (status === 404 && serverCode === 'not_found') {
       // The tunnel server itself answered, with nothing at that path: the URL is wrong, and
       // asking again will not fix it. (A 404 from something in front, during a rollout, is retried.)

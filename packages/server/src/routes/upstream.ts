@@ -71,7 +71,7 @@ function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
   if (TIMEOUT_CODES.has(code)) {
     return new HttpError('upstream_timeout', `The real app of route "${route.name}" (${route.upstream}) did not answer in time (${code}).`);
   }
-  if (CONNECT_CODES.has(code) || !code.startsWith('HPE_')) {
+  if (CONNECT_CODES.has(code) || !(code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
     return new HttpError('upstream_unreachable', `The real app of route "${route.name}" (${route.upstream}) cannot be reached: ${(e.cause ?? e).message || code}${code ? ` (${code})` : ''}. Check that its Service is up, and the route's URL.`, { retryAfter: 5 });
   }
   return new HttpError('bad_response', `The real app of route "${route.name}" (${route.upstream}) sent a response that is not valid HTTP/1.1 (${code}).`);
@@ -143,7 +143,13 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       if (!res.writableFinished) abort.abort();
       finish();
     });
-    if (hasBody) req.on('data', (chunk: Buffer) => (outcome.bytesIn += chunk.length));
+    /** The browser's body, counted on its way (an iterable undici reads with backpressure). */
+    async function* counted(): AsyncGenerator<Buffer> {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        outcome.bytesIn += chunk.length;
+        yield chunk;
+      }
+    }
     const fail = (error: unknown) => {
       if (abort.signal.aborted) return;
       const coded = upstreamError(route, error);
@@ -152,9 +158,11 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
     };
     pool
-      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? req : null, signal: abort.signal, responseHeaders: 'raw' })
+      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? counted() : null, signal: abort.signal, responseHeaders: 'raw' })
       .then(({ statusCode, headers: raw, body }) => {
         up();
+        // A failure after the head (the body cut short) is the pipeline's to handle.
+        body.on('error', () => {});
         if (statusCode < 200 || statusCode > 599) {
           body.destroy();
           return fail(Object.assign(new Error(`status ${statusCode}`), { code: 'HPE_INVALID_STATUS' }));
