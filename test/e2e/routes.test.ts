@@ -84,7 +84,7 @@ describe('routes', () => {
   test('one name selects a developer on every route; routes and members are listed, and counted', async () => {
     const search = await startEchoApp();
     suite.defer(() => search.close());
-    const { server, url } = await routeServer({ cart: realUrl(), search: `http://127.0.0.1:${search.port}` });
+    const { server, url } = await routeServer({ cart: realUrl(), search: `http://127.0.0.1:${search.port}` }, { dashboardOpenCidrs: ['127.0.0.0/8'] });
     const annCart = await startEchoApp();
     suite.defer(() => annCart.close());
     await developer(server, 'cart', 'ann', annCart);
@@ -104,6 +104,9 @@ describe('routes', () => {
     const cart = listing.routes.find((r) => r.name === 'cart')!;
     expect(cart).toMatchObject({ upstream: realUrl(), health: { state: 'up' }, members: [{ name: 'ann', state: 'connected' }], served: { tunnel: 1, upstream: 0, error: 0 } });
     expect(listing.routes.find((r) => r.name === 'search')!.served).toEqual({ tunnel: 1, upstream: 1, error: 0 });
+
+    const dashboard = (await fetchBuffer(`${server.url}/dashboard/api/tunnels`, { dispatcher: suite.dispatcher })).json<{ routes: Array<{ name: string }> }>();
+    expect(dashboard.routes.map((r) => r.name)).toEqual(['cart', 'search']);
 
     const metrics = (await fetchBuffer(`${server.url}/metrics`, { dispatcher: suite.dispatcher, headers: { authorization: `Bearer ${TOKEN}` } })).text;
     expect(metrics).toMatch(/devtunnel_route_requests_total\{route="search",served_by="upstream"\} 1/);

@@ -32,8 +32,11 @@ export function shellPage(role: 'admin' | 'viewer', csrf: string, canLogout: boo
 <script src="/dashboard/app.js" defer></script></head>
 <body><header><h1>devtunnel</h1><span id="status">connecting…</span><span class="role">${role === 'admin' ? 'admin' : 'read-only'}</span>
 ${canLogout ? '<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form>' : ''}</header>
-<main><table id="tunnels"><thead><tr>
-<th>Name</th><th>Owner</th><th>Port</th><th>State</th><th>Polls</th><th>Requests</th><th>Errors</th><th>In</th><th>Out</th><th>WebSockets</th><th>Last request</th><th>First seen</th><th>Last seen</th><th></th>
+<main><section id="routes" hidden><h2>Routes</h2><table><thead><tr>
+<th>Route</th><th>Port</th><th>Real app</th><th>Answers</th><th>Tunnels (selected by name)</th><th>Served by tunnels</th><th>By the real app</th><th>Errors</th>
+</tr></thead><tbody></tbody></table><h2>Tunnels</h2></section>
+<table id="tunnels"><thead><tr>
+<th>Name</th><th>Route</th><th>Owner</th><th>Port</th><th>State</th><th>Polls</th><th>Requests</th><th>Errors</th><th>In</th><th>Out</th><th>WebSockets</th><th>Last request</th><th>First seen</th><th>Last seen</th><th></th>
 </tr></thead><tbody></tbody></table>
 <p id="empty" hidden>No tunnels yet. Start one: <code>devtunnel --server … --port 5173</code></p>
 </main></body></html>
@@ -43,6 +46,7 @@ ${canLogout ? '<form method="post" action="/dashboard/logout"><button type="subm
 export const APP_CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#234;color:#fff}
 header h1{font-size:1.1rem;margin:0}header form{margin-left:auto}
+h2{font-size:.95rem;margin:.2rem 0 .5rem}#routes table{margin-bottom:1.2rem}.health-up{color:#187a3c;font-weight:600}.health-down{color:#a11;font-weight:600}.health-unknown{color:#888}
 #status{font-size:.85rem;color:#cde}.role{font-size:.8rem;background:#456;padding:.1rem .5rem;border-radius:3px}
 main{padding:1rem 1.2rem}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
@@ -93,14 +97,30 @@ export const APP_JS = `'use strict';
     status.textContent = res.ok ? 'closed ' + t.name : 'could not close ' + t.name + ' (' + res.status + ')';
   }
 
+  function renderRoutes(routes) {
+    const section = document.querySelector('#routes');
+    section.hidden = !routes || routes.length === 0;
+    if (section.hidden) return;
+    section.querySelector('tbody').replaceChildren(...routes.map((r) => {
+      const tr = el('tr');
+      tr.dataset.route = r.name;
+      const health = el('td', r.health.state === 'up' ? 'yes' : r.health.state === 'down' ? 'no' : 'not yet known', 'health-' + r.health.state);
+      if (r.health.error) health.title = r.health.error;
+      const members = r.members.length ? r.members.map((m) => m.name + (m.state === 'connected' ? '' : ' (' + m.state + ')')).join(', ') : 'none: the real app serves everyone';
+      tr.append(el('td', r.name, 'name'), el('td', r.port, 'num'), el('td', r.upstream + (r.offline === 'error' ? ' (offline tunnels answer 503)' : '')), health, el('td', members, 'members'), el('td', r.served.tunnel, 'num'), el('td', r.served.upstream, 'num'), el('td', r.served.error, 'num'));
+      return tr;
+    }));
+  }
+
   function render(data) {
+    renderRoutes(data.routes);
     const rows = [];
     for (const t of data.tunnels) {
       const tr = el('tr');
       tr.dataset.port = String(t.port);
       const name = el('td');
       name.append(el('div', t.name, 'name'), recentTable(t));
-      tr.append(name, el('td', t.owner), el('td', t.port, 'num'), el('td', t.state, 'state-' + t.state), el('td', t.downstream ? t.pollsWaiting + ' + streams' : t.pollsWaiting, 'num'), el('td', t.requests, 'num requests'), el('td', t.errors, 'num'), el('td', bytes(t.bytesIn), 'num'), el('td', bytes(t.bytesOut), 'num'), el('td', t.upgraded, 'num'), el('td', when(t.lastRequestAt)), el('td', when(t.firstSeen)), el('td', when(t.lastSeen)));
+      tr.append(name, el('td', t.route || '–'), el('td', t.owner), el('td', t.port, 'num'), el('td', t.state, 'state-' + t.state), el('td', t.downstream ? t.pollsWaiting + ' + streams' : t.pollsWaiting, 'num'), el('td', t.requests, 'num requests'), el('td', t.errors, 'num'), el('td', bytes(t.bytesIn), 'num'), el('td', bytes(t.bytesOut), 'num'), el('td', t.upgraded, 'num'), el('td', when(t.lastRequestAt)), el('td', when(t.firstSeen)), el('td', when(t.lastSeen)));
       const action = el('td');
       if (role === 'admin' && t.id) {
         const button = el('button', 'Close', 'close');

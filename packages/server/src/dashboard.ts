@@ -118,7 +118,7 @@ export function createDashboard(deps: DashboardDeps) {
   }
 
   function snapshot(): string {
-    return JSON.stringify({ time: new Date(options.now()).toISOString(), tunnels: registry.list() });
+    return JSON.stringify({ time: new Date(options.now()).toISOString(), tunnels: registry.list(), routes: registry.routes() });
   }
 
   // One timer for every live page, running only while one is open: each gets the snapshot when it

@@ -1,7 +1,7 @@
 import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw, type HeaderPairs } from '@devtunnel/core/protocol';
 import { endRaw, rawResponse, sendError } from '../error-response';
@@ -158,7 +158,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
     };
     pool
-      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? counted() : null, signal: abort.signal, responseHeaders: 'raw' })
+      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? Readable.from(counted(), { objectMode: false }) : null, signal: abort.signal, responseHeaders: 'raw' })
       .then(({ statusCode, headers: raw, body }) => {
         up();
         // A failure after the head (the body cut short) is the pipeline's to handle.
