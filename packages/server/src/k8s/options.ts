@@ -106,9 +106,9 @@ const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/u
 /** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
 const MAX_TUNNEL_PORTS = 20_000;
 
-/** A bad option, named as the API spells it; the message says what it takes. */
+/** A bad option, named as the API spells it; the message says what it takes. The command names the flag. */
 function invalid(option: K8sOption, message: string): InvalidOptionError {
-  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`);
+  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`, { option, problem: message });
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -165,7 +165,8 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
   try {
     resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, token: 'x'.repeat(16) });
   } catch (error) {
-    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'));
+    const fault = error instanceof InvalidOptionError ? error.fault : undefined;
+    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'), fault);
   }
   return { ...o, portRange, allowFromLabels };
 }

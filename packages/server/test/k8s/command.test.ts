@@ -30,6 +30,12 @@ describe('k8sManifestCommand', () => {
     expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
   });
 
+  test('a bad value is named by its flag, with the option behind it', () => {
+    expect(run(['--namespace', 'Dev']).stderr).toMatch(/^devtunnel-server k8s-manifest: --namespace \(option "namespace"\) must be a DNS label/);
+    expect(run(['--port', '9005']).stderr).toMatch(/^devtunnel-server k8s-manifest: --port \(option "port"\) /);
+    expect(run(['--tunnel-ports', '9100-9000']).stderr).toMatch(/^devtunnel-server k8s-manifest: --tunnel-ports \(option "tunnelPorts"\) must be a port range/);
+  });
+
   test('--ingress-host sets the Ingress host name', () => {
     const r = run(['--ingress-host', 'tunnels.dev.example.org']);
     expect(r).toMatchObject({ code: 0, stderr: '' });
