@@ -17,7 +17,12 @@ const usage = `Usage: devtunnel-server k8s-manifest [options] > devtunnel.yaml
 
 Prints the Kubernetes manifests of one devtunnel server as multi-document YAML: Namespace,
 Secret (a placeholder token), PersistentVolumeClaim, Deployment, a Service and an Ingress for the
-control API, a Service listing every tunnel port, and a NetworkPolicy. Walkthrough: docs/deploy.md.
+control API, a Service listing every tunnel port, with --route a Service listing the routes' ports
+(route-<name>), and a NetworkPolicy. Walkthrough: docs/deploy.md.
+
+Example: devtunnel-server k8s-manifest --route 'cart:8101=http://cart.shop.svc.cluster.local:80'
+(quote a route that has options: ";" ends a shell command). The gateway's one change for a route:
+docs/deploy.md, "Routes: one static change in the gateway".
 
 Options:
 ${flagHelp(flags)}
