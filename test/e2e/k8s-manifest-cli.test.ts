@@ -20,6 +20,7 @@ describe('devtunnel-server k8s-manifest', () => {
     // The header's command line, as a shell splits it (plain words and '…').
     const line = /^# {3}devtunnel-server k8s-manifest (.*)$/m.exec(example)?.[1] ?? '';
     const argv = [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    expect(argv).toContain('--route');
     const child = run(argv);
     expect(await child.exited()).toBe(0);
     expect(`${child.lines.join('\n')}\n`).toBe(example);

@@ -286,6 +286,8 @@ describe('examples/k8s/devtunnel.yaml', () => {
   test('is exactly what the command in its own first lines prints (regenerate with that command, see examples/k8s/README.md)', () => {
     const example = readFileSync(join(ROOT, 'examples/k8s/devtunnel.yaml'), 'utf8');
     const argv = headerCommand(example);
+    // The example shows a route.
+    expect(argv).toContain('--route');
     let stdout = '';
     let stderr = '';
     expect(k8sManifestCommand(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) })).toBe(0);
