@@ -15,11 +15,32 @@ describe('devtunnel-server k8s-manifest', () => {
     return child;
   }
 
-  test('with no options it prints examples/k8s/devtunnel.yaml, exactly, and starts no server', async () => {
+  test('with the command in its first lines it prints examples/k8s/devtunnel.yaml, exactly, and starts no server', async () => {
+    const example = readFileSync(join(ROOT, 'examples/k8s/devtunnel.yaml'), 'utf8');
+    // The header's command line, as a shell splits it (plain words and '…').
+    const line = /^# {3}devtunnel-server k8s-manifest (.*)$/m.exec(example)?.[1] ?? '';
+    const argv = [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    expect(argv).toContain('--route');
+    const child = run(argv);
+    expect(await child.exited()).toBe(0);
+    expect(`${child.lines.join('\n')}\n`).toBe(example);
+    expect(child.stderr()).toBe('');
+  });
+
+  test('with no options: no route, no routes Service, eight objects', async () => {
     const child = run([]);
     expect(await child.exited()).toBe(0);
-    expect(`${child.lines.join('\n')}\n`).toBe(readFileSync(join(ROOT, 'examples/k8s/devtunnel.yaml'), 'utf8'));
-    expect(child.stderr()).toBe('');
+    const text = `${child.lines.join('\n')}\n`;
+    expect(text).not.toContain('devtunnel-routes');
+    expect(text).not.toContain('DEVTUNNEL_ROUTES');
+    expect(text.match(/^kind: /gm)).toHaveLength(8);
+  });
+
+  test('a bad route: exit code 2, --route named on stderr, nothing on stdout', async () => {
+    const child = run(['--route', 'cart:8101=http://cart.shop.svc.cluster.local/cart']);
+    expect(await child.exited()).toBe(2);
+    expect(child.stderr()).toMatch(/^devtunnel-server k8s-manifest: --route \(option "routes"\) "cart": the upstream must be the app's origin only/);
+    expect(child.lines).toEqual([]);
   });
 
   test('a bad range: exit code 2, the option named on stderr, nothing on stdout', async () => {

@@ -3,7 +3,7 @@
  * of k8s/options.ts. Pure: takes argv and two writers; cli/main.ts passes the process's.
  */
 import { parseArgs } from 'node:util';
-import { FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '@devtunnel/core/protocol';
+import { faultMessage, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from '../errors';
 import { renderManifests } from './manifests';
 import { k8sFlags, type K8sManifestOptions } from './options';
@@ -17,7 +17,12 @@ const usage = `Usage: devtunnel-server k8s-manifest [options] > devtunnel.yaml
 
 Prints the Kubernetes manifests of one devtunnel server as multi-document YAML: Namespace,
 Secret (a placeholder token), PersistentVolumeClaim, Deployment, a Service and an Ingress for the
-control API, a Service listing every tunnel port, and a NetworkPolicy. Walkthrough: docs/deploy.md.
+control API, a Service listing every tunnel port, with --route a Service listing the routes' ports
+(route-<name>), and a NetworkPolicy. Walkthrough: docs/deploy.md.
+
+Example: devtunnel-server k8s-manifest --route 'cart:8101=http://cart.shop.svc.cluster.local:80'
+(quote a route that has options: ";" ends a shell command). The gateway's one change for a route:
+docs/deploy.md, "Routes: one static change in the gateway".
 
 Options:
 ${flagHelp(flags)}
@@ -47,6 +52,8 @@ function isBadOption(error: unknown): error is Error {
 
 /** Prints the manifests for `argv`; exit code 0, or 2 for bad options (the usage on stderr). */
 export function k8sManifestCommand(argv: readonly string[], io: CommandIO): number {
+  /** Where each value came from (`--port`): bad values are named by their flag. */
+  let from: Record<string, string> = {};
   try {
     refuseHost(argv);
     const { values: parsed } = parseArgs({ args: [...argv], options: parseArgsOptions(flags), strict: true, allowPositionals: false });
@@ -56,12 +63,15 @@ export function k8sManifestCommand(argv: readonly string[], io: CommandIO): numb
       return 0;
     }
     // No environment: DEVTUNNEL_* variables configure the server, never the generator.
-    const { values } = readFlags(k8sFlags, parsed, {});
-    io.stdout(renderManifests(values as K8sManifestOptions));
+    const read = readFlags(k8sFlags, parsed, {});
+    from = read.from;
+    io.stdout(renderManifests(read.values as K8sManifestOptions));
     return 0;
   } catch (error) {
     if (!isBadOption(error)) throw error; // anything else is a bug
-    const message = error instanceof FlagError ? `devtunnel-server k8s-manifest: ${error.message}` : error.message;
+    // A bad value is named by the flag it came from, with the option behind it.
+    const fault = error instanceof InvalidOptionError ? error.fault : undefined;
+    const message = error instanceof FlagError ? `devtunnel-server k8s-manifest: ${error.message}` : (faultMessage('devtunnel-server k8s-manifest', from, fault) ?? error.message);
     io.stderr(`${message}\n\n${usage}`);
     return 2;
   }

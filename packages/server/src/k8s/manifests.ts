@@ -68,6 +68,11 @@ function manifest(comment: readonly string[], body: Record<string, unknown>): Do
   return doc;
 }
 
+/** One word of a shell command line: quoted when the shell would read it otherwise (`;` in a route). */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 /** The manifests, each after `---`, the first preceded by the `header` comment. */
 function yamlStream(header: readonly string[], documents: readonly Document[]): string {
   documents[0]!.commentBefore = commentText(header);
@@ -86,7 +91,10 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
   // Above the drain budget, so Kubernetes never kills the process while in-flight requests finish.
   const gracePeriod = Math.ceil(serverDefaults.drainTimeoutMs / 1000) + 10;
   const stateDir = posix.dirname(o.stateFile);
-  const flagsLine = k8sFlags.map((f) => `--${f.flag} ${o[f.option]}`).join(' ');
+  // Every flag with its value; a repeated flag (--route) once per value, none when empty.
+  const flagsLine = k8sFlags.flatMap((f) => [o[f.option]].flat().map((v) => `--${f.flag} ${shellWord(String(v))}`)).join(' ');
+  const routes = o.resolvedRoutes;
+  const routePorts = routes.map((r) => r.port).join(', ');
 
   return yamlStream(
     [
@@ -160,11 +168,17 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
                       { name: 'DEVTUNNEL_PORT', value: String(o.port) },
                       { name: 'DEVTUNNEL_TUNNEL_PORTS', value: o.tunnelPorts },
                       { name: 'DEVTUNNEL_STATE_FILE', value: o.stateFile },
+                      ...(routes.length === 0 ? [] : [note('The routes (--route), comma-separated: regenerate to change them.', { name: 'DEVTUNNEL_ROUTES', value: o.routes.join(',') })]),
                       { name: 'DEVTUNNEL_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret, key: 'token' } } },
                       // The dashboard's admin token (can close tunnels); without the key the dashboard is read-only.
                       { name: 'DEVTUNNEL_ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret, key: 'admin-token', optional: true } } },
                     ],
-                    ports: [{ name: 'control', containerPort: o.port, protocol: 'TCP' }, ...tunnelPorts.map((p) => ({ name: `t-${p}`, containerPort: p, protocol: 'TCP' }))],
+                    // A container port's name stops at 15 characters: route ports are r-<port>.
+                    ports: [
+                      { name: 'control', containerPort: o.port, protocol: 'TCP' },
+                      ...routes.map((r) => ({ name: `r-${r.port}`, containerPort: r.port, protocol: 'TCP' })),
+                      ...tunnelPorts.map((p) => ({ name: `t-${p}`, containerPort: p, protocol: 'TCP' })),
+                    ],
                     livenessProbe: { httpGet: { path: '/healthz', port: o.port }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
                     readinessProbe: note('503 while starting or draining.', { httpGet: { path: '/readyz', port: o.port }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 }),
                     resources: note(
@@ -204,6 +218,23 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
           spec: { type: 'ClusterIP', selector, ports: tunnelPorts.map((p) => ({ name: `t-${p}`, port: p, targetPort: p, protocol: 'TCP' })) },
         },
       ),
+      ...(routes.length === 0
+        ? []
+        : [
+            manifest(
+              [
+                `The routes' ports (${routes.map((r) => `${r.name} ${r.port}`).join(', ')}). The gateway's rule for a route's app points`,
+                `here once, at ${k8sNames.routeService}.${ns}.svc.cluster.local:<port>: requests naming a developer with a`,
+                "live tunnel go to that laptop, all others to the app's real address (docs/deploy.md, Routes).",
+              ],
+              {
+                apiVersion: 'v1',
+                kind: 'Service',
+                metadata: meta(k8sNames.routeService),
+                spec: { type: 'ClusterIP', selector, ports: routes.map((r) => ({ name: `route-${r.name}`, port: r.port, targetPort: r.port, protocol: 'TCP' })) },
+              },
+            ),
+          ]),
       manifest(
         [
           `The control API for developers' laptops: DEVTUNNEL_SERVER=https://${o.ingressHost}`,
@@ -236,7 +267,7 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
           },
         },
       ),
-      manifest(['Who may connect: the control port from the whole cluster (the Ingress brings the laptops),', "the tunnel ports only from the web proxy's namespace."], {
+      manifest(['Who may connect: the control port from the whole cluster (the Ingress brings the laptops),', `the tunnel ports${routes.length === 0 ? '' : ' and the route ports'} only from the web proxy's namespace.`], {
         apiVersion: 'networking.k8s.io/v1',
         kind: 'NetworkPolicy',
         metadata: meta(k8sNames.networkPolicy),
@@ -249,6 +280,17 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
               from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }],
               ports: tunnelPorts.map((p) => ({ protocol: 'TCP', port: p })),
             }),
+            ...(routes.length === 0
+              ? []
+              : [
+                  note(
+                    [
+                      `The route ports (${routePorts}) lead to laptops too. Callers inside the cluster (a Service pointed`,
+                      'at the server, a mesh) need a NetworkPolicy of their own: policies add up (docs/deploy.md).',
+                    ],
+                    { from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }], ports: routes.map((r) => ({ protocol: 'TCP', port: r.port })) },
+                  ),
+                ]),
           ],
         },
       }),

@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { FlagKind, OptionFlag } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from '../errors';
 import { parsePortRange, resolveServerOptions, serverDefaults } from '../options';
+import type { ResolvedRoute } from '../routes/config';
 
 /**
  * The options of `devtunnel-server k8s-manifest`: the same ones the server takes where the
@@ -51,12 +52,22 @@ export interface K8sManifestOptions {
    * @default 'kubernetes.io/metadata.name=ingress-nginx'
    */
   allowFrom?: string;
+  /**
+   * Routes (`DEVTUNNEL_ROUTES`), each in the server's `--route` form
+   * `NAME:PORT=URL[;offline=error][;public-url=URL]`: apps of the cluster the server stands in for,
+   * each on a port of its own, which the routes Service lists as `route-<name>` and the
+   * NetworkPolicy opens to the web proxy's namespace. Checked by the server's own rules.
+   * @default []
+   */
+  routes?: string[];
 }
 
 export interface ResolvedK8sManifestOptions extends Required<K8sManifestOptions> {
   portRange: { from: number; to: number };
   /** `allowFrom` as `matchLabels`. */
   allowFromLabels: Record<string, string>;
+  /** `routes` as the server reads them, in the same order. */
+  resolvedRoutes: ResolvedRoute[];
 }
 
 export const k8sManifestDefaults = Object.freeze({
@@ -68,6 +79,7 @@ export const k8sManifestDefaults = Object.freeze({
   stateFile: '/data/state.json',
   ingressClass: 'nginx',
   allowFrom: 'kubernetes.io/metadata.name=ingress-nginx',
+  routes: [] as string[],
 } satisfies Required<K8sManifestOptions>);
 
 /** Object names; the docs and the web proxy's configuration refer to them. */
@@ -75,6 +87,7 @@ export const k8sNames = Object.freeze({
   deployment: 'devtunnel-server',
   controlService: 'devtunnel-server',
   tunnelService: 'devtunnel-tunnels',
+  routeService: 'devtunnel-routes',
   ingress: 'devtunnel-server',
   networkPolicy: 'devtunnel-server',
   secret: 'devtunnel-token',
@@ -85,7 +98,9 @@ type K8sOption = keyof K8sManifestOptions;
 
 /** One flag of the subcommand: no environment variable (DEVTUNNEL_* configure the server, never the generator), its default the option's. */
 function flag(name: string, option: K8sOption, kind: FlagKind, help: string): OptionFlag<K8sOption> {
-  return { flag: name, option, kind, default: String(k8sManifestDefaults[option]), help };
+  const value = k8sManifestDefaults[option];
+  // A list empty by default (--route) has no default to show.
+  return Array.isArray(value) && value.length === 0 ? { flag: name, option, kind, help } : { flag: name, option, kind, default: String(value), help };
 }
 
 /** The subcommand's flags, each named like its option: parsing, `--help` and the manifests' first lines come from this table. */
@@ -97,7 +112,8 @@ export const k8sFlags: ReadonlyArray<OptionFlag<K8sOption>> = [
   flag('ingress-host', 'ingressHost', 'string', "the Ingress's host name: what developers use as DEVTUNNEL_SERVER"),
   flag('state-file', 'stateFile', 'string', 'state file; its directory is the volume mount'),
   flag('ingress-class', 'ingressClass', 'string', 'ingressClassName of the Ingress'),
-  flag('allow-from', 'allowFrom', 'string', "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel ports"),
+  flag('allow-from', 'allowFrom', 'string', "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel and route ports"),
+  flag('route', 'routes', 'repeat', 'an app the server stands in for: NAME:PORT=URL[;offline=error][;public-url=URL], as devtunnel-server --route (repeat the flag)'),
 ];
 
 /** What the server's image (packages/server/Dockerfile on node:*-slim) runs from: no volume may cover it. */
@@ -106,9 +122,9 @@ const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/u
 /** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
 const MAX_TUNNEL_PORTS = 20_000;
 
-/** A bad option, named as the API spells it; the message says what it takes. */
+/** A bad option, named as the API spells it; the message says what it takes. The command names the flag. */
 function invalid(option: K8sOption, message: string): InvalidOptionError {
-  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`);
+  return new InvalidOptionError(`devtunnel-server k8s-manifest: option "${option}" ${message}`, { option, problem: message });
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -160,12 +176,31 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
     throw invalid('stateFile', `would mount the state volume over ${dir}, hiding the image's ${hidden} (the server itself lives in /app): use a directory of its own such as /data (got ${JSON.stringify(o.stateFile)}).`);
   }
   const allowFromLabels = parseLabels('allowFrom', o.allowFrom);
-  // The server's own validation, so the manifests never configure a server that refuses to start
-  // (a control port inside the range, say). The token here only stands in for the Secret's.
-  try {
-    resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, token: 'x'.repeat(16) });
-  } catch (error) {
-    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'));
+  // Routes reach the server as DEVTUNNEL_ROUTES, in the text given here: a comma list, in a YAML
+  // string, repeated in the header comment.
+  if (!Array.isArray(o.routes) || o.routes.some((r) => typeof r !== 'string')) {
+    throw invalid('routes', `must be a list of routes in the --route form, such as ["cart:8101=http://cart.shop.svc.cluster.local:80"].`);
   }
-  return { ...o, portRange, allowFromLabels };
+  const routes = o.routes.map((r) => r.trim());
+  // The server's own validation, so the manifests never configure a server that refuses to start
+  // (a control port inside the range, a route on a tunnel port, say). The token here only stands
+  // in for the Secret's. Routes are read by the server's resolveRoute, nothing of our own.
+  let resolvedRoutes: ResolvedRoute[];
+  try {
+    resolvedRoutes = resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, routes, token: 'x'.repeat(16) }).routes;
+  } catch (error) {
+    const fault = error instanceof InvalidOptionError ? error.fault : undefined;
+    throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'), fault);
+  }
+  routes.forEach((text, i) => {
+    const { name } = resolvedRoutes[i]!;
+    // Printable ASCII only: the text is repeated in the YAML comment on top, where a line break
+    // (which a URL parser would silently drop) would end the comment.
+    if (!/^[\x20-\x7e]+$/.test(text)) throw invalid('routes', `${JSON.stringify(text)} must be printable ASCII on one line (an international host name in its xn-- form).`);
+    if (text.includes(',')) throw invalid('routes', `${JSON.stringify(text)} contains a comma, but DEVTUNNEL_ROUTES separates routes with commas: write the URLs without one.`);
+    if (!DNS_LABEL.test(`route-${name}`)) {
+      throw invalid('routes', `"${name}": the routes Service names its port route-${name}, which must be a DNS label (at most 63 characters, ending in a letter or digit): use a route name of at most 57 characters that ends in a letter or digit.`);
+    }
+  });
+  return { ...o, routes, portRange, allowFromLabels, resolvedRoutes };
 }

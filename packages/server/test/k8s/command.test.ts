@@ -21,6 +21,7 @@ describe('k8sManifestCommand', () => {
     [['--port', '9005'], 'port'],
     [['--nope'], 'nope'],
     [['--namespace'], 'namespace'],
+    [['--route'], '--route'],
     [['extra'], 'extra'],
   ])('bad options %j: exit code 2 and a message naming %s, with the usage', (argv, named) => {
     const r = run(argv);
@@ -28,6 +29,34 @@ describe('k8sManifestCommand', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(named);
     expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+  });
+
+  test('--route, repeated: one route each, in order', () => {
+    const cart = 'cart:8101=http://cart.shop.svc.cluster.local:80;public-url=https://shop.test.example.com/cart';
+    const r = run(['--route', cart, '--route=search:8102=http://search.shop.svc.cluster.local:8080']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(renderManifests({ routes: [cart, 'search:8102=http://search.shop.svc.cluster.local:8080'] }));
+  });
+
+  test.each([
+    [['--route', 'cart'], 'must be NAME:PORT=URL'],
+    [['--route', 'cart:8101=http://cart.shop.svc/cart'], 'the upstream must be the app\'s origin only'],
+    [['--route', 'cart:9003=http://cart.shop.svc'], 'lies inside tunnelPorts'],
+    [['--route', 'cart:8101=http://a', '--route', 'cart:8102=http://b'], 'names "cart" twice'],
+    [['--route', 'cart:8101=http://a;public-url=https://b/c,d'], 'contains a comma'],
+  ])('a bad route %j: exit code 2 and a message naming --route: %s', (argv, says) => {
+    const r = run(argv);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^devtunnel-server k8s-manifest: --route \(option "routes"\) /);
+    expect(r.stderr).toContain(says);
+    expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+  });
+
+  test('a bad value is named by its flag, with the option behind it', () => {
+    expect(run(['--namespace', 'Dev']).stderr).toMatch(/^devtunnel-server k8s-manifest: --namespace \(option "namespace"\) must be a DNS label/);
+    expect(run(['--port', '9005']).stderr).toMatch(/^devtunnel-server k8s-manifest: --port \(option "port"\) /);
+    expect(run(['--tunnel-ports', '9100-9000']).stderr).toMatch(/^devtunnel-server k8s-manifest: --tunnel-ports \(option "tunnelPorts"\) must be a port range/);
   });
 
   test('--ingress-host sets the Ingress host name', () => {
@@ -54,5 +83,7 @@ describe('k8sManifestCommand', () => {
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toContain('--tunnel-ports');
     expect(r.stdout).toContain('--allow-from');
+    expect(r.stdout).toContain('--route <value>…');
+    expect(r.stdout).toContain('NAME:PORT=URL');
   });
 });

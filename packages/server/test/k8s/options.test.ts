@@ -34,6 +34,25 @@ describe('resolveK8sManifestOptions', () => {
     ['ingressClass', { ingressClass: 'Nginx!' }],
     ['allowFrom', { allowFrom: 'ingress-nginx' }],
     ['allowFrom', { allowFrom: 'a=b,c' }],
+    // Routes: the server's own rules (resolveRoute, then one name and one port each)…
+    ['routes', { routes: ['cart'] }],
+    ['routes', { routes: ['cart:8101=ftp://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc/cart'] }],
+    ['routes', { routes: ['Cart:8101=http://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc;offline=maybe'] }],
+    ['routes', { routes: ['cart:8080=http://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:9050=http://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc', 'cart:8102=http://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc', 'search:8101=http://search.shop.svc'] }],
+    // …and the manifests': a Service port name route-<name> is a DNS label; DEVTUNNEL_ROUTES is a
+    // comma list; the header comment is one line of ASCII.
+    ['routes', { routes: [`${'a'.repeat(58)}:8101=http://cart.shop.svc`] }],
+    ['routes', { routes: ['cart-:8101=http://cart.shop.svc'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc;public-url=https://shop.example/a,b'] }],
+    ['routes', { routes: ['cart:8101=http://cart.shop.svc;public-url=https://shop.example/\ncart'] }],
+    ['routes', { routes: ['cart:8101=http://café.shop.svc'] }],
+    ['routes', { routes: 'cart:8101=http://cart.shop.svc' }],
+    ['routes', { routes: [{ name: 'cart', port: 8101, upstream: 'http://cart.shop.svc' }] }],
   ])('refuses a bad %s, naming it', (option, patch) => {
     expect(() => resolveK8sManifestOptions(patch as K8sManifestOptions)).toThrow(expect.objectContaining({ code: 'invalid_option', message: expect.stringContaining(`"${option}"`) }));
   });
@@ -45,10 +64,24 @@ describe('k8sFlags', () => {
   test('a flag devtunnel-server also has sets the option of the same name there', () => {
     const server = new Map(serverFlags.map((f) => [f.flag, f.option]));
     const shared = k8sFlags.filter((f) => server.has(f.flag));
-    expect(shared.map((f) => f.flag)).toEqual(['tunnel-ports', 'port', 'state-file']);
+    expect(shared.map((f) => f.flag)).toEqual(['tunnel-ports', 'port', 'state-file', 'route']);
     for (const f of shared) expect(server.get(f.flag)).toBe(f.option);
     expect(k8sFlags.map((f) => f.flag)).not.toContain('host');
     expect(k8sFlags.find((f) => f.option === 'ingressHost')?.flag).toBe('ingress-host');
+  });
+
+  test('--route is repeatable, as the server\'s, with no default to show', () => {
+    const route = k8sFlags.find((f) => f.flag === 'route');
+    expect(route).toMatchObject({ option: 'routes', kind: 'repeat' });
+    expect(route?.default).toBeUndefined();
+    expect(serverFlags.find((f) => f.flag === 'route')?.kind).toBe('repeat');
+  });
+
+  test('routes pass as given (trimmed), with the server\'s reading beside them', () => {
+    const o = resolveK8sManifestOptions({ routes: [' cart:8101=http://cart.shop.svc.cluster.local:80;offline=error'] });
+    expect(o.routes).toEqual(['cart:8101=http://cart.shop.svc.cluster.local:80;offline=error']);
+    expect(o.resolvedRoutes).toMatchObject([{ name: 'cart', port: 8101, upstream: 'http://cart.shop.svc.cluster.local', offline: 'error' }]);
+    expect(resolveK8sManifestOptions({}).resolvedRoutes).toEqual([]);
   });
 
   test('no environment variables: DEVTUNNEL_* configure the server, never the generator', () => {
