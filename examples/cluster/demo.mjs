@@ -74,20 +74,23 @@ try {
 
   console.log(`
 devtunnel demo: the shop runs "in the cluster", its cart app behind the tunnel server's route
-"cart"; another cart runs in Vite on "your laptop" (tunnel "${name}").
-
-  The shop:  ${shop}/              (its cart, in the frame, is the cluster's own)
+"cart"; another cart runs in Vite on "your laptop", as tunnel "${name}".
 
   Open ${link}
 
-and click "Use ${name}": that sets the cookie devtunnel=${name} in this browser only, and brings
-you to ${shop}/cart/, now served by Vite on your laptop ("Fresh from the laptop"). The gateway
-did not change: it sends /cart/ to the route's port, and the tunnel server picks the laptop for
-requests that select it, the cluster's cart for all others. Every answer there says which in the
-header X-Devtunnel-Served-By ("tunnel ${name}" or "upstream"). Then edit
-  examples/vite-app/src/message.js
-and the cart updates in place (HMR, its WebSocket through the route). Back on the link's page,
-"Turn off" brings the cluster's cart back; so does stopping Vite.
+What to expect:
+  1. That page lists the live tunnels of route cart. Click "Use ${name}": it sets the cookie
+     devtunnel=${name} in this browser only, and takes you to
+       ${shop}/cart/
+     now served by Vite on your laptop ("Fresh from the laptop"). The web proxy did not change:
+     it sends /cart/ to the route's port, where the tunnel server picks the laptop for requests
+     that select it and the cluster's cart for all others. Every answer there says which in the
+     header X-Devtunnel-Served-By: "tunnel ${name}" or "upstream".
+  2. Edit examples/vite-app/src/message.js: the cart updates in place (HMR, its WebSocket going
+     through the route too).
+  3. Back on the link's page, "Turn off" brings the cluster's cart back (so does stopping Vite).
+     The shop's home page frames whichever cart this browser selects:
+       ${shop}/
 
 Ctrl+C stops everything.
 `);
