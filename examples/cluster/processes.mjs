@@ -70,11 +70,13 @@ export function waitForLine(stream, match, what, timeoutMs = 30_000) {
 
 /**
  * The tunnel server, as in the cluster, with no token configured: it generates one and prints it
- * once on stderr. Resolves with its URL and that token.
+ * once on stderr. `routes` are its `--route` values (`NAME:PORT=URL[;…]`). Resolves with its URL
+ * and that token.
  */
-export async function startTunnelServer(group) {
+export async function startTunnelServer(group, { routes = [] } = {}) {
   const tunnelPorts = process.env.DEVTUNNEL_TUNNEL_PORTS ?? '9000-9099';
-  const server = group.run('tunnel server', [bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', tunnelPorts], { env: { ...process.env, DEVTUNNEL_TOKEN: '' } });
+  const args = ['--host', '127.0.0.1', '--port', '0', '--tunnel-ports', tunnelPorts, ...routes.flatMap((r) => ['--route', r])];
+  const server = group.run('tunnel server', [bin('@devtunnel/server'), ...args], { env: { ...process.env, DEVTUNNEL_TOKEN: '', DEVTUNNEL_ROUTES: '' } });
   const [tokenLine, listening] = await Promise.all([
     waitForLine(server.stderr, (l) => l.includes('DEVTUNNEL_TOKEN='), 'the generated token'),
     waitForLine(server.stdout, (l) => l.includes('"server.listening"'), 'the tunnel server'),

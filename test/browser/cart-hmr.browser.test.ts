@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import type { BrowserContext, Frame, Page } from 'playwright-core';
 import { ARTIFACTS, launchChromium } from '../helpers/browser';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { pluginEnv, startServer, TOKEN } from '../helpers/tunnel';
+import { pluginEnv } from '../helpers/tunnel';
+import { startCluster, type Cluster } from './cluster';
 
 /**
- * The whole story in a real browser: Chromium → stand-in company web proxy → tunnel server →
- * tunnel client in the dev server → an edit → HMR. The same page and assertions for Vite
- * (examples/vite-app, @devtunnel/vite-plugin) and webpack (examples/webpack-app, withTunnel()).
+ * The whole story in a real browser: Chromium → stand-in company web proxy (static) → the tunnel
+ * server's route `cart` → tunnel client in the dev server → an edit → HMR. The same page and
+ * assertions for Vite (examples/vite-app, @devtunnel/vite-plugin, `route: 'cart'` in its config)
+ * and webpack (examples/webpack-app, withTunnel(), DEVTUNNEL_ROUTE=cart).
  */
 const apps = [
   {
@@ -16,20 +18,19 @@ const apps = [
     example: 'examples/vite-app',
     bin: 'node_modules/vite/bin/vite.js',
     args: (dir: string) => ['--port', '0', '--clearScreen', 'false', dir],
-    registered: (l: string) => l.includes('devtunnel') && l.includes('connected:'),
+    registered: (l: string) => l.includes('devtunnel') && l.includes('turn it on in a browser: '),
   },
   {
     name: 'webpack',
     example: 'examples/webpack-app',
     bin: 'node_modules/webpack-cli/bin/cli.js',
     args: (dir: string) => ['serve', '--config', join(dir, 'webpack.config.js')],
-    registered: (l: string) => /Tunnel: http:\/\/\S+ →/.test(l),
+    registered: (l: string) => l.includes('devtunnel') && l.includes('turn it on in a browser: '),
   },
 ] as const;
 
 describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  let gateway: Child;
+  let cluster: Cluster;
   let devServer: Child;
   let app: string;
   let shop: string;
@@ -41,10 +42,9 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
     mkdirSync(scratch, { recursive: true });
     app = mkdtempSync(join(scratch, `${spec.name.toLowerCase()}-app-`));
     cpSync(join(ROOT, spec.example), app, { recursive: true, filter: (p) => !p.includes('node_modules') && !p.includes('/dist') });
-    server = await startServer();
-    gateway = runBin(join(ROOT, 'examples/cluster/gateway.mjs'), [server.url], { DEVTUNNEL_TOKEN: TOKEN });
-    shop = `http://127.0.0.1:${(JSON.parse(await gateway.waitForLine((l) => l.startsWith('{'))) as { port: number }).port}`;
-    devServer = runBin(join(ROOT, spec.bin), spec.args(app), pluginEnv(server.url, { DEVTUNNEL_NAME: 'demo' }));
+    cluster = await startCluster();
+    shop = cluster.shop;
+    devServer = runBin(join(ROOT, spec.bin), spec.args(app), pluginEnv(cluster.server.url, { DEVTUNNEL_NAME: 'demo', DEVTUNNEL_ROUTE: 'cart' }));
     await devServer.waitForLine(spec.registered, 60_000);
     browser = await launchChromium();
   }, 60_000);
@@ -52,8 +52,7 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
   afterAll(async () => {
     await browser?.close();
     await devServer?.stop('SIGTERM');
-    await gateway?.stop('SIGTERM');
-    await server?.close();
+    await cluster?.close();
   });
 
   async function cartFrame(page: Page): Promise<Frame> {
@@ -67,9 +66,11 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
     const page = await browser.newPage();
     const reloads: string[] = [];
     page.on('framenavigated', (f) => reloads.push(f.url()));
-    // The override cookie, as a developer sets it: the gateway now sends /cart/ to the tunnel.
-    await page.goto(`${shop}/__override/demo`);
-    expect(await page.textContent('#routing')).toContain('routed to your laptop');
+    // The selection, as a developer makes it: the route's link page sets the cookie devtunnel=demo.
+    await page.goto(`${shop}/cart/__devtunnel/?use=demo`);
+    await Promise.all([page.waitForURL(`${shop}/cart/`), page.click('button:text-is("Use demo")')]);
+    // The rest of the site, unchanged; its cart frame now comes from the laptop.
+    await page.goto(`${shop}/`);
     const frame = await cartFrame(page);
     await frame.waitForFunction(`document.querySelector('#message')?.textContent?.includes('Fresh from the laptop')`, undefined, { timeout: 15_000 });
     // State a reload would lose.
