@@ -74,6 +74,8 @@ describe('routes', () => {
     for (const [path, headers, by, app] of cases) {
       const res = await fetchBuffer(url('cart', path), { dispatcher: suite.dispatcher, headers });
       expect([path, res.status, served(res)]).toEqual([path, 200, by]);
+      // A laptop's answer varies on the selection; the real app's keeps its own caching headers.
+      expect(res.headers.vary).toBe(by === 'upstream' ? undefined : 'Cookie, X-Devtunnel, Baggage');
       expect(app.hits.some((h) => h.url === path)).toBe(true);
     }
     // Every request got exactly one answer from exactly one app.

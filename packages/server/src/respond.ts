@@ -4,7 +4,7 @@ import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange } from './exchange';
 import type { TunnelSession } from './session';
-import { SERVED_BY } from './routes/selection';
+import { addSelectionVary, SERVED_BY } from './routes/selection';
 import { handleUpgradeUpload } from './upgrade';
 
 /**
@@ -29,7 +29,10 @@ function browserHeaders(ex: Exchange, head: ResponseHead, bodyLength: number | n
     flat.push('Content-Length', String(bodyLength));
   }
   if (!hasName(flat, HEADER.requestId)) flat.push('X-Request-Id', ex.requestId);
-  if (ex.servedBy !== undefined) flat.push(SERVED_BY, ex.servedBy);
+  if (ex.servedBy !== undefined) {
+    flat.push(SERVED_BY, ex.servedBy);
+    addSelectionVary(flat);
+  }
   return flat;
 }
 

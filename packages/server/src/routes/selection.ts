@@ -16,6 +16,32 @@ export const SELECTION_HEADER = 'x-devtunnel';
 /** The header that says who served an answer on a route: `tunnel <name>`, `upstream`, or `error`. */
 export const SERVED_BY = 'X-Devtunnel-Served-By';
 
+/** What a tunnel's answer on a route depends on, beyond its URL. */
+const SELECTION_VARY = ['Cookie', 'X-Devtunnel', 'Baggage'];
+
+/**
+ * Adds the selection's carriers to `Vary` in a flat header list (a tunnel's answer on a route):
+ * the same URL answers from a laptop or from the real app by cookie, header or baggage, so no
+ * cache in between may hand a developer's page to someone else, nor keep the cluster's page for
+ * a browser that just selected a tunnel. Answers of the real app keep their own headers: for
+ * everyone else the site caches as it did.
+ */
+export function addSelectionVary(flat: string[]): void {
+  let at = -1;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i]!.length === 4 && flat[i]!.toLowerCase() === 'vary') {
+      at = i;
+      break;
+    }
+  }
+  if (at === -1) return void flat.push('Vary', SELECTION_VARY.join(', '));
+  const value = flat[at + 1]!;
+  if (value.trim() === '*') return;
+  const have = new Set(value.split(',').map((v) => v.trim().toLowerCase()));
+  const more = SELECTION_VARY.filter((v) => !have.has(v.toLowerCase()));
+  if (more.length) flat[at + 1] = `${value}, ${more.join(', ')}`;
+}
+
 /** Bounds the scan of a hostile header: a name is at most 63 characters. */
 const MAX_SCANNED = 8 * 1024;
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { selectedName } from '../../src/routes/selection';
+import { addSelectionVary, selectedName } from '../../src/routes/selection';
 
 const req = (headers: Record<string, string | string[]>) => ({ headers }) as unknown as IncomingMessage;
 
@@ -31,5 +31,18 @@ describe('selectedName', () => {
     [{ baggage: `${'x=1,'.repeat(3000)}devtunnel=ann` }, undefined],
   ] as Array<[Record<string, string | string[]>, string | undefined]>)('%j → %s', (headers, expected) => {
     expect(selectedName(req(headers))).toBe(expected);
+  });
+});
+
+describe('addSelectionVary', () => {
+  test.each([
+    [[], ['Vary', 'Cookie, X-Devtunnel, Baggage']],
+    [['Vary', 'Accept-Encoding'], ['Vary', 'Accept-Encoding, Cookie, X-Devtunnel, Baggage']],
+    [['vary', 'cookie'], ['vary', 'cookie, X-Devtunnel, Baggage']],
+    [['Vary', '*'], ['Vary', '*']],
+  ])('%j → %j', (flat, expected) => {
+    const copy = [...flat];
+    addSelectionVary(copy);
+    expect(copy).toEqual(expected);
   });
 });
