@@ -238,6 +238,13 @@ describe('routes', () => {
     expect(await talk({})).toEqual({ by: 'upstream', reply: 'real:/hmr:ping' });
     expect(await talk({ cookie: 'devtunnel=ann' })).toEqual({ by: 'tunnel ann', reply: 'laptop:/hmr:ping' });
     expect(await talk({ cookie: 'devtunnel=nobody' })).toEqual({ by: 'upstream', reply: 'real:/hmr:ping' });
+
+    // A server that stops ends the real app's WebSockets it carries too, not only its tunnels'.
+    const lingering = new WebSocket(url('cart', '/hmr').replace('http', 'ws'));
+    await once(lingering, 'open');
+    const closed = once(lingering, 'close');
+    await server.close();
+    await closed;
   });
 
   test('a real app that is down or silent: a coded 502 or 504 naming the route, never a hang', async () => {

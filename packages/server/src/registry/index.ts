@@ -285,7 +285,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
       listener.stop();
       const deadline = now() + budgetMs;
       // Bounded wait for in-flight requests to finish, checked on a short interval.
-      while (now() < deadline && [...byId.values()].some((t) => t.inFlight > 0)) {
+      const busy = () => [...byId.values()].some((t) => t.inFlight > 0) || routes.all.some((r) => r.upstream.inFlight > 0);
+      while (now() < deadline && busy()) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
@@ -301,8 +302,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
       byId.clear();
       byPort.clear();
       byClient.clear();
-      await listener.destroy();
+      // First the real apps' upgraded connections: the listener's close waits for every socket.
       await routes.close();
+      await listener.destroy();
       if (store) {
         store.save();
         await store.flush();

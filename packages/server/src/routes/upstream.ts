@@ -49,12 +49,15 @@ export interface UpstreamOutcome {
 
 export interface Upstream {
   readonly health: UpstreamHealth;
+  /** Requests and upgraded connections under way (a drain waits for the requests). */
+  readonly inFlight: number;
   /** Sends a request to the real app and its answer back; `done` once, when it is over. */
   forward(req: IncomingMessage, res: ServerResponse, done: (outcome: UpstreamOutcome) => void): void;
   /** Upgrades a connection through the real app (WebSocket…); `done` when it closes. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer, done: (outcome: UpstreamOutcome) => void): void;
   /** Checks now whether the app accepts a connection (a TCP connect, no request). */
   probe(): Promise<void>;
+  /** Ends every connection it carries, upgraded ones included, and the pool. */
   close(): Promise<void>;
 }
 
@@ -105,6 +108,9 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     connectTimeout: Math.min(10_000, options.deadlineMs),
   });
   const health: UpstreamHealth = { state: 'unknown', checkedAt: undefined, error: undefined };
+  let inFlight = 0;
+  /** Upgraded connections: Node's HTTP server no longer tracks them, so close() ends them here. */
+  const upgraded = new Set<Socket>();
   const now = options.now;
   const up = () => {
     health.state = 'up';
@@ -131,9 +137,11 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     if (cl !== undefined && !chunked) flat.push('Content-Length', cl);
     const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: false, incomplete: false };
     let over = false;
+    inFlight++;
     const finish = () => {
       if (over) return;
       over = true;
+      inFlight--;
       outcome.status = res.headersSent ? res.statusCode : 499;
       outcome.incomplete = !res.writableFinished;
       done(outcome);
@@ -202,9 +210,11 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: true, incomplete: false };
     let over = false;
     let upSocket: Socket | undefined;
+    upgraded.add(socket);
     const finish = () => {
       if (over) return;
       over = true;
+      upgraded.delete(socket);
       upSocket?.destroy();
       socket.destroy();
       outcome.bytesIn = upSocket?.bytesWritten ?? 0;
@@ -278,10 +288,14 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
 
   return {
     health,
+    get inFlight() {
+      return inFlight;
+    },
     forward,
     upgrade,
     probe,
     async close() {
+      for (const socket of upgraded) socket.destroy();
       await pool.destroy();
     },
   };
