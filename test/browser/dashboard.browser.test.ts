@@ -3,7 +3,7 @@ import type { BrowserContext, Dialog } from 'playwright-core';
 import { ARTIFACTS, launchChromium } from '../helpers/browser';
 import { startEchoApp, type EchoApp } from '../helpers/echo-app';
 import { rawExchange } from '../helpers/net';
-import { startClient, startServer, TOKEN } from '../helpers/tunnel';
+import { freeRange, startClient, startServer, TOKEN } from '../helpers/tunnel';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 
@@ -19,13 +19,31 @@ describe('the dashboard, in Chromium', () => {
 
   beforeAll(async () => {
     app = await startEchoApp();
-    server = await startServer({ adminToken: ADMIN });
+    const { from } = await freeRange(1);
+    server = await startServer({ adminToken: ADMIN, routes: [`cart:${from}=http://127.0.0.1:${app.port}`] });
     browser = await launchChromium();
   }, 30_000);
   afterAll(async () => {
     await browser?.close();
     await server?.close();
     await app?.close();
+  });
+
+  test('the routes: the real app answers, the tunnels a name selects, who served the requests', async () => {
+    const client = await startClient(server, { port: app.port, name: 'dash-route', route: 'cart' });
+    cleanup.push(() => client.close());
+    const page = await browser.newPage();
+    // Signed out afterwards: the other tests sign in themselves.
+    cleanup.push(() => browser.clearCookies());
+    cleanup.push(() => page.close());
+    await page.goto(`${server.url}/dashboard`);
+    await page.fill('#token', TOKEN);
+    await page.click('button[type=submit]');
+    const route = page.locator('tr[data-route="cart"]');
+    await route.locator('.members', { hasText: 'dash-route' }).waitFor({ timeout: 10_000 });
+    await route.locator('.health-up').waitFor({ timeout: 10_000 });
+    expect(await route.locator('.health-up').textContent()).toBe('yes');
+    expect(await page.locator(`tr[data-port="${client.info.port}"] td:nth-child(2)`).textContent()).toBe('cart');
   });
 
   test('sign in as admin, see the tunnel update live, close it after confirming', async () => {

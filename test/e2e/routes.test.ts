@@ -189,6 +189,12 @@ describe('routes', () => {
     expect(seen.host).toBe('shop.test');
     expect(seen['x-request-id']).toBe(requestId);
 
+    // HEAD keeps the representation's length and sends no body; a 304 has none either.
+    const head = await fetchBuffer(url('cart', '/head'), { dispatcher: suite.dispatcher, method: 'HEAD' });
+    expect([head.status, Number(head.headers['content-length']) > 0, head.body.length]).toEqual([200, true, 0]);
+    const notModified = await fetchBuffer(url('cart', '/etag?status=304'), { dispatcher: suite.dispatcher, headers: { 'if-none-match': '"v1"' } });
+    expect([notModified.status, notModified.headers.etag, notModified.body.length]).toEqual([304, '"v1"', 0]);
+
     const before = connections.size;
     for (let i = 0; i < 20; i++) await fetchBuffer(url('cart', `/again?i=${i}`), { dispatcher: suite.dispatcher });
     expect(connections.size - before).toBeLessThanOrEqual(1);

@@ -84,18 +84,16 @@ function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
 function browserHead(raw: readonly string[], requestId: string, noBody: boolean, status: number): { flat: string[]; length: number | undefined } {
   const pairs: HeaderPairs = pairsFromRaw(raw);
   let length: number | undefined;
-  let lengths = 0;
   let hasId = false;
   for (const [name, value] of pairs) {
     const lower = name.toLowerCase();
-    if (lower === 'content-length') {
-      lengths++;
-      length = /^\d{1,15}$/.test(value.trim()) ? Number(value.trim()) : NaN;
-    } else if (lower === 'x-request-id') hasId = true;
+    // undici's parser refused differing lengths already; a repeated equal one is sent once.
+    if (lower === 'content-length' && /^\d{1,15}$/.test(value.trim())) length = Number(value.trim());
+    else if (lower === 'x-request-id') hasId = true;
   }
   const flat = endToEndFlat(pairs);
-  // undici's parser refused differing lengths already; a repeated equal one is sent once.
-  if (length !== undefined && !Number.isNaN(length) && status !== 204 && (lengths >= 1)) flat.push('Content-Length', String(length));
+  // On HEAD and 304 the length describes the representation, not this message (RFC 9110 §8.6).
+  if (length !== undefined && status !== 204) flat.push('Content-Length', String(length));
   if (!hasId) flat.push('X-Request-Id', requestId);
   flat.push(SERVED_BY, 'upstream');
   return { flat, length: noBody ? undefined : length };
