@@ -46,6 +46,20 @@ export interface ServerOptions {
    * strings in the `--route` form `NAME:PORT=URL[;offline=error][;public-url=URL]`. @default []
    */
   routes?: Array<RouteConfig | string>;
+  /**
+   * Shared state of several replicas (docs/deploy.md, "Several replicas"): `redis://HOST:PORT[/DB]`
+   * or `rediss://…` (Redis or Valkey). Tunnels, names, port reservations, routes' members and which
+   * replica holds each tunnel live there; any replica then serves any tunnel. Without it the server
+   * runs alone, with `stateFile`. @default none
+   */
+  store?: string;
+  /** The store's password, when it is not in the URL. @default none */
+  storePassword?: string;
+  /**
+   * How the other replicas reach this one's control port, e.g. `http://10.1.2.3:8080` (in
+   * Kubernetes the pod's IP from the Downward API). Required with `store`. @default none
+   */
+  advertiseUrl?: string;
   /** JSON file keeping port assignments across restarts. @default none (memory only) */
   stateFile?: string;
   /**
@@ -89,7 +103,10 @@ export interface ServerOptions {
   now?: () => number;
 }
 
-export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics' | 'adminToken' | 'routes'>> {
+export interface ResolvedServerOptions extends Required<Omit<ServerOptions, 'token' | 'stateFile' | 'metrics' | 'adminToken' | 'routes' | 'store' | 'storePassword' | 'advertiseUrl'>> {
+  store: string | undefined;
+  storePassword: string | undefined;
+  advertiseUrl: string | undefined;
   routes: ResolvedRoute[];
   adminToken: string | undefined;
   metrics: ServerMetrics | false | undefined;
@@ -212,12 +229,35 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   }
   if (!/\{port\}/.test(o.publicUrl)) throw invalid('publicUrl', `must contain {port}, e.g. http://{host}:{port} (got ${JSON.stringify(o.publicUrl)}).`);
   const routes = resolveRoutes(o.routes, o.port, portRange);
+  if (o.store !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(o.store);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) throw invalid('store', `must be a Redis URL such as redis://redis.devtunnel.svc:6379/0 (got ${JSON.stringify(o.store.replace(/\/\/[^@/]*@/, '//…@'))}).`);
+    if (o.advertiseUrl === undefined) throw invalid('advertiseUrl', 'is needed with a store: the URL the other replicas reach this one at, e.g. http://$(POD_IP):8080.');
+    if (o.stateFile !== undefined) throw invalid('stateFile', 'cannot be used with a store: the store keeps the port reservations.');
+  }
+  if (o.advertiseUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(o.advertiseUrl);
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'http:' || (url.pathname !== '/' && url.pathname !== '')) throw invalid('advertiseUrl', `must be an http:// origin such as http://10.1.2.3:8080 (got ${JSON.stringify(o.advertiseUrl)}).`);
+  }
   const generatedToken = o.token === undefined;
   return {
     ...o,
     token: o.token ?? randomBytes(24).toString('hex'),
     generatedToken,
     stateFile: o.stateFile,
+    store: o.store,
+    storePassword: o.storePassword,
+    advertiseUrl: o.advertiseUrl?.replace(/\/+$/, ''),
     metrics: o.metrics,
     adminToken: o.adminToken,
     portRange,

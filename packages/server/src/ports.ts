@@ -39,6 +39,8 @@ export interface PortAllocator {
   list(): PortAssignment[];
   /** Restores assignments from a state file; entries outside the range are dropped. */
   load(entries: PortAssignment[]): void;
+  /** Replaces every assignment (the shared store's, with several replicas), usability kept. */
+  replace(entries: PortAssignment[]): void;
 }
 
 export function createPortAllocator(range: { from: number; to: number }, now: () => number = Date.now): PortAllocator {
@@ -121,6 +123,11 @@ export function createPortAllocator(range: { from: number; to: number }, now: ()
     },
     list() {
       return [...byPort.values()].map((e) => ({ ...e }));
+    },
+    replace(entries) {
+      byPort.clear();
+      byClient.clear();
+      this.load(entries);
     },
     load(entries) {
       for (const e of entries) {

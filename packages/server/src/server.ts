@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createControlHandler } from './control';
+import { setHopRemote } from './tunnel-port/request';
 import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';
 import { connectionsCheckingInterval, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options';
@@ -154,6 +155,18 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   // A held poll is quiet for pollTimeoutMs; anything quiet for longer than the body idle limit is dead.
   server.timeout = Math.max(o.bodyIdleTimeoutMs, o.pollTimeoutMs + 5_000);
   server.on('request', (req, res) => void handler(req, res));
+  // Upgrades on the control port come only from another replica (the internal hop): a browser's
+  // WebSocket for a tunnel this replica holds.
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const arrival = registry.cluster?.hop.arrival(req);
+    if (!arrival || arrival === 'invalid' || arrival.port === 0) {
+      endRaw(socket, rawResponse(new HttpError('forbidden', 'No upgrades on the control port.')));
+      return;
+    }
+    setHopRemote(req, arrival.remote);
+    registry.hopInUpgrade(req, socket, head, arrival.port);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (socket.writable) endRaw(socket as Socket, rawResponse(new HttpError('invalid_request', `Malformed HTTP request (${err.code ?? 'parse error'}).`)));
     else socket.destroy();

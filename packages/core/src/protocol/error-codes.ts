@@ -31,6 +31,7 @@ export const ERROR_CODES = Object.freeze({
   route_name_taken: 409,
   upstream_unreachable: 502,
   upstream_timeout: 504,
+  store_unavailable: 503,
   unknown_request: 404,
   request_answered: 409,
   browser_gone: 410,

@@ -8,6 +8,7 @@ import type { ServerMetrics } from '../metrics';
 import type { ResolvedServerOptions } from '../options';
 import type { Registry } from '../registry';
 import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from '../respond';
+import { setHopRemote } from '../tunnel-port/request';
 import { handleUpstream } from '../upgrade';
 import { createControlAuth } from './auth';
 import { json, readJson } from './body';
@@ -45,7 +46,9 @@ export function createControlHandler(deps: ControlDeps) {
       path: '/readyz',
       handler(_req, res) {
         if (!deps.isReady()) throw new HttpError('server_shutting_down', 'Not ready: starting or draining.', { retryAfter: 2 });
-        json(res, 200, { status: 'ready', tunnels: registry.size });
+        // A store that is away keeps the replica ready: it still serves the tunnels it holds, and
+        // taking every replica out of the Service at once would drop them all.
+        json(res, 200, { status: 'ready', tunnels: registry.size, ...(registry.cluster ? { store: registry.cluster.storeUp ? 'up' : 'down' } : {}) });
       },
     },
     {
@@ -129,8 +132,39 @@ export function createControlHandler(deps: ControlDeps) {
   ];
   const match = createRouter(routes);
 
+  /** A tunnel's id in a tunnel-scoped path, `/api/v1/tunnels/:id/…`. */
+  const tunnelPath = new RegExp(`^${API_PREFIX.replace(/\//g, '\\/')}\\/tunnels\\/([0-9a-f]{32})(?:\\/|$)`);
+
+  /**
+   * With several replicas: a browser request another replica handed over goes to the tunnel
+   * ports' steps; a tunnel's own call (poll, stream, upload) for a tunnel another replica holds
+   * goes there, once. Returns true when the request was handed on.
+   */
+  function hopped(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const cluster = registry.cluster;
+    if (!cluster) return false;
+    const arrival = cluster.hop.arrival(req);
+    if (arrival === 'invalid') throw new HttpError('forbidden', 'This internal request between tunnel server replicas is not signed by one of them.');
+    if (arrival && arrival.port > 0) {
+      setHopRemote(req, arrival.remote);
+      registry.hopIn(req, res, arrival.port);
+      return true;
+    }
+    if (arrival) {
+      setHopRemote(req, arrival.remote);
+      return false;
+    }
+    const id = tunnelPath.exec(path)?.[1];
+    if (id === undefined || registry.get(id)) return false;
+    const there = cluster.elsewhere(cluster.view.byTunnelId(id));
+    if (!there) return false;
+    cluster.hop.forward(req, res, there, { port: 0, remote: req.socket.remoteAddress ?? 'unknown' });
+    return true;
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (hopped(req, res, path)) return;
     // Polls and uploads must not wait a turn for the dashboard's router.
     if (path.startsWith('/dashboard') && (await dashboard(req, res, path))) return;
     const found = match(req.method ?? 'GET', path);

@@ -13,6 +13,7 @@ import type { UpstreamOutcome } from '../routes/upstream';
 import { createTunnelSession, type TunnelSession } from '../session';
 import { createStateStore, type StateStore } from '../state-store';
 import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
+import { createCluster, type Cluster, type OwnerRecord } from '../cluster';
 import { createIdentityGate } from './identities';
 import { owner, snapshot, type TunnelSnapshot } from './snapshot';
 
@@ -30,6 +31,11 @@ export interface Registry {
   /** Ends a tunnel now (deregistration, or an admin closing it). Its port stays reserved. */
   remove(id: string, reason: string): void;
   list(): TunnelSnapshot[];
+  /** With several replicas (`store`): this replica's part. */
+  readonly cluster: Cluster | undefined;
+  /** A request another replica handed over (the internal hop), as if it came in on `port`. */
+  hopIn(req: IncomingMessage, res: import('node:http').ServerResponse, port: number): void;
+  hopInUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer, port: number): void;
   /** The routes, their upstreams' health and their members. */
   routes(): RouteSnapshot[];
   /** A route by name. */
@@ -79,6 +85,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byPort = new Map<number, TunnelSession>();
   const byClient = new Map<string, TunnelSession>();
   const routes: RouteTable = createRouteTable(options);
+  const cluster: Cluster | undefined = options.store ? createCluster(options, logger) : undefined;
+  /** With a store: this replica's claim on each tunnel it holds, by identity. */
+  const owned = new Map<string, OwnerRecord>();
   /**
    * A port accepts browsers as long as someone holds it, with or without a live tunnel: a browser
    * reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather than a
@@ -89,6 +98,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
     lookup: (p) => byPort.get(p),
     holder: (p) => allocator.holderOf(p)?.name,
     route: (p) => routes.byPort(p),
+    ...(cluster
+      ? {
+          elsewhere: (p: number) => cluster.elsewhere(cluster.view.byPort(p)),
+          memberElsewhere: (route: string, name: string) => cluster.elsewhere(cluster.view.byRouteName(route, name)),
+          hop: cluster.hop,
+        }
+      : {}),
     upstreamFinished: deps.upstreamFinished,
     finished: deps.finished,
     rejected: deps.rejected,
@@ -110,6 +126,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (byPort.get(tunnel.port) === tunnel) byPort.delete(tunnel.port);
     if (byClient.get(tunnel.clientId) === tunnel) byClient.delete(tunnel.clientId);
     if (tunnel.route !== undefined) routes.byName(tunnel.route)?.leave(tunnel);
+    const claim = owned.get(tunnel.clientId);
+    if (claim && claim.tunnelId === tunnel.id) {
+      owned.delete(tunnel.clientId);
+      // Taken over by another replica: the claim is no longer ours to give up.
+      if (reason !== 'replaced_elsewhere') void cluster?.release(claim);
+    }
     tunnel.close(error, new HttpError('client_disconnected', `The tunnel "${tunnel.name}" closed (${reason}) while this request was in progress.`));
     allocator.touch(tunnel.clientId);
     if (reason === 'deregistered' || reason === 'closed_by_admin') closedByOwner.add(tunnel.clientId);
@@ -131,8 +153,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
     }
     // A name selects one tunnel per route: another developer's live tunnel keeps it.
     const holder = route?.member(name);
-    if (holder && holder.clientId !== req.clientId && holder.isActive()) {
-      throw new HttpError('route_name_taken', `Another developer's tunnel (${owner(holder.clientId)}) serves route "${route!.config.name}" under the name "${name}". Choose another name (--name / the name option).`);
+    const remoteHolder = route && cluster ? cluster.view.byRouteName(route.config.name, name) : undefined;
+    const taken = holder && holder.clientId !== req.clientId && holder.isActive() ? holder.clientId : remoteHolder && remoteHolder.clientId !== req.clientId && cluster!.elsewhere(remoteHolder) ? remoteHolder.clientId : undefined;
+    if (taken !== undefined) {
+      throw new HttpError('route_name_taken', `Another developer's tunnel (${owner(taken)}) serves route "${route!.config.name}" under the name "${name}". Choose another name (--name / the name option).`);
     }
     // The same identity registering again (a client restart, or after a server restart) replaces
     // its old session and keeps its port.
@@ -141,7 +165,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     let port: number | undefined;
     // Bounded: each failed listen marks one more port unusable.
     for (let attempt = 0; attempt <= options.portRange.to - options.portRange.from + 1; attempt++) {
-      const { port: candidate, evicted } = allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
+      const { port: candidate, evicted } = cluster ? await clusterAssign(req.clientId, name, req.preferredPort ?? previous?.port) : allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
       if (evicted) {
         closedByOwner.delete(evicted);
         const loser = byClient.get(evicted);
@@ -158,6 +182,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         logger.log('warn', 'port.unusable', { port: candidate, code });
         allocator.markUnusable(candidate, UNUSABLE_PORT_MS);
         allocator.release(req.clientId);
+        if (cluster) await cluster.releasePort(req.clientId);
       }
     }
     if (port === undefined) throw new HttpError('port_range_full', 'No port of the tunnel range can be listened on.', { retryAfter: 30 });
@@ -169,6 +194,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
     }
 
     const id = randomId();
+    // With a store, this replica takes the tunnel over (the newest claim wins), before the
+    // session exists: a store that is away refuses the registration, and nothing is left behind.
+    if (cluster) owned.set(req.clientId, await cluster.claim({ tunnelId: id, clientId: req.clientId, instance: req.instance, port, name, route: route?.config.name }));
     const secret = randomBytes(32).toString('hex');
     const secretBytes = Buffer.from(secret);
     const tunnel = createTunnelSession(
@@ -214,6 +242,42 @@ export function createRegistry(deps: RegistryDeps): Registry {
     return `${base}/__devtunnel/?use=${name}`;
   }
 
+  /** A port from the store (one atomic script for every replica), mirrored here. */
+  async function clusterAssign(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }> {
+    const result = await cluster!.assignPort(clientId, name, preferred);
+    if (result.port === 0) {
+      throw new HttpError('port_range_full', `Every tunnel port (${options.portRange.from}-${options.portRange.to}) is held by an active tunnel. Try again later, or ask the operator to widen --tunnel-ports.`, { retryAfter: 30 });
+    }
+    const kept = allocator.list().filter((a) => a.clientId !== clientId && a.port !== result.port && a.clientId !== result.evicted);
+    allocator.replace([...kept, { clientId, name, port: result.port, lastActive: now() }]);
+    return result;
+  }
+
+  /** Listens on every port the store reserves (any replica serves any tunnel), mirrored here. */
+  let syncingPorts: Promise<void> | undefined;
+  let portsAgain = false;
+  function syncPorts(): void {
+    if (syncingPorts) {
+      portsAgain = true;
+      return;
+    }
+    syncingPorts = (async () => {
+      do {
+        portsAgain = false;
+        try {
+          const ports = await cluster!.ports();
+          allocator.replace([...ports].map(([port, p]) => ({ port, clientId: p.clientId, name: p.name, lastActive: p.lastActive })));
+          for (const port of ports.keys()) {
+            await listener.listen(port).catch((error: NodeJS.ErrnoException) => logger.log('warn', 'port.unusable', { port, code: error.code }));
+          }
+        } catch {
+          // The store is away: the next change or full read tries again.
+        }
+      } while (portsAgain);
+      syncingPorts = undefined;
+    })();
+  }
+
   function sweep(): void {
     const t = now();
     identities.sweep(t);
@@ -227,9 +291,29 @@ export function createRegistry(deps: RegistryDeps): Registry {
   }
 
   return {
+    cluster,
+    hopIn: (req, res, port) => listener.hopIn(req, res, port),
+    hopInUpgrade: (req, socket, head, port) => listener.hopInUpgrade(req, socket, head, port),
     async start() {
       for (const route of routes.all) await listener.listen(route.config.port);
       routes.start();
+      if (cluster) {
+        await cluster.start({
+          held: () => [...owned.values()],
+          portsChanged: syncPorts,
+          lost(owner) {
+            const tunnel = byClient.get(owner.clientId);
+            if (!tunnel) return;
+            // A newer registration on another replica: the same process moved (its polls come
+            // there now), or another process of the identity took it over for good.
+            const error = owner.instance !== undefined && tunnel.instance !== undefined && owner.instance !== tunnel.instance
+              ? identities.replacedBy(tunnel.localPort)
+              : new HttpError('unknown_tunnel', 'This tunnel is held by another tunnel server replica now; register again.');
+            end(tunnel, 'replaced_elsewhere', error);
+          },
+        });
+        await syncingPorts;
+      }
       if (store) {
         allocator.load(await store.load());
         for (const { port, clientId } of allocator.list()) {
@@ -267,7 +351,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
 
     list() {
-      return allocator.list().map((a) => snapshot(a, byClient.get(a.clientId), closedByOwner.has(a.clientId) ? 'closed' : 'expired')).sort((x, y) => x.port - y.port);
+      return allocator
+        .list()
+        .map((a) => {
+          const local = byClient.get(a.clientId);
+          const shown = snapshot(a, local, closedByOwner.has(a.clientId) ? 'closed' : 'expired');
+          // Held by another replica: connected there (its counters are that replica's).
+          const there = !local && cluster ? cluster.view.byPort(a.port) : undefined;
+          return there && there.clientId === a.clientId ? { ...shown, id: there.tunnelId, name: there.name, route: there.route, state: 'connected' as const } : shown;
+        })
+        .sort((x, y) => x.port - y.port);
     },
 
     routes: () => routes.all.map(routeSnapshot),
@@ -298,6 +391,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
       for (const tunnel of [...byId.values()]) {
         tunnel.close(reason);
         allocator.touch(tunnel.clientId);
+      }
+      if (cluster) {
+        // Given up, so the other replicas stop sending here before the clients come back to them.
+        await Promise.all([...owned.values()].map((claim) => cluster.release(claim)));
+        owned.clear();
+        await cluster.close();
       }
       byId.clear();
       byPort.clear();

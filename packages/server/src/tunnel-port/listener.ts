@@ -22,6 +22,9 @@ export interface TunnelListener {
   stop(): void;
   /** Closes every connection now. */
   destroy(): Promise<void>;
+  /** A request another replica handed over (the internal hop), as if it had come in on `port`. */
+  hopIn(req: IncomingMessage, res: ServerResponse, port: number): void;
+  hopInUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, port: number): void;
 }
 
 /** What the listener needs: the steps' needs, but the distrust it keeps itself. */
@@ -134,6 +137,12 @@ export function createTunnelListener(deps: ListenerDeps): TunnelListener {
   }
 
   return {
+    hopIn(req, res, port) {
+      runRequestSteps({ req, res, port, hopped: true }, portDeps);
+    },
+    hopInUpgrade(req, socket, head, port) {
+      runUpgradeSteps(req, socket, head, port, portDeps, true);
+    },
     listen(port) {
       const done = opening.then(() => open(port));
       opening = done.catch(() => {});

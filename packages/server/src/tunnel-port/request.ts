@@ -10,6 +10,21 @@ import { randomId } from '../ids';
  * forward, and the message for the client, with the headers this server owns.
  */
 
+/**
+ * The browser's address of a request another replica handed over (the internal hop): the socket's
+ * address is that replica's. Set only for hops whose stamp was verified.
+ */
+const hoppedFrom = new WeakMap<IncomingMessage, string>();
+
+export function setHopRemote(req: IncomingMessage, remote: string): void {
+  hoppedFrom.set(req, remote);
+}
+
+/** Where a request came from: the browser's address, also across the internal hop. */
+export function remoteOf(req: IncomingMessage): string {
+  return hoppedFrom.get(req) ?? req.socket.remoteAddress ?? 'unknown';
+}
+
 /** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
 export const MAX_REQUEST_HEADERS = 100;
 
@@ -86,7 +101,7 @@ function addOwnHeaders(req: IncomingMessage, headers: HeaderPairs): string {
     else if (lower === 'x-forwarded-host') host = true;
     else if (lower === HEADER.requestId) requestId ??= value;
   }
-  const remote = req.socket.remoteAddress ?? 'unknown';
+  const remote = remoteOf(req);
   const xff = req.headers['x-forwarded-for'];
   headers.push(['X-Forwarded-For', xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote]);
   if (!proto) headers.push(['X-Forwarded-Proto', 'http']);

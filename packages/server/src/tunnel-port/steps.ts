@@ -10,7 +10,8 @@ import { selectedName, SERVED_BY } from '../routes/selection';
 import type { UpstreamOutcome } from '../routes/upstream';
 import type { TunnelSession } from '../session';
 import { createUpgradeState } from '../upgrade';
-import { checkRequest, createExchange } from './request';
+import type { Hop } from '../cluster/hop';
+import { checkRequest, createExchange, remoteOf } from './request';
 
 /**
  * A browser request's path through a tunnel port, as one ordered list of named steps (vite's
@@ -29,6 +30,13 @@ export interface PortDeps {
   holder(port: number): string | undefined;
   /** Called once per browser request when it is over, whatever the outcome. */
   finished(exchange: Exchange, tunnel: TunnelSession): void;
+  /**
+   * With several replicas: the control URL of the replica that holds the tunnel of `port`, or of
+   * the route member `name`, when another does; and the hop that takes a request there.
+   */
+  elsewhere?(port: number): string | undefined;
+  memberElsewhere?(route: string, name: string): string | undefined;
+  hop?: Hop;
   /** The route listening on `port`, if it is a route's port. */
   route(port: number): Route | undefined;
   /** Called once per request a route's real app served (or failed to), when it is over. */
@@ -48,6 +56,8 @@ export interface PortRequest {
   readonly res: ServerResponse;
   /** The tunnel port it came in on. */
   readonly port: number;
+  /** Handed over by another replica (the internal hop): never handed on again. */
+  readonly hopped?: boolean;
   tunnel?: TunnelSession;
   /** On a route's port: the route, and who serves the request (`tunnel ann`). */
   route?: Route;
@@ -100,6 +110,11 @@ function onRoute(r: PortRequest, deps: PortDeps, route: Route): boolean {
     r.servedBy = `tunnel ${member.name}`;
     return true;
   }
+  const there = !r.hopped && name !== undefined && !(member && member.state() === 'connected') ? deps.memberElsewhere?.(route.config.name, name) : undefined;
+  if (there) {
+    deps.hop!.forward(r.req, r.res, there, { port: r.port, remote: remoteOf(r.req) });
+    return false;
+  }
   if (member && route.config.offline === 'error') {
     const error = offlineError(member.port, member.name);
     deps.rejected(r.port, error, r.req);
@@ -128,6 +143,11 @@ function findTunnel(r: PortRequest, deps: PortDeps): boolean {
   if (route) return onRoute(r, deps, route);
   r.tunnel = deps.lookup(r.port);
   if (r.tunnel) return true;
+  const there = r.hopped ? undefined : deps.elsewhere?.(r.port);
+  if (there) {
+    deps.hop!.forward(r.req, r.res, there, { port: r.port, remote: remoteOf(r.req) });
+    return false;
+  }
   const error = offlineError(r.port, deps.holder(r.port));
   deps.rejected(r.port, error, r.req);
   sendError(r.req, r.res, error, { close: !r.req.complete });
@@ -199,7 +219,7 @@ export function runRequestSteps(r: PortRequest, deps: PortDeps): void {
  * (the tunnel's client must carry upgrades), refusals written raw; then to the session, logged
  * when the connection closes.
  */
-export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buffer, port: number, deps: PortDeps): void {
+export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buffer, port: number, deps: PortDeps, hopped = false): void {
   socket.on('error', () => socket.destroy());
   if (deps.distrusted.has(socket)) return void socket.destroy();
   const problem = checkRequest(req);
@@ -209,6 +229,8 @@ export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buff
   if (route) {
     const name = selectedName(req);
     const member = name === undefined ? undefined : route.member(name);
+    const there = !hopped && name !== undefined && !(member && member.state() === 'connected') ? deps.memberElsewhere?.(route.config.name, name) : undefined;
+    if (there) return deps.hop!.upgrade(req, socket, head, there, { port, remote: remoteOf(req) });
     if (member && member.state() === 'connected') tunnel = member;
     else if (member && route.config.offline === 'error') offline = member;
     else if (!offline) {
@@ -216,7 +238,11 @@ export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buff
       route.upstream.upgrade(req, socket, head, (outcome) => deps.upstreamFinished(route, req, outcome, arrivedAt));
       return;
     }
-  } else if (!problem) tunnel = deps.lookup(port);
+  } else if (!problem) {
+    tunnel = deps.lookup(port);
+    const there = tunnel || hopped ? undefined : deps.elsewhere?.(port);
+    if (there) return deps.hop!.upgrade(req, socket, head, there, { port, remote: remoteOf(req) });
+  }
   const tooOld = tunnel && !tunnel.features.has('upgrade')
     ? new HttpError('upgrade_not_supported', `The devtunnel client of "${tunnel.name}" is too old to carry WebSockets; update it (the page works, live reload does not).`)
     : undefined;

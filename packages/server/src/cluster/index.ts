@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import { HttpError } from '../errors';
+import type { ServerLogger } from '../logger';
+import type { ResolvedServerOptions } from '../options';
+import { createHop, type Hop } from './hop';
+import { createRedisStore, type ClusterStore, type OwnerRecord, type PortRecord } from './store';
+import { createClusterView, type ClusterView } from './view';
+
+export type { HopArrival } from './hop';
+export type { OwnerRecord } from './store';
+
+/**
+ * One replica's part in a cluster of tunnel servers sharing a store (`--store`): its heartbeat,
+ * its view of the others, the events it publishes and follows, the internal hop. The registry
+ * asks it for ports and claims; the request paths ask it where a tunnel lives.
+ */
+export interface Cluster {
+  readonly replica: string;
+  readonly view: ClusterView;
+  readonly hop: Hop;
+  readonly storeUp: boolean;
+  /** A port for `clientId` (the allocator's rules, in one atomic script). */
+  assignPort(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }>;
+  releasePort(clientId: string): Promise<void>;
+  /** Takes a tunnel over for this replica; published to the others. */
+  claim(owner: Omit<OwnerRecord, 'gen' | 'replica'>): Promise<OwnerRecord>;
+  /** Gives a tunnel up (closed, expired), best effort: never rejects. */
+  release(owner: OwnerRecord): Promise<void>;
+  /** The live replica's URL holding `owner`, unless it is this one. */
+  elsewhere(owner: OwnerRecord | undefined): string | undefined;
+  ports(): Promise<Map<number, PortRecord>>;
+  start(hooks: ClusterHooks): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ClusterHooks {
+  /** Another replica claimed a tunnel this one holds (a newer registration): end it here. */
+  lost(owner: OwnerRecord): void;
+  /** Reservations changed: listen on every reserved port. */
+  portsChanged(): void;
+  /** What this replica holds now, to write back after Redis came back. */
+  held(): OwnerRecord[];
+}
+
+/** A replica is dead when its heartbeat is this old. */
+const LEASE_MS = 10_000;
+/** Heartbeat, and the read of who is alive. */
+const BEAT_MS = 3_000;
+/** A full read of the shared state, beside the events (a lost event heals within this). */
+const SYNC_MS = 30_000;
+
+export function storeUnavailable(): HttpError {
+  return new HttpError('store_unavailable', 'The tunnel servers\' shared store (Redis) cannot be reached; running tunnels keep working. Registering again is retried by the client.', { retryAfter: 5 });
+}
+
+export function createCluster(options: ResolvedServerOptions, logger: ServerLogger, store: ClusterStore = createRedisStore(options.store!, options.storePassword, logger, options.now)): Cluster {
+  const replica = randomBytes(8).toString('hex');
+  const view = createClusterView();
+  const hop = createHop(options.token, { now: options.now, idleMs: Math.max(options.bodyIdleTimeoutMs, options.pollTimeoutMs + 5_000) * 2 });
+  let hooks: ClusterHooks | undefined;
+  let beat: NodeJS.Timeout | undefined;
+  let sync: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  /** Runs a store command, turning an unreachable store into the coded 503. */
+  async function stored<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      logger.log('warn', 'store.failed', { error: (error as Error).message });
+      throw storeUnavailable();
+    }
+  }
+
+  async function heartbeat(): Promise<void> {
+    try {
+      await store.heartbeat(replica, options.advertiseUrl!, LEASE_MS);
+      view.setReplicas(await store.replicas());
+    } catch {
+      // Redis away: keep the last view; the store logs the outage once.
+    }
+  }
+
+  async function fullSync(): Promise<void> {
+    try {
+      const [owners, replicas] = await Promise.all([store.owners(), store.replicas()]);
+      view.reset(owners, replicas);
+      hooks?.portsChanged();
+      // Ours that another replica claimed while we did not hear it: end them here.
+      for (const held of hooks?.held() ?? []) {
+        const current = view.byClient(held.clientId);
+        if (current && current.gen > held.gen && current.replica !== replica) hooks?.lost(current);
+      }
+    } catch {
+      // Next round.
+    }
+  }
+
+  /** Redis is back (perhaps empty): write back what this replica holds, then read everything. */
+  async function restore(): Promise<void> {
+    for (const held of hooks?.held() ?? []) {
+      try {
+        const current = (await store.owners()).find((o) => o.clientId === held.clientId);
+        if (current && current.gen > held.gen) continue;
+        await store.assignPort({ clientId: held.clientId, name: held.name, preferred: held.port, from: options.portRange.from, to: options.portRange.to, live: [replica] });
+        const again = await store.claim({ ...held });
+        await store.publish({ type: 'claimed', owner: again });
+        Object.assign(held, { gen: again.gen });
+      } catch {
+        return;
+      }
+    }
+    await heartbeat();
+    await fullSync();
+  }
+
+  return {
+    replica,
+    view,
+    hop,
+    get storeUp() {
+      return store.up;
+    },
+    assignPort(clientId, name, preferred) {
+      return stored(() => store.assignPort({ clientId, name, preferred, from: options.portRange.from, to: options.portRange.to, live: [...new Set([...view.liveReplicas(), replica])] }));
+    },
+    releasePort(clientId) {
+      return stored(() => store.releasePort(clientId));
+    },
+    async claim(owner) {
+      const record = await stored(() => store.claim({ ...owner, replica }));
+      view.claimed(record);
+      await store.publish({ type: 'claimed', owner: record }).catch(() => {});
+      await store.publish({ type: 'ports' }).catch(() => {});
+      return record;
+    },
+    release(owner) {
+      view.released(owner.clientId, owner.gen);
+      return store
+        .release(owner.clientId, owner.gen)
+        .then(() => store.publish({ type: 'released', clientId: owner.clientId, gen: owner.gen }))
+        .catch(() => {});
+    },
+    elsewhere(owner) {
+      if (!owner || owner.replica === replica) return undefined;
+      return view.urlOf(owner.replica);
+    },
+    ports: () => stored(() => store.ports()),
+    async start(h) {
+      hooks = h;
+      await store.subscribe(
+        (event) => {
+          if (event.type === 'claimed') {
+            const mine = hooks?.held().find((o) => o.clientId === event.owner.clientId);
+            if (view.claimed(event.owner) && mine && event.owner.replica !== replica && event.owner.gen > mine.gen) hooks?.lost(event.owner);
+          } else if (event.type === 'released') view.released(event.clientId, event.gen);
+          else if (event.type === 'ports') hooks?.portsChanged();
+        },
+        () => void restore(),
+      );
+      await heartbeat();
+      await fullSync();
+      beat = setInterval(() => void heartbeat(), BEAT_MS);
+      beat.unref();
+      sync = setInterval(() => void fullSync(), SYNC_MS);
+      sync.unref();
+      logger.log('info', 'cluster.joined', { replica, advertiseUrl: options.advertiseUrl, replicas: view.liveReplicas().length, store: store.up ? 'up' : 'down' });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (beat) clearInterval(beat);
+      if (sync) clearInterval(sync);
+      await hop.close();
+      await store.close();
+    },
+  };
+}
