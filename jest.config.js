@@ -32,6 +32,9 @@ module.exports = {
     // Real Chromium (Debian's package): `npm run test:browser`, which .ci/run runs after
     // installing it. Kept out of `npm test` so that a machine with only Node and npm passes it.
     { ...project('browser', ['<rootDir>/test/browser']), testTimeout: 60000 },
+    // Several server replicas sharing a real Redis (Debian's redis-server): `npm run test:replicas`,
+    // which .ci/run runs after installing it. Kept out of `npm test` for the same reason.
+    { ...project('replicas', ['<rootDir>/test/replicas']), testTimeout: 60000 },
     // The tarballs installed outside the workspace (`npm run test:packages`, after `npm run pack`;
     // .ci/run runs it). Needs the npm registry for Vite, webpack and create-vite: npm installs take
     // minutes, hence the timeout.

@@ -36,6 +36,8 @@ export interface MetricsSnapshot {
   queued: number;
   inFlight: number;
   upgraded: number;
+  /** With several replicas: whether the shared store answers. */
+  storeUp?: boolean;
 }
 
 export const noopMetrics: ServerMetrics = Object.freeze({
@@ -71,6 +73,7 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
   const polls = new Gauge({ name: 'devtunnel_polls_waiting', help: 'Long-polls held by the server.', registers: [register] });
   const queued = new Gauge({ name: 'devtunnel_requests_queued', help: 'Requests waiting for a poll.', registers: [register] });
   const inFlight = new Gauge({ name: 'devtunnel_requests_in_flight', help: 'Requests handed to clients and not answered yet.', registers: [register] });
+  const storeUp = new Gauge({ name: 'devtunnel_store_up', help: 'With several replicas (--store): 1 while the shared store (Redis) answers, else 0.', registers: [register] });
   const routed = new Counter({ name: 'devtunnel_route_requests_total', help: 'Requests on routes, by route and by who served them (tunnel, upstream, error).', labelNames: ['route', 'served_by'], registers: [register] });
   const byRoute = new Map<string, ReturnType<typeof routed.labels>>();
   const open = new Gauge({ name: 'devtunnel_upgraded_connections', help: 'Upgraded connections (WebSockets) open now.', registers: [register] });
@@ -115,6 +118,7 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
       queued.set(s.queued);
       inFlight.set(s.inFlight);
       open.set(s.upgraded);
+      if (s.storeUp !== undefined) storeUp.set(s.storeUp ? 1 : 0);
       return { text: await register.metrics(), contentType: register.contentType };
     },
   };

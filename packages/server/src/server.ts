@@ -137,6 +137,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
       s.inFlight += t.inFlight;
       s.upgraded += t.upgraded;
     }
+    if (registry.cluster) s.storeUp = registry.cluster.storeUp;
     return s;
   }
   const metrics: ServerMetrics = o.metrics === false ? noopMetrics : (o.metrics ?? createPrometheusMetrics(snapshot));

@@ -39,7 +39,7 @@ export interface Hop {
   close(): Promise<void>;
 }
 
-export function createHop(token: string, options: { now: () => number; idleMs: number }): Hop {
+export function createHop(token: string, options: { now: () => number; idleMs: number; unreachable?: (target: string) => void }): Hop {
   const key = createHash('sha256').update(`devtunnel-hop\0${token}`).digest();
   const mac = (stamp: string, method: string, path: string, port: number, remote: string) =>
     createHmac('sha256', key).update(`${stamp}\n${method}\n${path}\n${port}\n${remote}`).digest('hex');
@@ -69,8 +69,12 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     return out;
   }
 
-  const unreachable = (target: string, error: unknown) =>
-    new HttpError('client_disconnected', `The tunnel server replica that holds this tunnel (${target}) cannot be reached: ${(error as Error).message}. Its client reconnects to another replica by itself; retry in a few seconds.`);
+  const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+  const unreachable = (target: string, error: unknown) => {
+    const e = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    if (CONNECT_FAILURES.has(e.code ?? e.cause?.code ?? '')) options.unreachable?.(target);
+    return new HttpError('client_disconnected', `The tunnel server replica that holds this tunnel (${target}) cannot be reached: ${(error as Error).message}. Its client reconnects to another replica by itself; retry in a few seconds.`);
+  };
 
   return {
     arrival(req) {

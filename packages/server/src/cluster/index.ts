@@ -23,7 +23,9 @@ export interface Cluster {
   assignPort(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }>;
   releasePort(clientId: string): Promise<void>;
   /** Takes a tunnel over for this replica; published to the others. */
-  claim(owner: Omit<OwnerRecord, 'gen' | 'replica'>): Promise<OwnerRecord>;
+  claim(owner: Omit<OwnerRecord, 'gen' | 'replica' | 'url' | 'claimedAt'>): Promise<OwnerRecord>;
+  /** Who holds a tunnel by id: the view, else the store (a claim whose event has not arrived). */
+  findTunnel(tunnelId: string): Promise<OwnerRecord | undefined>;
   /** Gives a tunnel up (closed, expired), best effort: never rejects. */
   release(owner: OwnerRecord): Promise<void>;
   /** The live replica's URL holding `owner`, unless it is this one. */
@@ -55,8 +57,17 @@ export function storeUnavailable(): HttpError {
 
 export function createCluster(options: ResolvedServerOptions, logger: ServerLogger, store: ClusterStore = createRedisStore(options.store!, options.storePassword, logger, options.now)): Cluster {
   const replica = randomBytes(8).toString('hex');
-  const view = createClusterView();
-  const hop = createHop(options.token, { now: options.now, idleMs: Math.max(options.bodyIdleTimeoutMs, options.pollTimeoutMs + 5_000) * 2 });
+  const view = createClusterView(options.now);
+  /** Claims of this replica waiting for their own event to come back (see claim). */
+  const echoes = new Map<number, () => void>();
+  const hop = createHop(options.token, {
+    now: options.now,
+    idleMs: Math.max(options.bodyIdleTimeoutMs, options.pollTimeoutMs + 5_000) * 2,
+    unreachable(target) {
+      logger.log('warn', 'cluster.replica_unreachable', { url: target });
+      view.markDown(target);
+    },
+  });
   let hooks: ClusterHooks | undefined;
   let beat: NodeJS.Timeout | undefined;
   let sync: NodeJS.Timeout | undefined;
@@ -129,11 +140,30 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
       return stored(() => store.releasePort(clientId));
     },
     async claim(owner) {
-      const record = await stored(() => store.claim({ ...owner, replica }));
+      const record = await stored(() => store.claim({ ...owner, replica, url: options.advertiseUrl!, claimedAt: options.now() }));
       view.claimed(record);
+      // Answer the registration once the event came back to this replica: Redis has then sent it
+      // to every replica, so the client's next call finds its tunnel wherever it lands (bounded).
+      const echoed = new Promise<void>((resolve) => {
+        echoes.set(record.gen, resolve);
+        setTimeout(resolve, 500).unref();
+      });
       await store.publish({ type: 'claimed', owner: record }).catch(() => {});
       await store.publish({ type: 'ports' }).catch(() => {});
+      await echoed;
+      echoes.delete(record.gen);
       return record;
+    },
+    async findTunnel(tunnelId) {
+      const known = view.byTunnelId(tunnelId);
+      if (known) return known;
+      try {
+        const found = await store.ownerOfTunnel(tunnelId);
+        if (found) view.claimed(found);
+        return found;
+      } catch {
+        return undefined;
+      }
     },
     release(owner) {
       view.released(owner.clientId, owner.gen);
@@ -143,8 +173,8 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
         .catch(() => {});
     },
     elsewhere(owner) {
-      if (!owner || owner.replica === replica) return undefined;
-      return view.urlOf(owner.replica);
+      if (!owner || owner.replica === replica || !view.isLive(owner)) return undefined;
+      return view.urlOf(owner.replica) ?? owner.url;
     },
     ports: () => stored(() => store.ports()),
     async start(h) {
@@ -152,6 +182,7 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
       await store.subscribe(
         (event) => {
           if (event.type === 'claimed') {
+            echoes.get(event.owner.gen)?.();
             const mine = hooks?.held().find((o) => o.clientId === event.owner.clientId);
             if (view.claimed(event.owner) && mine && event.owner.replica !== replica && event.owner.gen > mine.gen) hooks?.lost(event.owner);
           } else if (event.type === 'released') view.released(event.clientId, event.gen);

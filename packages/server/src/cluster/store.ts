@@ -8,6 +8,7 @@ import type { ServerLogger } from '../logger';
  *   dt:ports     hash  port → {clientId, name, lastActive}    port reservations
  *   dt:clients   hash  clientId → port
  *   dt:owners    hash  clientId → OwnerRecord                 who holds each live tunnel
+ *   dt:tunnel-owner hash tunnel id → clientId                 a tunnel's calls find their replica
  *   dt:gen       counter                                      orders claims: the highest wins
  *   dt:replicas  hash  replica id → control URL               every replica ever seen (bounded: pruned)
  *   dt:alive:<id> string with a 10 s lease                    a replica's heartbeat
@@ -19,6 +20,10 @@ import type { ServerLogger } from '../logger';
 
 export interface OwnerRecord {
   replica: string;
+  /** The replica's control URL (its `advertiseUrl`): where the hop goes. */
+  url: string;
+  /** When the claim was made (ms): a replica not seen alive yet counts as alive this long after. */
+  claimedAt: number;
   /** Claim order: a claim with a higher gen supersedes. */
   gen: number;
   tunnelId: string;
@@ -48,6 +53,8 @@ export interface ClusterStore {
   claim(owner: Omit<OwnerRecord, 'gen'>): Promise<OwnerRecord>;
   /** Gives a tunnel up, if this claim is still the current one. */
   release(clientId: string, gen: number): Promise<void>;
+  /** Who holds the tunnel with this id, read from the store (a replica that missed the event). */
+  ownerOfTunnel(tunnelId: string): Promise<OwnerRecord | undefined>;
   /** Gives a port back (it could not be listened on). */
   releasePort(clientId: string): Promise<void>;
   heartbeat(replica: string, url: string, leaseMs: number): Promise<void>;
@@ -113,7 +120,10 @@ local gen = redis.call('INCR', KEYS[2])
 local record = cjson.decode(ARGV[2])
 record.gen = gen
 local encoded = cjson.encode(record)
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+if previous then redis.call('HDEL', KEYS[3], cjson.decode(previous).tunnelId) end
 redis.call('HSET', KEYS[1], ARGV[1], encoded)
+redis.call('HSET', KEYS[3], record.tunnelId, ARGV[1])
 return encoded
 `;
 
@@ -121,6 +131,7 @@ const RELEASE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(cjson.decode(cur).gen) == tonumber(ARGV[2]) then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[4], cjson.decode(cur).tunnelId)
   local port = redis.call('HGET', KEYS[2], ARGV[1])
   if port then
     local e = redis.call('HGET', KEYS[3], port)
@@ -199,11 +210,18 @@ export function createRedisStore(url: string, password: string | undefined, logg
       return { port: Number(port), evicted: evicted || undefined };
     },
     async claim(owner) {
-      const text = (await run(() => redis.eval(CLAIM, 2, 'dt:owners', 'dt:gen', owner.clientId, JSON.stringify(owner)))) as string;
+      const text = (await run(() => redis.eval(CLAIM, 3, 'dt:owners', 'dt:gen', 'dt:tunnel-owner', owner.clientId, JSON.stringify(owner)))) as string;
       return parseOwner(text)!;
     },
     async release(clientId, gen) {
-      await run(() => redis.eval(RELEASE, 3, 'dt:owners', 'dt:clients', 'dt:ports', clientId, String(gen), String(now())));
+      await run(() => redis.eval(RELEASE, 4, 'dt:owners', 'dt:clients', 'dt:ports', 'dt:tunnel-owner', clientId, String(gen), String(now())));
+    },
+    async ownerOfTunnel(tunnelId) {
+      return run(async () => {
+        const clientId = await redis.hget('dt:tunnel-owner', tunnelId);
+        const text = clientId ? await redis.hget('dt:owners', clientId) : null;
+        return text ? parseOwner(text) : undefined;
+      });
     },
     async releasePort(clientId) {
       await run(async () => {

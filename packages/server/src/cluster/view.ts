@@ -18,16 +18,28 @@ export interface ClusterView {
   byClient(clientId: string): OwnerRecord | undefined;
   /** A live replica's control URL. */
   urlOf(replica: string): string | undefined;
+  /**
+   * A hop to `url` could not connect: its replica counts as dead until a heartbeat read shows it
+   * alive again, so its clients are told at once to register elsewhere (not after the lease).
+   */
+  markDown(url: string): void;
+  /** Whether `owner`'s replica counts as alive (seen alive, or its claim is fresh). */
+  isLive(owner: OwnerRecord): boolean;
   liveReplicas(): string[];
   owners(): OwnerRecord[];
 }
 
-export function createClusterView(): ClusterView {
+/** A claim from a replica not yet seen alive (it just started) counts as alive this long. */
+const FRESH_CLAIM_MS = 10_000;
+
+export function createClusterView(now: () => number = Date.now): ClusterView {
   const byClient = new Map<string, OwnerRecord>();
   const byPort = new Map<number, OwnerRecord>();
   const byId = new Map<string, OwnerRecord>();
   const byRoute = new Map<string, OwnerRecord>();
   let replicas = new Map<string, string>();
+  /** Replicas a hop could not reach, by id, and when: dead until a heartbeat read after that. */
+  const down = new Map<string, number>();
   const routeKey = (route: string, name: string) => `${route}\0${name}`;
 
   function drop(o: OwnerRecord): void {
@@ -47,7 +59,7 @@ export function createClusterView(): ClusterView {
   }
 
   /** Only tunnels of live replicas count: a dead replica's records lapse with its heartbeat. */
-  const live = (o: OwnerRecord | undefined) => (o && replicas.has(o.replica) ? o : undefined);
+  const live = (o: OwnerRecord | undefined) => (o && !down.has(o.replica) && (replicas.has(o.replica) || now() - o.claimedAt < FRESH_CLAIM_MS) ? o : undefined);
 
   return {
     reset(owners, live) {
@@ -60,6 +72,15 @@ export function createClusterView(): ClusterView {
     },
     setReplicas(live) {
       replicas = live;
+      // A dead replica's heartbeat outlives it by up to a lease: a mark holds that long, then a
+      // replica still beating (the connection error was brief) is alive again.
+      for (const [id, at] of down) if (now() - at >= FRESH_CLAIM_MS) down.delete(id);
+      for (const id of down.keys()) replicas.delete(id);
+    },
+    markDown(url) {
+      for (const [id, u] of replicas) if (u === url) down.set(id, now());
+      for (const o of byClient.values()) if (o.url === url) down.set(o.replica, now());
+      for (const id of down.keys()) replicas.delete(id);
     },
     claimed(o) {
       const old = byClient.get(o.clientId);
@@ -77,6 +98,7 @@ export function createClusterView(): ClusterView {
     byClient: (clientId) => byClient.get(clientId),
     urlOf: (replica) => replicas.get(replica),
     liveReplicas: () => [...replicas.keys()],
+    isLive: (o) => live(o) !== undefined,
     owners: () => [...byClient.values()],
   };
 }

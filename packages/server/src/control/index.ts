@@ -140,7 +140,7 @@ export function createControlHandler(deps: ControlDeps) {
    * ports' steps; a tunnel's own call (poll, stream, upload) for a tunnel another replica holds
    * goes there, once. Returns true when the request was handed on.
    */
-  function hopped(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+  async function hopped(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     const cluster = registry.cluster;
     if (!cluster) return false;
     const arrival = cluster.hop.arrival(req);
@@ -156,7 +156,7 @@ export function createControlHandler(deps: ControlDeps) {
     }
     const id = tunnelPath.exec(path)?.[1];
     if (id === undefined || registry.get(id)) return false;
-    const there = cluster.elsewhere(cluster.view.byTunnelId(id));
+    const there = cluster.elsewhere(await cluster.findTunnel(id));
     if (!there) return false;
     cluster.hop.forward(req, res, there, { port: 0, remote: req.socket.remoteAddress ?? 'unknown' });
     return true;
@@ -164,7 +164,7 @@ export function createControlHandler(deps: ControlDeps) {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    if (hopped(req, res, path)) return;
+    if (await hopped(req, res, path)) return;
     // Polls and uploads must not wait a turn for the dashboard's router.
     if (path.startsWith('/dashboard') && (await dashboard(req, res, path))) return;
     const found = match(req.method ?? 'GET', path);
