@@ -2,10 +2,11 @@
 // (http-proxy with keep-alive), in one run, interleaved and repeated, medians; figures are ratios
 // in the same run because the machines are shared and noisy. docs/performance.md explains and
 // records a run. Every process (local app, proxy, tunnel server, tunnel client, load generator)
-// is its own, as deployed. Environment: BENCH_SECONDS (per load run, 5), BENCH_ROUNDS (3),
-// BENCH_SKIP (comma list of sections to skip: gets,transfer,vite,inflight,ws,idle), BENCH_CLIENT_ARGS
-// (extra devtunnel flags for every tunnel client of the run, e.g. "--transport poll" to measure the
-// long-poll fallback, or "--polls 2").
+// is its own, as deployed; the routes section (docs/routes.md) gets a tunnel server of its own.
+// Environment: BENCH_SECONDS (per load run, 5), BENCH_ROUNDS (3), BENCH_SKIP (comma list of
+// sections to skip: gets,routes,transfer,vite,inflight,ws,idle), BENCH_CLIENT_ARGS (extra devtunnel
+// flags for every tunnel client of the run, e.g. "--transport poll" to measure the long-poll
+// fallback, or "--polls 2").
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,12 @@ const children = [];
 const results = { machine: {}, rows: [] };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median proper: of an even count, the mean of the middle two (`median` takes the upper one). */
+const midpoint = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
 const log = (...a) => console.error(...a);
 
 function start(args, options = {}) {
@@ -112,7 +119,7 @@ async function main() {
   const targets = { direct: `http://127.0.0.1:${appPort}`, proxy: `http://127.0.0.1:${proxyPort}`, tunnel: tunnelUrl };
   const pids = { server: server.pid, client: client.pid };
 
-  const sections = { gets: () => smallGets(targets), transfer: () => transfers(targets, pids), inflight: () => inFlight(targets.tunnel), ws: () => websockets(targets), vite: () => vitePage(controlPort, server.pid), idle: () => idleScale() };
+  const sections = { gets: () => smallGets(targets), routes: () => routes(appPort, targets.proxy, proxy.pid), transfer: () => transfers(targets, pids), inflight: () => inFlight(targets.tunnel), ws: () => websockets(targets), vite: () => vitePage(controlPort, server.pid), idle: () => idleScale() };
   let failed = 0;
   for (const [name, run] of Object.entries(sections)) {
     if (SKIP.has(name)) continue;
@@ -129,8 +136,8 @@ async function main() {
   if (failed) throw new Error(`${failed} section(s) failed`);
 }
 
-async function load(url, connections, seconds = SECONDS) {
-  const child = start([join(here, 'load.mjs'), `${url}/`, String(connections), String(seconds)]);
+async function load(url, connections, seconds = SECONDS, headers) {
+  const child = start([join(here, 'load.mjs'), `${url}/`, String(connections), String(seconds), ...(headers ? [JSON.stringify(headers)] : [])]);
   const line = await firstLine(child.stdout, () => true, (seconds + 30) * 1000);
   await once(child, 'exit');
   const r = JSON.parse(line);
@@ -158,6 +165,125 @@ async function smallGets(targets) {
 }
 
 const agent = new Agent({ keepAliveTimeout: 10_000, connections: 2048, bodyTimeout: 120_000, headersTimeout: 120_000 });
+
+/**
+ * Routes (docs/routes.md), against a server of their own: the route `cart` in front of the local
+ * app, the tunnel `ann` on it (the real client CLI), and 1,000 more members registered by hand
+ * over the control API that never poll, so offline once their lease lapses (a developer whose
+ * laptop went to sleep with the cookie still set in colleagues' browsers). Every arm sends the same
+ * 1,000 requests round-robin, each with one cookie of the same length; only the target, or the
+ * cookie's name, differs between the two sides of a ratio.
+ */
+async function routes(appPort, proxyUrl, proxyPid) {
+  // The route's port and 1,050 tunnel ports, all below the ephemeral range (see idleScale).
+  const routePort = 27100;
+  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '26000-27049', '--token', TOKEN, '--route', `cart:${routePort}=http://127.0.0.1:${appPort}`]);
+  const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'), 30_000, 'the route server')).port;
+  server.stdout.resume();
+  const api = `http://127.0.0.1:${controlPort}/api/v1/tunnels`;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--route', 'cart', '--name', 'ann', '--state-dir', join(root, '.artifacts', 'bench-state-routes'), '--json', ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const tunnelUrl = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'), 30_000, 'the route client')).url;
+  client.stdout.resume();
+  const routeUrl = `http://127.0.0.1:${routePort}`;
+
+  const n = 1000;
+  const suffix = (i) => String(i).padStart(3, '0');
+  const idle = Array.from({ length: n }, (_, i) => `idle-${suffix(i)}`);
+  const registeredAt = performance.now();
+  const register = async (name) => {
+    const res = await request(api, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ clientId: `bench@idle:${name}`, name, route: 'cart' }), dispatcher: agent });
+    const body = await res.body.json();
+    if (res.statusCode !== 201) throw new Error(`registering ${name}: ${res.statusCode} ${JSON.stringify(body)}`);
+  };
+  for (let i = 0; i < n; i += 25) await Promise.all(idle.slice(i, i + 25).map(register));
+  log(`routes: ${n} members registered in ${((performance.now() - registeredAt) / 1000).toFixed(1)} s; they never poll`);
+
+  // Cookie names of the same length (9 characters), so that every request has the same size.
+  const cookies = (make) => Array.from({ length: n }, (_, i) => ({ cookie: make(i) }));
+  const none = cookies((i) => `sessionid=idle-${suffix(i)}`);
+  const offline = cookies((i) => `devtunnel=idle-${suffix(i)}`);
+  const unknown = cookies((i) => `devtunnel=gone-${suffix(i)}`);
+  const ann = none.map((h) => ({ ...h, 'x-devtunnel': 'ann' }));
+
+  /** Who served a request with `headers` on `url`; an arm that is not what it says fails the section. */
+  async function check(url, headers, expected) {
+    for (const h of [headers[0], headers[headers.length - 1]]) {
+      const res = await request(`${url}/`, { headers: h, dispatcher: agent });
+      const by = res.headers['x-devtunnel-served-by'];
+      if ((await res.body.text()).length !== 1024 || res.statusCode !== 200 || (expected && by !== expected)) throw new Error(`${url} with ${JSON.stringify(h)}: ${res.statusCode}, served by ${by}, expected ${expected ?? '200'}`);
+    }
+  }
+
+  /**
+   * Req/s of each arm at 16 connections, and the CPU its own processes (the proxy, or the tunnel
+   * server and client) spent per request: a warm-up each, then `rounds` rounds, every other one
+   * in reverse order, so that the two sides of a ratio run back to back, each first as often.
+   */
+  async function measure(arms, rounds = ROUNDS) {
+    const names = Object.keys(arms);
+    const runs = Object.fromEntries(names.map((k) => [k, { rps: [], cpu: [] }]));
+    const cpuOf = (pids) => pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
+    // Warm-ups of 2 s: after 1 s the first round still ran visibly slower on the project machine.
+    for (const k of names) await load(arms[k].url, 16, 2, arms[k].headers);
+    for (let i = 0; i < rounds; i++) {
+      for (const k of i % 2 ? [...names].reverse() : names) {
+        const before = cpuOf(arms[k].pids);
+        const r = await load(arms[k].url, 16, SECONDS, arms[k].headers);
+        runs[k].rps.push(r.rps);
+        runs[k].cpu.push(((cpuOf(arms[k].pids) - before) * 1e6) / r.total);
+      }
+    }
+    return runs;
+  }
+
+  /**
+   * Two rows: req/s, and CPU µs per request of the path's own processes; each with the medians and
+   * the median of the rounds' ratios (the machine's speed drifts between rounds, less within one).
+   * CPU per request moves far less than req/s when other work shares the machine.
+   */
+  function compare(what, runs, [base, baseName], [name, label], min, target, cpuTarget = '') {
+    for (const [kind, unit] of [['rps', 'req/s'], ['cpu', 'CPU µs / request']]) {
+      const ratios = runs[name][kind].map((v, i) => v / runs[base][kind][i]);
+      const ratio = midpoint(ratios);
+      const spread = `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`;
+      const [t, met] = kind === 'rps' ? [target, ratio >= min ? 'PASS' : 'MISS'] : [cpuTarget, ''];
+      log(`routes, ${what}, ${unit}: ${midpoint(runs[name][kind]).toFixed(0)} vs ${midpoint(runs[base][kind]).toFixed(0)} (${baseName}), ${ratio.toFixed(2)} × (rounds ${spread})`);
+      row('routes (16 conn)', `${what} ÷ ${baseName}: ${unit}`, { baseline: midpoint(runs[base][kind]), route: midpoint(runs[name][kind]), ratio, spread, met, rounds: { [base]: runs[base][kind], [label]: runs[name][kind] } }, t);
+    }
+  }
+
+  await check(routeUrl, none, 'upstream');
+  await check(routeUrl, ann, 'tunnel ann');
+  await check(tunnelUrl, ann);
+  const tunnelPids = [server.pid, client.pid];
+  const paths = await measure({ proxy: { url: proxyUrl, headers: none, pids: [proxyPid] }, fallback: { url: routeUrl, headers: none, pids: [server.pid] }, port: { url: tunnelUrl, headers: ann, pids: tunnelPids }, route: { url: routeUrl, headers: ann, pids: tunnelPids } });
+  compare('fallback: a request selecting nobody (→ the app)', paths, ['proxy', 'one-hop proxy'], ['fallback', 'fallback'], 0.9, '≥ 0.9');
+  compare('the tunnel through its route (X-Devtunnel: ann)', paths, ['port', 'the same tunnel on its own port'], ['route', 'route'], 0.95, '≥ 0.95');
+
+  // The members must be offline, not merely registered: a member within its lease still counts
+  // as live and would be sent the requests. Wait for the lease (30 s) where the rounds above were shorter.
+  for (;;) {
+    const listed = (await (await request(api, { headers: auth, dispatcher: agent })).body.json()).tunnels.filter((t) => t.name.startsWith('idle-'));
+    const down = listed.filter((t) => t.state === 'offline').length;
+    if (listed.length === n && down === n) break;
+    if (performance.now() - registeredAt > 90_000) throw new Error(`${down} of ${listed.length} idle members offline after 90 s`);
+    await new Promise((r) => setTimeout(r, 2_000));
+  }
+  await check(routeUrl, offline, 'upstream');
+  await check(routeUrl, unknown, 'upstream');
+  // Offline members take the longer path (the cookie read, the member found, its state asked); an
+  // unknown name stops at the lookup. The difference sought is a fraction of a microsecond in
+  // ~100 µs, far below the machine's noise between two runs: more rounds than elsewhere (5 by
+  // default, odd for a median), and no selection in the middle, back to back with both others.
+  const pid = [server.pid];
+  const idleRuns = await measure({ offline: { url: routeUrl, headers: offline, pids: pid }, none: { url: routeUrl, headers: none, pids: pid }, unknown: { url: routeUrl, headers: unknown, pids: pid } }, 2 * ROUNDS - 1);
+  compare('1,000 idle selections: cookie naming one of 1,000 offline members (→ the app)', idleRuns, ['none', 'no selection'], ['offline', 'offline'], 0.95, '≈ 1.0 (≥ 0.95)');
+  compare('cookie naming one of 1,000 unknown names (→ the app)', idleRuns, ['none', 'no selection'], ['unknown', 'unknown'], 0.95, '≈ 1.0 (≥ 0.95)');
+  client.kill('SIGTERM');
+  server.kill('SIGTERM');
+  await once(server, 'exit');
+}
 
 async function download(url, bytes, slowMBps) {
   const t0 = performance.now();
@@ -399,11 +525,16 @@ function fmt(v) {
 
 function print() {
   const lines = [`devtunnel bench — node ${results.machine.node}, ${results.machine.cpus} CPUs, ${SECONDS} s × ${ROUNDS} rounds, medians${clientArgs.length ? `, client ${clientArgs.join(" ")}` : ""}`, ''];
-  lines.push('| section | what | direct | one-hop proxy | tunnel | tunnel ÷ direct | tunnel ÷ proxy | target |');
-  lines.push('|---|---|---|---|---|---|---|---|');
+  // The route rows compare a route's figure with the baseline their `what` names, not with the
+  // direct / proxy / tunnel columns: two columns of their own, their ratio (the median of the
+  // rounds' ratios, with the rounds' range), and whether it is met.
+  lines.push('| section | what | direct | one-hop proxy | tunnel | tunnel ÷ direct | tunnel ÷ proxy | baseline | route | route ÷ baseline | target | met |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results.rows) {
     const ratio = (base) => (typeof r.tunnel === 'number' && typeof base === 'number' && base > 0 ? (r.tunnel / base).toFixed(2) : '');
-    lines.push(`| ${r.section} | ${r.what} | ${fmt(r.direct)} | ${fmt(r.proxy)} | ${fmt(r.tunnel)} | ${ratio(r.direct)} | ${ratio(r.proxy)} | ${r.target} |`);
+    const routeRow = typeof r.ratio === 'number';
+    const cells = routeRow ? ['', '', '', '', '', fmt(r.baseline), fmt(r.route), `${r.ratio.toFixed(2)} (${r.spread})`] : [fmt(r.direct), fmt(r.proxy), fmt(r.tunnel), ratio(r.direct), ratio(r.proxy), '', '', ''];
+    lines.push(`| ${r.section} | ${r.what} | ${cells.join(' | ')} | ${r.target} | ${r.met ?? ''} |`);
   }
   console.log(lines.join('\n'));
   mkdirSync(join(root, '.artifacts', 'bench'), { recursive: true });

@@ -1,6 +1,7 @@
 // CPU per request of every process on one path, for tuning: `node bench/cpu.mjs [connections=16]
-// [seconds=5] [tunnel|proxy|direct] [extra devtunnel client flags…]`. Starts the bench's local app,
-// the path's processes (the proxy, or the tunnel server and client as their CLIs), loads it with
+// [seconds=5] [tunnel|route|proxy|direct] [extra devtunnel client flags…]`. Starts the bench's local
+// app, the path's processes (the proxy, the tunnel server and client as their CLIs, or for `route`
+// the tunnel server with a route to the app, requests selecting nobody: its fallback), loads it with
 // autocannon (bench/load.mjs), and prints one JSON line: req/s, and for each process its CPU
 // (user + system, from /proc; the load generator's from itself) per request in µs. `…PerApp` divides by the local app's figure:
 // the app does the same work for every request, so that ratio moves less with a noisy machine
@@ -56,6 +57,15 @@ if (path === 'proxy') {
   const proxy = start([join(here, 'proxy.mjs'), String(appPort)]);
   url = `http://127.0.0.1:${await firstLine(proxy.stdout)}`;
   pids.proxy = proxy.pid;
+} else if (path === 'route') {
+  // A route's fallback: every request selects nobody and goes to the app, through undici's Pool.
+  // BENCH_CPU_PROF=<dir> profiles the server (node --cpu-prof), written when it exits.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const server = start([...prof, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN, '--route', `cart:23120=http://127.0.0.1:${appPort}`]);
+  await firstLine(server.stdout, (l) => l.includes('"server.listening"'));
+  server.stdout.resume();
+  url = 'http://127.0.0.1:23120';
+  pids.server = server.pid;
 } else if (path === 'tunnel') {
   const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN]);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
@@ -78,4 +88,10 @@ for (const [name, pid] of Object.entries(pids)) out[`${name}Us`] = perRequest(cp
 out.loadUs = perRequest(r.cpuUs / 1e6);
 for (const name of Object.keys(pids)) if (name !== 'app') out[`${name}PerApp`] = +(out[`${name}Us`] / out.appUs).toFixed(2);
 console.log(JSON.stringify(out));
+// A profile is written only when the server exits on its own (SIGTERM, then its drain).
+const profiled = process.env.BENCH_CPU_PROF && children.find((c) => c.pid === pids.server);
+if (profiled) {
+  profiled.kill('SIGTERM');
+  await once(profiled, 'exit');
+}
 process.exit(0);
