@@ -440,4 +440,40 @@ describe('examples/k8s', () => {
     expect(stderr).toBe('');
     expect(example).toBe(stdout);
   });
+
+  test('redis.yaml: the Redis of the replicas example, one pod under Pod Security "restricted", reachable by the replicas only', () => {
+    const docs = documents(readFileSync(join(ROOT, 'examples/k8s/redis.yaml'), 'utf8'));
+    const m = manifests({ replicas: 3, store: STORE });
+    const find = (kind: string) => {
+      const found = docs.filter((d) => d.kind === kind);
+      expect(found).toHaveLength(1);
+      return found[0]!;
+    };
+    expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'NetworkPolicy', 'PersistentVolumeClaim', 'Service']);
+    for (const d of docs) expect(d.metadata.namespace).toBe(m.namespace.metadata.name);
+    const [service, deployment, claim, policy] = ['Service', 'Deployment', 'PersistentVolumeClaim', 'NetworkPolicy'].map(find) as [Obj, Obj, Obj, Obj];
+    // The example store URL is this Service's address.
+    const url = new URL(STORE);
+    expect(url.hostname).toBe(`${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`);
+    expect(service.spec.ports).toEqual([expect.objectContaining({ port: Number(url.port), protocol: 'TCP' })]);
+    const pod = deployment.spec.template;
+    expect(matches(service.spec.selector, pod.metadata.labels)).toBe(true);
+    // Its own labels: the server's Services and policy must not select it.
+    expect(matches(m.control.spec.selector, pod.metadata.labels)).toBe(false);
+    // One pod on one ReadWriteOnce volume, every write logged to it.
+    expect(deployment.spec.replicas).toBe(1);
+    expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
+    expect(pod.spec.volumes).toEqual([{ name: 'data', persistentVolumeClaim: { claimName: claim.metadata.name } }]);
+    const container = pod.spec.containers[0];
+    expect(container.args.join(' ')).toContain('--appendonly yes');
+    expect(container.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
+    // What Pod Security "restricted" asks of every pod of the namespace.
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: expect.any(Number), seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    // Only the tunnel server's pods reach it.
+    expect(matches(policy.spec.podSelector.matchLabels, pod.metadata.labels)).toBe(true);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: m.deployment.spec.selector.matchLabels } }], ports: [{ protocol: 'TCP', port: Number(url.port) }] }]);
+  });
 });
