@@ -223,7 +223,7 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
       throw invalid('store', `must not hold a password: the manifests repeat it in their first lines. Give the URL without it here, and put the password in the Secret ${k8sNames.storeSecret} (key password, or in the URL under key url) (got ${redacted(store)}).`);
     }
     // Printable ASCII on one line, for the same header comment.
-    if (!/^[\x21-\x7e]+$/.test(store)) throw invalid('store', `must be printable ASCII without spaces (an international host name in its xn-- form) (got ${JSON.stringify(store)}).`);
+    if (!/^[\x21-\x7e]+$/.test(store)) throw invalid('store', `must be printable ASCII without spaces (an international host name in its xn-- form) (got ${redacted(store)}).`);
   }
   if (o.replicas > 1 && store === undefined) {
     throw invalid('replicas', `is ${o.replicas}, but several replicas need --store (option "store"), the Redis they share tunnels and port reservations in: add --store redis://HOST:PORT[/DB], or leave --replicas at 1 for one pod with a state file.`);
