@@ -15,8 +15,8 @@ describe('devtunnel-server k8s-manifest', () => {
     return child;
   }
 
-  test('with the command in its first lines it prints examples/k8s/devtunnel.yaml, exactly, and starts no server', async () => {
-    const example = readFileSync(join(ROOT, 'examples/k8s/devtunnel.yaml'), 'utf8');
+  test.each(['devtunnel.yaml', 'devtunnel-replicas.yaml'])('with the command in its first lines it prints examples/k8s/%s, exactly, and starts no server', async (file) => {
+    const example = readFileSync(join(ROOT, 'examples/k8s', file), 'utf8');
     // The header's command line, as a shell splits it (plain words and '…').
     const line = /^# {3}devtunnel-server k8s-manifest (.*)$/m.exec(example)?.[1] ?? '';
     const argv = [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
@@ -34,6 +34,27 @@ describe('devtunnel-server k8s-manifest', () => {
     expect(text).not.toContain('devtunnel-routes');
     expect(text).not.toContain('DEVTUNNEL_ROUTES');
     expect(text.match(/^kind: /gm)).toHaveLength(8);
+  });
+
+  test('--replicas 3 --store: a Deployment of three rolled one at a time, a disruption budget, no volume', async () => {
+    // DEVTUNNEL_STORE in the environment (set for the server) is not the generator's.
+    const child = runBin(SERVER_BIN, ['k8s-manifest', '--replicas', '3', '--store', 'rediss://redis.example.com:6380/1'], { DEVTUNNEL_STORE: 'redis://elsewhere:6379' });
+    children.push(child);
+    expect(await child.exited()).toBe(0);
+    const text = `${child.lines.join('\n')}\n`;
+    expect(text).toMatch(/^ {2}replicas: 3$/m);
+    expect(text).toContain('kind: PodDisruptionBudget');
+    expect(text).toContain('value: http://$(POD_IP):8080');
+    expect(text).toContain('--from-literal=url=rediss://redis.example.com:6380/1');
+    expect(text).not.toContain('elsewhere');
+    expect(text).not.toContain('PersistentVolumeClaim');
+  });
+
+  test('--replicas 3 without --store: exit code 2, both flags named, nothing on stdout', async () => {
+    const child = run(['--replicas', '3']);
+    expect(await child.exited()).toBe(2);
+    expect(child.stderr()).toMatch(/^devtunnel-server k8s-manifest: --replicas \(option "replicas"\) is 3, but several replicas need --store/);
+    expect(child.lines).toEqual([]);
   });
 
   test('a bad route: exit code 2, --route named on stderr, nothing on stdout', async () => {

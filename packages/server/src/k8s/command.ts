@@ -20,6 +20,10 @@ Secret (a placeholder token), PersistentVolumeClaim, Deployment, a Service and a
 control API, a Service listing every tunnel port, with --route a Service listing the routes' ports
 (route-<name>), and a NetworkPolicy. Walkthrough: docs/deploy.md.
 
+With --store (and --replicas N): N replicas sharing a Redis or Valkey, rolled one at a time, with a
+PodDisruptionBudget and no volume; the pods read the store's URL from the Secret devtunnel-store
+(key url), which you create: docs/deploy.md, "Several replicas".
+
 Example: devtunnel-server k8s-manifest --route 'cart:8101=http://cart.shop.svc.cluster.local:80'
 (quote a route that has options: ";" ends a shell command). The gateway's one change for a route:
 docs/deploy.md, "Routes: one static change in the gateway".

@@ -91,10 +91,20 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
   // Above the drain budget, so Kubernetes never kills the process while in-flight requests finish.
   const gracePeriod = Math.ceil(serverDefaults.drainTimeoutMs / 1000) + 10;
   const stateDir = posix.dirname(o.stateFile);
+  // Several replicas (--store) or one with a state file: the flags of the other mode stay out of
+  // the header, so the one-replica output is what it always was.
+  const store = o.store;
+  const otherMode: ReadonlySet<string> = new Set(store === undefined ? ['replicas', 'store'] : ['stateFile']);
   // Every flag with its value; a repeated flag (--route) once per value, none when empty.
-  const flagsLine = k8sFlags.flatMap((f) => [o[f.option]].flat().map((v) => `--${f.flag} ${shellWord(String(v))}`)).join(' ');
+  const flagsLine = k8sFlags
+    .filter((f) => !otherMode.has(f.option))
+    .flatMap((f) => [o[f.option]].flat().map((v) => `--${f.flag} ${shellWord(String(v))}`))
+    .join(' ');
   const routes = o.resolvedRoutes;
   const routePorts = routes.map((r) => r.port).join(', ');
+  const storeUrl = store === undefined ? undefined : new URL(store);
+  const storeAt = storeUrl && `${storeUrl.hostname}:${storeUrl.port || '6379'}`;
+  const storeSecretCommand = `kubectl -n ${ns} create secret generic ${k8sNames.storeSecret} --from-literal=url=${shellWord(store ?? '')}`;
 
   return yamlStream(
     [
@@ -103,6 +113,13 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
       'Regenerate it rather than edit it: the tunnel Service and the NetworkPolicy list every port of',
       'the range. The Secret below is a placeholder the server refuses; docs/deploy.md shows how to',
       'create the real one and apply the rest.',
+      ...(store === undefined
+        ? []
+        : [
+            `The replicas also need the Secret ${k8sNames.storeSecret}, which this file leaves out (a store's URL may`,
+            'hold a password; add --from-literal=password=… if yours takes one apart from the URL):',
+            `  ${storeSecretCommand}`,
+          ]),
     ],
     [
       manifest(["The namespace; Pod Security 'restricted' holds, the pod below satisfies it."], {
@@ -125,24 +142,35 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
           stringData: { token: TOKEN_PLACEHOLDER },
         },
       ),
-      manifest(['Port assignments (DEVTUNNEL_STATE_FILE): a developer gets the same port back after a restart.'], {
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
-        metadata: meta(k8sNames.stateClaim),
-        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
-      }),
+      ...(store === undefined
+        ? [
+            manifest(['Port assignments (DEVTUNNEL_STATE_FILE): a developer gets the same port back after a restart.'], {
+              apiVersion: 'v1',
+              kind: 'PersistentVolumeClaim',
+              metadata: meta(k8sNames.stateClaim),
+              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+            }),
+          ]
+        : []),
       manifest(
-        [
-          'One replica, replaced with Recreate: tunnels, ports and the state file belong to one process.',
-          'Clients reconnect by themselves after a restart and get their ports back from the state file.',
-        ],
+        store === undefined
+          ? [
+              'One replica, replaced with Recreate: tunnels, ports and the state file belong to one process.',
+              'Clients reconnect by themselves after a restart and get their ports back from the state file.',
+            ]
+          : [
+              `${o.replicas === 1 ? 'One replica' : `${o.replicas} replicas`} sharing the store: ports and who holds each tunnel live in Redis, and any`,
+              'replica serves any tunnel, one internal hop from the one that holds it. Rolled one pod at a',
+              "time: a new pod is ready before an old one drains, and the old one's clients register again",
+              'on another replica by themselves, with the same ports.',
+            ],
         {
           apiVersion: 'apps/v1',
           kind: 'Deployment',
           metadata: meta(k8sNames.deployment),
           spec: {
-            replicas: 1,
-            strategy: { type: 'Recreate' },
+            replicas: o.replicas,
+            strategy: store === undefined ? { type: 'Recreate' } : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
             selector: { matchLabels: selector },
             template: {
               metadata: { labels: podLabels },
@@ -154,10 +182,17 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
                   runAsNonRoot: true,
                   runAsUser: note("The image's `node` user (uid 1000): Kubernetes can only check runAsNonRoot on a numeric uid.", 1000),
                   runAsGroup: 1000,
-                  fsGroup: note('The state volume is writable by that user.', 1000),
-                  fsGroupChangePolicy: 'OnRootMismatch',
+                  ...(store === undefined ? { fsGroup: note('The state volume is writable by that user.', 1000), fsGroupChangePolicy: 'OnRootMismatch' } : {}),
                   seccompProfile: { type: 'RuntimeDefault' },
                 },
+                ...(store === undefined
+                  ? {}
+                  : {
+                      topologySpreadConstraints: note(
+                        'Replicas on different nodes where the cluster allows it: a node going away takes one.',
+                        [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selector } }],
+                      ),
+                    }),
                 containers: [
                   {
                     name: 'server',
@@ -167,8 +202,21 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
                       { name: 'DEVTUNNEL_HOST', value: '0.0.0.0' },
                       { name: 'DEVTUNNEL_PORT', value: String(o.port) },
                       { name: 'DEVTUNNEL_TUNNEL_PORTS', value: o.tunnelPorts },
-                      { name: 'DEVTUNNEL_STATE_FILE', value: o.stateFile },
+                      store === undefined
+                        ? { name: 'DEVTUNNEL_STATE_FILE', value: o.stateFile }
+                        : note("Empty, so unset: the image's /data/state.json, which the server refuses beside a store.", { name: 'DEVTUNNEL_STATE_FILE', value: '' }),
                       ...(routes.length === 0 ? [] : [note('The routes (--route), comma-separated: regenerate to change them.', { name: 'DEVTUNNEL_ROUTES', value: o.routes.join(',') })]),
+                      ...(store === undefined
+                        ? []
+                        : [
+                            note("The pod's address, for the next variable: Kubernetes expands $(POD_IP) there.", { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }),
+                            note("Where the other replicas reach this one's control port (the internal hop).", { name: 'DEVTUNNEL_ADVERTISE_URL', value: `http://$(POD_IP):${o.port}` }),
+                            note(`The store's URL and its password (optional), from the Secret ${k8sNames.storeSecret}: see the top of this file.`, {
+                              name: 'DEVTUNNEL_STORE',
+                              valueFrom: { secretKeyRef: { name: k8sNames.storeSecret, key: 'url' } },
+                            }),
+                            { name: 'DEVTUNNEL_STORE_PASSWORD', valueFrom: { secretKeyRef: { name: k8sNames.storeSecret, key: 'password', optional: true } } },
+                          ]),
                       { name: 'DEVTUNNEL_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret, key: 'token' } } },
                       // The dashboard's admin token (can close tunnels); without the key the dashboard is read-only.
                       { name: 'DEVTUNNEL_ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret, key: 'admin-token', optional: true } } },
@@ -191,15 +239,31 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
                       allowPrivilegeEscalation: false,
                       capabilities: { drop: ['ALL'] },
                     },
-                    volumeMounts: [{ name: 'state', mountPath: stateDir }],
+                    ...(store === undefined ? { volumeMounts: [{ name: 'state', mountPath: stateDir }] } : {}),
                   },
                 ],
-                volumes: [{ name: 'state', persistentVolumeClaim: { claimName: k8sNames.stateClaim } }],
+                ...(store === undefined ? { volumes: [{ name: 'state', persistentVolumeClaim: { claimName: k8sNames.stateClaim } }] } : {}),
               },
             },
           },
         },
       ),
+      ...(store === undefined
+        ? []
+        : [
+            manifest(
+              [
+                'Voluntary disruptions (a node drain, a cluster upgrade) take one replica at a time: the others',
+                "keep serving every tunnel while its clients move. (Rolling updates follow the Deployment's strategy.)",
+              ],
+              {
+                apiVersion: 'policy/v1',
+                kind: 'PodDisruptionBudget',
+                metadata: meta(k8sNames.disruptionBudget),
+                spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+              },
+            ),
+          ]),
       manifest(['The control API: registration, polls, responses, /healthz, /readyz.'], {
         apiVersion: 'v1',
         kind: 'Service',
@@ -267,33 +331,57 @@ export function renderManifests(options: K8sManifestOptions = {}): string {
           },
         },
       ),
-      manifest(['Who may connect: the control port from the whole cluster (the Ingress brings the laptops),', `the tunnel ports${routes.length === 0 ? '' : ' and the route ports'} only from the web proxy's namespace.`], {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'NetworkPolicy',
-        metadata: meta(k8sNames.networkPolicy),
-        spec: {
-          podSelector: { matchLabels: selector },
-          policyTypes: ['Ingress'],
-          ingress: [
-            { from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: o.port }] },
-            note('One entry per port rather than endPort, which some network plugins ignore.', {
-              from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }],
-              ports: tunnelPorts.map((p) => ({ protocol: 'TCP', port: p })),
-            }),
-            ...(routes.length === 0
-              ? []
-              : [
-                  note(
-                    [
-                      `The route ports (${routePorts}) lead to laptops too. Callers inside the cluster (a Service pointed`,
-                      'at the server, a mesh) need a NetworkPolicy of their own: policies add up (docs/deploy.md).',
-                    ],
-                    { from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }], ports: routes.map((r) => ({ protocol: 'TCP', port: r.port })) },
-                  ),
-                ]),
-          ],
+      manifest(
+        [
+          'Who may connect: the control port from the whole cluster (the Ingress brings the laptops),',
+          `the tunnel ports${routes.length === 0 ? '' : ' and the route ports'} only from the web proxy's namespace.`,
+          ...(store === undefined
+            ? []
+            : [
+                `Egress is not restricted here. The replicas dial the store (${storeAt}),`,
+                `one another's control port (${o.port})${routes.length === 0 ? '' : ", the routes' upstreams"} and DNS: a default-deny egress`,
+                'policy of your own must allow those (docs/deploy.md, Several replicas).',
+              ]),
+        ],
+        {
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: meta(k8sNames.networkPolicy),
+          spec: {
+            podSelector: { matchLabels: selector },
+            policyTypes: ['Ingress'],
+            ingress: [
+              { from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: o.port }] },
+              ...(store === undefined
+                ? []
+                : [
+                    note(
+                      [
+                        'The replicas, one another: the internal hop goes to the control port (DEVTUNNEL_ADVERTISE_URL).',
+                        'A rule of its own, so narrowing the one above never cuts it.',
+                      ],
+                      { from: [{ podSelector: { matchLabels: selector } }], ports: [{ protocol: 'TCP', port: o.port }] },
+                    ),
+                  ]),
+              note('One entry per port rather than endPort, which some network plugins ignore.', {
+                from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }],
+                ports: tunnelPorts.map((p) => ({ protocol: 'TCP', port: p })),
+              }),
+              ...(routes.length === 0
+                ? []
+                : [
+                    note(
+                      [
+                        `The route ports (${routePorts}) lead to laptops too. Callers inside the cluster (a Service pointed`,
+                        'at the server, a mesh) need a NetworkPolicy of their own: policies add up (docs/deploy.md).',
+                      ],
+                      { from: [{ namespaceSelector: { matchLabels: o.allowFromLabels } }], ports: routes.map((r) => ({ protocol: 'TCP', port: r.port })) },
+                    ),
+                  ]),
+            ],
+          },
         },
-      }),
+      ),
     ],
   );
 }

@@ -6,8 +6,9 @@ import type { ResolvedRoute } from '../routes/config';
 
 /**
  * The options of `devtunnel-server k8s-manifest`: the same ones the server takes where the
- * manifests configure the server (ports, state file), plus where and how it runs in the cluster.
- * Merged with the defaults and validated in {@link resolveK8sManifestOptions}, the one place.
+ * manifests configure the server (ports, state file, store), plus where and how it runs in the
+ * cluster. Merged with the defaults and validated in {@link resolveK8sManifestOptions}, the one
+ * place.
  */
 export interface K8sManifestOptions {
   /**
@@ -37,7 +38,21 @@ export interface K8sManifestOptions {
    */
   ingressHost?: string;
   /**
+   * Pods of the Deployment. Above 1 they share their state in `store`, which is then required.
+   * @default 1
+   */
+  replicas?: number;
+  /**
+   * The replicas' shared store, a `redis://` or `rediss://` URL (Redis or Valkey), as the server's
+   * `--store`. Given, the manifests run the replicas mode (even with `replicas` 1): no state file
+   * and no volume, the URL read from the Secret `devtunnel-store` (key `url`), which the operator
+   * creates (the URL may hold a password; this one may not, the output repeats it).
+   * @default none (one replica with a state file)
+   */
+  store?: string;
+  /**
    * State file (`DEVTUNNEL_STATE_FILE`); its directory is the mount of the PersistentVolumeClaim.
+   * Not with `store`, which keeps the port reservations instead.
    * @default '/data/state.json'
    */
   stateFile?: string;
@@ -62,7 +77,10 @@ export interface K8sManifestOptions {
   routes?: string[];
 }
 
-export interface ResolvedK8sManifestOptions extends Required<K8sManifestOptions> {
+export interface ResolvedK8sManifestOptions extends Required<Omit<K8sManifestOptions, 'store'>> {
+  store: string | undefined;
+  /** Several replicas sharing `store` (it is given): a Deployment rolled one pod at a time, no volume. */
+  replicated: boolean;
   portRange: { from: number; to: number };
   /** `allowFrom` as `matchLabels`. */
   allowFromLabels: Record<string, string>;
@@ -76,11 +94,12 @@ export const k8sManifestDefaults = Object.freeze({
   namespace: 'devtunnel',
   image: 'devtunnel-server:0.1.0',
   ingressHost: 'devtunnel.test.example.com',
+  replicas: 1,
   stateFile: '/data/state.json',
   ingressClass: 'nginx',
   allowFrom: 'kubernetes.io/metadata.name=ingress-nginx',
   routes: [] as string[],
-} satisfies Required<K8sManifestOptions>);
+} satisfies Required<Omit<K8sManifestOptions, 'store'>>);
 
 /** Object names; the docs and the web proxy's configuration refer to them. */
 export const k8sNames = Object.freeze({
@@ -92,15 +111,18 @@ export const k8sNames = Object.freeze({
   networkPolicy: 'devtunnel-server',
   secret: 'devtunnel-token',
   stateClaim: 'devtunnel-state',
+  /** With `store`: created by the operator (`url`, optional `password`), never by the manifests. */
+  storeSecret: 'devtunnel-store',
+  disruptionBudget: 'devtunnel-server',
 });
 
 type K8sOption = keyof K8sManifestOptions;
 
 /** One flag of the subcommand: no environment variable (DEVTUNNEL_* configure the server, never the generator), its default the option's. */
 function flag(name: string, option: K8sOption, kind: FlagKind, help: string): OptionFlag<K8sOption> {
-  const value = k8sManifestDefaults[option];
-  // A list empty by default (--route) has no default to show.
-  return Array.isArray(value) && value.length === 0 ? { flag: name, option, kind, help } : { flag: name, option, kind, default: String(value), help };
+  const value = (k8sManifestDefaults as Partial<Record<K8sOption, unknown>>)[option];
+  // A list empty by default (--route) or no default at all (--store): no default to show.
+  return value === undefined || (Array.isArray(value) && value.length === 0) ? { flag: name, option, kind, help } : { flag: name, option, kind, default: String(value), help };
 }
 
 /** The subcommand's flags, each named like its option: parsing, `--help` and the manifests' first lines come from this table. */
@@ -110,7 +132,9 @@ export const k8sFlags: ReadonlyArray<OptionFlag<K8sOption>> = [
   flag('namespace', 'namespace', 'string', 'namespace of every object'),
   flag('image', 'image', 'string', 'container image built from packages/server/Dockerfile'),
   flag('ingress-host', 'ingressHost', 'string', "the Ingress's host name: what developers use as DEVTUNNEL_SERVER"),
-  flag('state-file', 'stateFile', 'string', 'state file; its directory is the volume mount'),
+  flag('replicas', 'replicas', 'count', 'pods of the Deployment; above 1 they need --store'),
+  flag('store', 'store', 'string', "the replicas' shared Redis or Valkey, redis://HOST:PORT[/DB] or rediss://…, no password (the pods read it from the Secret devtunnel-store)"),
+  flag('state-file', 'stateFile', 'string', 'state file; its directory is the volume mount (not with --store)'),
   flag('ingress-class', 'ingressClass', 'string', 'ingressClassName of the Ingress'),
   flag('allow-from', 'allowFrom', 'string', "labels of the web proxy's namespace (key=value,...): only it reaches the tunnel and route ports"),
   flag('route', 'routes', 'repeat', 'an app the server stands in for: NAME:PORT=URL[;offline=error][;public-url=URL], as devtunnel-server --route (repeat the flag)'),
@@ -121,6 +145,12 @@ const IMAGE_DIRS = ['/app/node_modules', '/usr/local/bin', '/usr/local/lib', '/u
 
 /** Kubernetes keeps EndpointSlice ports to at most 20,000 (kubernetes/kubernetes#99795). */
 const MAX_TUNNEL_PORTS = 20_000;
+
+/** A bound that catches a typo (`--replicas 300`): every replica listens on every reserved port and beats on the store. */
+const MAX_REPLICAS = 100;
+
+/** A store URL as it may be shown: without its credentials. */
+const redacted = (url: string) => JSON.stringify(url.replace(/\/\/[^@/]*@/, '//…@'));
 
 /** A bad option, named as the API spells it; the message says what it takes. The command names the flag. */
 function invalid(option: K8sOption, message: string): InvalidOptionError {
@@ -150,7 +180,7 @@ function parseLabels(option: K8sOption, value: string): Record<string, string> {
 
 /** Merges defaults and validates, naming the option and the fix. */
 export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): ResolvedK8sManifestOptions {
-  const o = { ...k8sManifestDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<K8sManifestOptions>;
+  const o = { ...k8sManifestDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<Omit<K8sManifestOptions, 'store'>> & { store?: string };
   const portRange = parsePortRange('tunnelPorts', String(o.tunnelPorts));
   if (portRange.to - portRange.from + 1 > MAX_TUNNEL_PORTS) {
     throw invalid('tunnelPorts', `spans ${portRange.to - portRange.from + 1} ports; a Kubernetes Service can expose at most ${MAX_TUNNEL_PORTS} (its EndpointSlice's limit).`);
@@ -175,6 +205,32 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
   if (hidden) {
     throw invalid('stateFile', `would mount the state volume over ${dir}, hiding the image's ${hidden} (the server itself lives in /app): use a directory of its own such as /data (got ${JSON.stringify(o.stateFile)}).`);
   }
+  if (!Number.isInteger(o.replicas) || o.replicas < 1 || o.replicas > MAX_REPLICAS) throw invalid('replicas', `must be a whole number from 1 to ${MAX_REPLICAS} (got ${JSON.stringify(o.replicas)}).`);
+  const store = typeof o.store === 'string' ? o.store.trim() : o.store;
+  if (store !== undefined) {
+    if (typeof store !== 'string') throw invalid('store', `must be a Redis URL such as redis://redis.devtunnel.svc.cluster.local:6379/0 (got ${JSON.stringify(store)}).`);
+    let url: URL | undefined;
+    try {
+      url = new URL(store);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+      throw invalid('store', `must be a redis:// or rediss:// URL (Redis or Valkey) such as redis://redis.devtunnel.svc.cluster.local:6379/0 (got ${redacted(store)}).`);
+    }
+    // The URL is repeated in the output's first lines, which go into a configuration repository.
+    if (url.password !== '') {
+      throw invalid('store', `must not hold a password: the manifests repeat it in their first lines. Give the URL without it here, and put the password in the Secret ${k8sNames.storeSecret} (key password, or in the URL under key url) (got ${redacted(store)}).`);
+    }
+    // Printable ASCII on one line, for the same header comment.
+    if (!/^[\x21-\x7e]+$/.test(store)) throw invalid('store', `must be printable ASCII without spaces (an international host name in its xn-- form) (got ${redacted(store)}).`);
+  }
+  if (o.replicas > 1 && store === undefined) {
+    throw invalid('replicas', `is ${o.replicas}, but several replicas need --store (option "store"), the Redis they share tunnels and port reservations in: add --store redis://HOST:PORT[/DB], or leave --replicas at 1 for one pod with a state file.`);
+  }
+  if (store !== undefined && options.stateFile !== undefined) {
+    throw invalid('stateFile', 'cannot be used with --store (option "store"): the store keeps the port reservations, and the replicas have no volume. Leave --state-file out.');
+  }
   const allowFromLabels = parseLabels('allowFrom', o.allowFrom);
   // Routes reach the server as DEVTUNNEL_ROUTES, in the text given here: a comma list, in a YAML
   // string, repeated in the header comment.
@@ -187,7 +243,9 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
   // in for the Secret's. Routes are read by the server's resolveRoute, nothing of our own.
   let resolvedRoutes: ResolvedRoute[];
   try {
-    resolvedRoutes = resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, stateFile: o.stateFile, routes, token: 'x'.repeat(16) }).routes;
+    // With a store, the address stands in for the pod's (DEVTUNNEL_ADVERTISE_URL).
+    const state = store === undefined ? { stateFile: o.stateFile } : { store, advertiseUrl: `http://10.0.0.1:${o.port}` };
+    resolvedRoutes = resolveServerOptions({ port: o.port, tunnelPorts: o.tunnelPorts, ...state, routes, token: 'x'.repeat(16) }).routes;
   } catch (error) {
     const fault = error instanceof InvalidOptionError ? error.fault : undefined;
     throw new InvalidOptionError((error as Error).message.replace(/^devtunnel-server:/, 'devtunnel-server k8s-manifest:'), fault);
@@ -202,5 +260,5 @@ export function resolveK8sManifestOptions(options: K8sManifestOptions = {}): Res
       throw invalid('routes', `"${name}": the routes Service names its port route-${name}, which must be a DNS label (at most 63 characters, ending in a letter or digit): use a route name of at most 57 characters that ends in a letter or digit.`);
     }
   });
-  return { ...o, routes, portRange, allowFromLabels, resolvedRoutes };
+  return { ...o, store, replicated: store !== undefined, routes, portRange, allowFromLabels, resolvedRoutes };
 }

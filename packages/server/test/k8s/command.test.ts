@@ -59,6 +59,30 @@ describe('k8sManifestCommand', () => {
     expect(run(['--tunnel-ports', '9100-9000']).stderr).toMatch(/^devtunnel-server k8s-manifest: --tunnel-ports \(option "tunnelPorts"\) must be a port range/);
   });
 
+  test('--replicas with --store: the replicas mode, as the API renders it', () => {
+    const store = 'redis://redis.devtunnel.svc.cluster.local:6379/0';
+    const r = run(['--replicas', '3', '--store', store]);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(renderManifests({ replicas: 3, store }));
+    expect(r.stdout).toContain('kind: PodDisruptionBudget');
+  });
+
+  test.each([
+    [['--replicas', '3'], /^devtunnel-server k8s-manifest: --replicas \(option "replicas"\) is 3, but several replicas need --store \(option "store"\)/],
+    [['--replicas', 'three', '--store', 'redis://r:6379'], /^devtunnel-server k8s-manifest: --replicas must be a whole number/],
+    [['--replicas', '0', '--store', 'redis://r:6379'], /^devtunnel-server k8s-manifest: --replicas \(option "replicas"\) must be a whole number from 1 to 100/],
+    [['--replicas', '3', '--store', 'http://redis:6379'], /^devtunnel-server k8s-manifest: --store \(option "store"\) must be a redis:\/\/ or rediss:\/\/ URL/],
+    [['--store', 'redis://r:6379', '--state-file', '/data/state.json'], /^devtunnel-server k8s-manifest: --state-file \(option "stateFile"\) cannot be used with --store/],
+    [['--store', 'redis://:hunter2@r:6379'], /^devtunnel-server k8s-manifest: --store \(option "store"\) must not hold a password/],
+  ])('%j: exit code 2, the flag named, with the usage', (argv, message) => {
+    const r = run(argv);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toContain('hunter2');
+    expect(r.stderr).toContain('Usage: devtunnel-server k8s-manifest');
+  });
+
   test('--ingress-host sets the Ingress host name', () => {
     const r = run(['--ingress-host', 'tunnels.dev.example.org']);
     expect(r).toMatchObject({ code: 0, stderr: '' });
@@ -85,5 +109,8 @@ describe('k8sManifestCommand', () => {
     expect(r.stdout).toContain('--allow-from');
     expect(r.stdout).toContain('--route <value>…');
     expect(r.stdout).toContain('NAME:PORT=URL');
+    expect(r.stdout).toContain('--replicas <value>');
+    expect(r.stdout).toContain('--store <value>');
+    expect(r.stdout).toContain('Several replicas');
   });
 });

@@ -53,8 +53,51 @@ describe('resolveK8sManifestOptions', () => {
     ['routes', { routes: ['cart:8101=http://café.shop.svc'] }],
     ['routes', { routes: 'cart:8101=http://cart.shop.svc' }],
     ['routes', { routes: [{ name: 'cart', port: 8101, upstream: 'http://cart.shop.svc' }] }],
+    // Replicas: a count; above 1 only with a store, which is a Redis URL without a password (the
+    // output repeats it), and which keeps the reservations instead of a state file.
+    ['replicas', { replicas: 0 }],
+    ['replicas', { replicas: 1.5 }],
+    ['replicas', { replicas: 101 }],
+    ['replicas', { replicas: '3' }],
+    ['replicas', { replicas: 3 }],
+    ['store', { store: 'http://redis.devtunnel.svc:6379' }],
+    ['store', { store: 'redis.devtunnel.svc:6379' }],
+    ['store', { store: 'redis:///0' }],
+    ['store', { store: 'redis://:hunter2@redis.devtunnel.svc:6379/0' }],
+    ['store', { store: 'redis://devtunnel:hunter2@redis.devtunnel.svc:6379/0' }],
+    ['store', { store: 'redis://rédis.devtunnel.svc:6379' }],
+    ['store', { store: 6379 }],
+    ['stateFile', { store: 'redis://redis.devtunnel.svc:6379', stateFile: '/data/state.json' }],
   ])('refuses a bad %s, naming it', (option, patch) => {
     expect(() => resolveK8sManifestOptions(patch as K8sManifestOptions)).toThrow(expect.objectContaining({ code: 'invalid_option', message: expect.stringContaining(`"${option}"`) }));
+  });
+});
+
+describe('resolveK8sManifestOptions: replicas and the store', () => {
+  test('several replicas without a store: the message names both flags and what to do', () => {
+    expect(() => resolveK8sManifestOptions({ replicas: 3 })).toThrow(/option "replicas" is 3, but several replicas need --store \(option "store"\).*add --store redis:\/\/HOST:PORT\[\/DB\], or leave --replicas at 1/);
+  });
+
+  test('a password in the store URL is refused without being repeated', () => {
+    let message = '';
+    try {
+      resolveK8sManifestOptions({ replicas: 2, store: 'redis://devtunnel:hunter2@redis.devtunnel.svc:6379/0' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('must not hold a password');
+    expect(message).toContain('devtunnel-store');
+    expect(message).not.toContain('hunter2');
+  });
+
+  test('a store switches the mode, with one replica or several; without one nothing changes', () => {
+    expect(resolveK8sManifestOptions({})).toMatchObject({ replicas: 1, store: undefined, replicated: false });
+    expect(resolveK8sManifestOptions({ replicas: 1 })).toMatchObject({ replicas: 1, store: undefined, replicated: false });
+    expect(resolveK8sManifestOptions({ store: ' redis://redis.devtunnel.svc:6379/0 ' })).toMatchObject({ replicas: 1, store: 'redis://redis.devtunnel.svc:6379/0', replicated: true });
+    // TLS, a user name (Redis ACL) and a database number are fine.
+    expect(resolveK8sManifestOptions({ replicas: 4, store: 'rediss://devtunnel@redis.example.com:6380/2' })).toMatchObject({ replicas: 4, replicated: true });
+    // The server's own rules apply with a store too: a route on the control port is refused.
+    expect(() => resolveK8sManifestOptions({ store: 'redis://r:6379', routes: ['cart:8080=http://cart.shop.svc'] })).toThrow(expect.objectContaining({ code: 'invalid_option' }));
   });
 });
 
@@ -64,7 +107,7 @@ describe('k8sFlags', () => {
   test('a flag devtunnel-server also has sets the option of the same name there', () => {
     const server = new Map(serverFlags.map((f) => [f.flag, f.option]));
     const shared = k8sFlags.filter((f) => server.has(f.flag));
-    expect(shared.map((f) => f.flag)).toEqual(['tunnel-ports', 'port', 'state-file', 'route']);
+    expect(shared.map((f) => f.flag)).toEqual(['tunnel-ports', 'port', 'store', 'state-file', 'route']);
     for (const f of shared) expect(server.get(f.flag)).toBe(f.option);
     expect(k8sFlags.map((f) => f.flag)).not.toContain('host');
     expect(k8sFlags.find((f) => f.option === 'ingressHost')?.flag).toBe('ingress-host');
