@@ -16,8 +16,12 @@ import { HttpError } from '../errors';
  *   with the bytes received (the upload speed).
  */
 
-/** How long the stream probe's answer stays open after its first line. */
-export const PROBE_HOLD_MS = 2_000;
+/**
+ * How long the stream probe's answer stays open after its first line: as long as the client
+ * gives a new stream to prove itself (`STREAM_PROOF_MS`, client/streams.ts), so a proxy that
+ * flushes now and then is judged by the doctor as by the client.
+ */
+export const PROBE_HOLD_MS = 5_000;
 /** Most bytes one probe call downloads or uploads. */
 export const PROBE_MAX_BYTES = 8 * 1024 * 1024;
 
