@@ -25,13 +25,12 @@ export interface ProxyChoice {
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
 
-/** A URL with its password (if any) replaced, for output: `http://ann:****@proxy:3128`. */
+/** A URL for output, its password (if any) replaced: `http://ann:****@proxy:3128`. */
 export function redact(url: string): string {
   try {
     const u = new URL(url);
-    if (!u.password) return url;
-    u.password = '****';
-    return u.href;
+    if (u.password) u.password = '****';
+    return u.pathname === '/' && !u.search && !u.hash ? u.href.slice(0, -1) : u.href;
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:****@');
   }

@@ -60,7 +60,7 @@ describe('which proxy applies', () => {
 
   test('names the variable that applies and the NO_PROXY entry that sends the server direct', () => {
     const server = new URL('https://devtunnel.test.example.com');
-    expect(checkProxy(server, undefined, { https_proxy: 'http://p.corp:3128', HTTP_PROXY: 'http://q.corp:1' }).result.summary).toBe('Through http://p.corp:3128/: https_proxy applies to an https server; HTTP_PROXY does not.');
+    expect(checkProxy(server, undefined, { https_proxy: 'http://p.corp:3128', HTTP_PROXY: 'http://q.corp:1' }).result.summary).toBe('Through http://p.corp:3128: https_proxy applies to an https server; HTTP_PROXY does not.');
     const bypass = checkProxy(server, undefined, { HTTPS_PROXY: 'http://p.corp:3128', NO_PROXY: 'localhost,.example.com' });
     expect(bypass.choice?.bypass).toEqual({ variable: 'NO_PROXY', entry: '.example.com' });
     expect(bypass.result.status).toBe('pass');
@@ -81,7 +81,7 @@ describe('which proxy applies', () => {
   });
 
   test('passwords never show', () => {
-    expect(redact('http://ann:s3cret@proxy.corp:3128')).toBe('http://ann:****@proxy.corp:3128/');
+    expect(redact('http://ann:s3cret@proxy.corp:3128')).toBe('http://ann:****@proxy.corp:3128');
     const { result } = checkProxy(new URL('https://devtunnel.test.example.com'), undefined, { HTTPS_PROXY: 'http://ann:s3cret@proxy.corp:3128' });
     expect(JSON.stringify(result)).not.toContain('s3cret');
   });
