@@ -43,7 +43,8 @@ async function doctor(args: string[], env: Record<string, string> = {}) {
   return { code, checks, statuses, done: lines.at(-1)!, stderr: child.stderr() };
 }
 
-const SERVER_CHECKS = ['url', 'proxy', 'dns', 'connect', 'api', 'token', 'streams', 'speed'];
+/** The server's checks but speed, whose pass or warn depends on timing (never asserted). */
+const SERVER_CHECKS = ['url', 'proxy', 'dns', 'connect', 'api', 'token', 'streams'];
 
 describe('devtunnel doctor', () => {
   const suite = useEchoSuite();
@@ -57,7 +58,8 @@ describe('devtunnel doctor', () => {
   test('a healthy server and a local app: every check passes, exit 0', async () => {
     const s = await server();
     const run = await doctor(['--server', s.url, '--port', String(suite.app.port), '--host', '127.0.0.1'], { DEVTUNNEL_TOKEN: TOKEN });
-    expect(run.statuses).toEqual(Object.fromEntries([...SERVER_CHECKS, 'local-app', 'host-check'].map((id) => [id, 'pass'])));
+    expect(run.statuses).toMatchObject(Object.fromEntries([...SERVER_CHECKS, 'local-app', 'host-check'].map((id) => [id, 'pass'])));
+    expect(['pass', 'warn']).toContain(run.statuses.speed);
     expect(run.code).toBe(0);
     expect(run.done).toMatchObject({ event: 'done', ok: true, exitCode: 0 });
     expect(run.checks.api!.data).toMatchObject({ protocol: 1, features: ['batch', 'stream'] });
@@ -100,7 +102,9 @@ describe('devtunnel doctor', () => {
     const s = await server();
     const run = await doctor(['--server', s.url, '--token', 'not-the-token']);
     expect(run.code).toBe(1);
-    expect(run.statuses).toMatchObject({ api: 'pass', token: 'fail', streams: 'skip', speed: 'pass' });
+    expect(run.statuses).toMatchObject({ api: 'pass', token: 'fail', streams: 'skip' });
+    expect(run.checks.speed!.data).toEqual(expect.objectContaining({ rttMs: expect.any(Number) }));
+    expect(run.checks.speed!.data).not.toHaveProperty('downloadMbits');
     expect(run.checks.token!.data).toMatchObject({ status: 401, code: 'unauthorized' });
     expect(s.tunnels()).toEqual([]);
   });
@@ -143,7 +147,7 @@ describe('devtunnel doctor', () => {
       expect(run.checks.proxy!.data).toMatchObject({ source: 'HTTPS_PROXY' });
       const connect = run.checks.connect!;
       expect(connect.summary).toContain('issued by CN "Example Corp TLS Inspection CA", O "Example Corp"');
-      expect(connect.summary).toContain(`Your proxy ${proxy.url}/`);
+      expect(connect.summary).toContain(`Your proxy ${proxy.url} probably inspects TLS`);
       expect(connect.fix).toContain('NODE_EXTRA_CA_CERTS=');
       expect(proxy.targets).toContain('devtunnel.test:443');
     });
