@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CLIENT_BIN, ROOT, runBin, watchChild } from '../helpers/child';
 import { closeServer, listen } from '../helpers/net';
 import { startBufferingFront, startConnectProxy } from '../helpers/proxies';
-import { startServer, TOKEN, useEchoSuite } from '../helpers/tunnel';
+import { fetchBuffer, startServer, TOKEN, useEchoSuite } from '../helpers/tunnel';
 
 /**
  * `devtunnel doctor`, the built CLI as a user runs it, against real servers and what stands in
@@ -129,6 +129,23 @@ describe('devtunnel doctor', () => {
     expect(run.checks.streams!.data).toMatchObject({ answersStream: true, uploadsStream: false });
     expect(run.checks.streams!.fix).toContain('proxy-request-buffering');
     expect(run.code).toBe(0);
+  });
+
+  test('the server\'s probe: the token first, bounded sizes; /healthz says the protocol', async () => {
+    const s = await server();
+    const { dispatcher } = suite;
+    expect((await fetchBuffer(`${s.url}/healthz`, { dispatcher })).json()).toEqual({ status: 'ok', protocol: 1, features: ['batch', 'stream'] });
+    for (const method of ['GET', 'POST'] as const) {
+      const refused = await fetchBuffer(`${s.url}/api/v1/doctor`, { method, body: method === 'POST' ? 'x' : undefined, dispatcher });
+      expect([refused.status, refused.headers['x-devtunnel-error']]).toEqual([401, 'unauthorized']);
+    }
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    expect((await fetchBuffer(`${s.url}/api/v1/doctor?bytes=1000`, { headers: auth, dispatcher })).body.length).toBe(1000);
+    expect((await fetchBuffer(`${s.url}/api/v1/doctor?bytes=${16 * 1024 * 1024}`, { headers: auth, dispatcher })).status).toBe(400);
+    const upload = await fetchBuffer(`${s.url}/api/v1/doctor`, { method: 'POST', body: Buffer.alloc(16 * 1024 * 1024), headers: auth, dispatcher });
+    expect([upload.status, upload.headers['x-devtunnel-error']]).toEqual([413, 'payload_too_large']);
+    const whole = await fetchBuffer(`${s.url}/api/v1/doctor`, { method: 'POST', body: 'abc', headers: auth, dispatcher });
+    expect(whole.text.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ received: 3, complete: true }, { received: 3, complete: true }]);
   });
 
   describe('a TLS-inspecting proxy with its own CA (HTTPS_PROXY)', () => {
