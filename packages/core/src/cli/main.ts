@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import type { TunnelOptions } from '../options';
 import { FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
 import { VERSION } from '../version';
+import { doctorCommand } from './doctor';
 import { clientFlags } from './flags';
 import { attachOutput } from './output';
 
@@ -21,7 +22,10 @@ Options:
 ${flagHelp(clientFlags, 24)}
 
 Exit codes: 0 closed by SIGTERM, 130 closed by Ctrl+C (as a shell reports SIGINT, also through npx),
-1 the tunnel failed (bad token, refused), 2 bad options.`;
+1 the tunnel failed (bad token, refused), 2 bad options.
+
+Also: devtunnel doctor [--server …] [--token …] [--port …] [--json]: whether a tunnel would work,
+and why not (devtunnel doctor --help).`;
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean; from: Record<string, string> } | 'help' | 'version' {
   const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
@@ -35,6 +39,11 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'doctor') {
+    process.stdout.on('error', () => {});
+    const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+    return doctorCommand(process.argv.slice(3), process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), color });
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(process.argv.slice(2), process.env);

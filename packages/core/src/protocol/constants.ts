@@ -55,6 +55,12 @@ export const paths = Object.freeze({
   /** After a 101: the browser's bytes, streamed to the client as a response body. */
   upstream: (id: string, requestId: string) =>
     `${API_PREFIX}/tunnels/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}/upstream`,
+  /**
+   * `devtunnel doctor`'s probe (token): GET streams two timed lines (does a proxy buffer answers?)
+   * or, with `?bytes=N`, N bytes (download speed); POST answers at an upload's first bytes (does a
+   * proxy buffer uploads?) and again at its end (upload speed).
+   */
+  doctor: `${API_PREFIX}/doctor`,
 });
 
 /** Tunnel names: what a user may choose, safe in URLs, logs, HTML and DNS labels. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
+import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES } from '@devtunnel/core/protocol';
 import { createDashboard } from '../dashboard';
 import { sendError } from '../error-response';
 import { HttpError } from '../errors';
@@ -12,6 +12,7 @@ import { setHopRemote } from '../tunnel-port/request';
 import { handleUpstream } from '../upgrade';
 import { createControlAuth } from './auth';
 import { json, readJson } from './body';
+import { probeDownstream, probeUpstream } from './doctor';
 import { createRouter, type Route } from './router';
 
 /**
@@ -40,7 +41,8 @@ export function createControlHandler(deps: ControlDeps) {
   const requestId = (rid: string) => (ID_PATTERN.test(rid) ? undefined : new HttpError('unknown_request', 'No such request on this tunnel.'));
 
   const routes: ReadonlyArray<Route<Handler>> = [
-    { method: '*', path: '/healthz', handler: (_req, res) => json(res, 200, { status: 'ok' }) },
+    // The protocol and features too: `devtunnel doctor` checks them before it has a valid token.
+    { method: '*', path: '/healthz', handler: (_req, res) => json(res, 200, { status: 'ok', protocol: PROTOCOL_VERSION, features: SERVER_FEATURES }) },
     {
       method: '*',
       path: '/readyz',
@@ -80,6 +82,24 @@ export function createControlHandler(deps: ControlDeps) {
       handler(req, res) {
         requireToken(req);
         json(res, 200, { tunnels: registry.list(), routes: registry.routes() });
+      },
+    },
+    // `devtunnel doctor`: do streams pass, how fast is the way (doctor.ts). The token, as the
+    // probe holds a connection open for seconds.
+    {
+      method: 'GET',
+      path: `${API_PREFIX}/doctor`,
+      handler(req, res) {
+        requireToken(req);
+        probeDownstream(req, res);
+      },
+    },
+    {
+      method: 'POST',
+      path: `${API_PREFIX}/doctor`,
+      handler(req, res) {
+        requireToken(req);
+        probeUpstream(req, res);
       },
     },
     {
