@@ -130,17 +130,20 @@ async function freeRange(size, hosts, from, to) {
   throw new Error(`no ${size} adjacent free ports between ${from} and ${to}`);
 }
 
-/** A port free on every address given, below the ephemeral range (a control port must come back after a kill). */
+/**
+ * A port free on every address given, below the ephemeral range (a control port must come back
+ * after a kill) and below the tunnel ranges (a control port may not lie inside its range).
+ */
 async function freePort(hosts) {
   for (let i = 0; i < 200; i++) {
-    const port = 21_000 + Math.floor(Math.random() * 1_000);
+    const port = 12_000 + Math.floor(Math.random() * 1_000);
     if ((await Promise.all(hosts.map((h) => bindable(port, h)))).every(Boolean)) return port;
   }
   throw new Error('no free port found');
 }
 
 function redisCli(port, ...args) {
-  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' });
+  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr || r.error?.message}`);
   return r.stdout;
 }
@@ -182,7 +185,10 @@ async function startCluster(redis, [size, from, to]) {
   const cluster = { control, range, replicas: new Map() };
   cluster.startReplica = async (host) => {
     const child = start([bin('@devtunnel/server'), '--host', host, '--port', String(control), '--tunnel-ports', range, '--store', redis.url, '--advertise-url', `http://${host}:${control}`, '--token', TOKEN]);
-    await firstLine(child.stdout, (l) => l.includes('"server.listening"'), 30_000, `replica ${host}`);
+    await Promise.race([
+      firstLine(child.stdout, (l) => l.includes('"server.listening"'), 30_000, `replica ${host}`),
+      once(child, 'exit').then(([code]) => Promise.reject(new Error(`replica ${host} exited (${code}) before it listened`))),
+    ]);
     child.stdout.resume();
     cluster.replicas.set(host, child);
     return child;

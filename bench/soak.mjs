@@ -394,7 +394,7 @@ async function startRedis() {
 }
 
 function redisCli(port, ...args) {
-  return (spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' }).stdout ?? '').trim();
+  return (spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).stdout ?? '').trim();
 }
 
 /** A Kubernetes Service, as the tests' balancer (test/helpers/balancer.ts): each connection to the next replica in turn. */
