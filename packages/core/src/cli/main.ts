@@ -8,7 +8,7 @@ import { createTunnelClient } from '../client';
 import { TunnelError } from '../errors';
 import type { Logger } from '../logger';
 import type { TunnelOptions } from '../options';
-import { FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
+import { expandOptional, FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
 import { VERSION } from '../version';
 import { clientFlags } from './flags';
 import { attachOutput } from './output';
@@ -24,7 +24,7 @@ Exit codes: 0 closed by SIGTERM, 130 closed by Ctrl+C (as a shell reports SIGINT
 1 the tunnel failed (bad token, refused), 2 bad options.`;
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean; from: Record<string, string> } | 'help' | 'version' {
-  const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
+  const { values: parsed } = parseArgs({ args: expandOptional(clientFlags, argv), options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
   const { values, from } = readFlags(clientFlags, parsed, env);
   if (values.help) return 'help';
   if (values.version) return 'version';
