@@ -39,12 +39,12 @@ nav{display:flex;gap:.5rem;align-items:center;padding:.5rem 1rem;border-bottom:1
 main{display:flex;gap:1rem;padding:.5rem 1rem;align-items:flex-start}#list{flex:1 1 50%;min-width:0;overflow:auto;max-height:calc(100vh - 7rem)}
 #detail{flex:1 1 50%;min-width:0;overflow:auto;max-height:calc(100vh - 7rem);background:#fff;padding:.5rem 1rem;border:1px solid #ddd}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.25rem .4rem;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
-th{font-size:.75rem;color:#555;background:#f2f2f2;position:sticky;top:0}.num{text-align:right;font-variant-numeric:tabular-nums}
+th{font-size:.75rem;color:#555;background:#f2f2f2;position:sticky;top:0}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}#list td:first-child{white-space:nowrap}
 #list tbody tr{cursor:pointer}#list tbody tr:hover{background:#f4f8fc}#list tbody tr.selected{background:#e3eefa}
-td.path{word-break:break-all;max-width:28rem}.s2{color:#187a3c}.s3{color:#166a8a}.s4{color:#b35c00}.s5,.err{color:#a11;font-weight:600}.pending{color:#888}
+td.path{overflow-wrap:anywhere;max-width:28rem}.s2{color:#187a3c}.s3{color:#166a8a}.s4{color:#b35c00}.s5,.err{color:#a11;font-weight:600}.pending{color:#888}
 .bar{display:flex;width:10rem;height:.7rem;background:#eee;margin-top:.25rem}.bar span{display:block;height:100%}.b-head{background:#4a7bd0}.b-body{background:#8fb0e8}.b-back{background:#d09a4a}
-h2{font-size:1rem;margin:.3rem 0 .6rem;word-break:break-all}h3{font-size:.85rem;margin:1rem 0 .3rem;color:#345}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .8rem;margin:0}dt{color:#666}dd{margin:0;word-break:break-all}
+h2{font-size:1rem;margin:.3rem 0 .6rem;overflow-wrap:anywhere}h3{font-size:.85rem;margin:1rem 0 .3rem;color:#345}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .8rem;margin:0}dt{color:#666}dd{margin:0;overflow-wrap:anywhere}
 pre{background:#f6f6f6;padding:.4rem;margin:.2rem 0;white-space:pre-wrap;word-break:break-all;max-height:24rem;overflow:auto;font-size:12px}
 .note{color:#666;font-size:.8rem}.side{display:grid;grid-template-columns:1fr 1fr;gap:.8rem}.side>div{min-width:0}
 .headers td:first-child{color:#555;white-space:nowrap}form.replay{display:grid;gap:.3rem}form.replay textarea{font:12px monospace;min-height:5rem}
@@ -143,7 +143,17 @@ export const APP_JS = `'use strict';
     $('#held').textContent = paused ? held.size + ' new while paused' : '';
   }
 
+  /** The page keeps the rows the inspector keeps: the oldest go when it let them go. */
+  function trim(kept) {
+    while (rows.size > kept) {
+      const [oldest, row] = rows.entries().next().value;
+      row.remove();
+      rows.delete(oldest);
+    }
+  }
+
   function showTop(data) {
+    if (data.stats) trim(data.stats.kept);
     if (data.tunnel) $('#tunnel').textContent = (data.tunnel.url || 'not registered yet') + ' → ' + data.tunnel.target + ' · ' + data.tunnel.status;
     if (data.stats) {
       max = data.stats.maxRecords;
@@ -201,7 +211,7 @@ export const APP_JS = `'use strict';
   function timeline(d) {
     const dl = el('dl');
     const row = (k, v) => dl.append(el('dt', k), el('dd', v));
-    row('in the cluster, on the way here', 'not known on the laptop: the server\\'s log line with requestId ' + (d.requestId || '–') + ' has queuedMs (waiting in the cluster) and clientMs (hand-over to answer)');
+    row('in the cluster, on the way here', 'not known on the laptop: the server\\'s log line for requestId ' + (d.requestId || '–') + ' has it (queuedMs: waiting in the cluster; clientMs: from the hand-over to the answer)');
     row('local app, to its headers', msText(d.headersMs));
     row('local app, its body', d.localMs !== undefined && d.headersMs !== undefined ? msText(Math.round((d.localMs - d.headersMs) * 10) / 10) : '–');
     row('on the way back', d.via === 'upload' ? msText(d.totalMs !== undefined && d.localMs !== undefined ? Math.round((d.totalMs - d.localMs) * 10) / 10 : undefined) + ' (its own upload, confirmed once the browser had the last byte)' : d.via === 'batch' ? 'sent with the other small answers of its turn: not timed further' : d.via === 'poll' ? 'sent in an upload that waits as the next poll: not timed further' : '–');
@@ -242,7 +252,7 @@ export const APP_JS = `'use strict';
       const res = await post('/api/requests/' + d.seq + '/replay', edit);
       const answer = await res.json();
       result.textContent = res.ok ? 'answered ' + answer.status : answer.message || 'failed (' + res.status + ')';
-      if (res.ok) refreshDetail();
+      if (res.ok) refreshDetail(true);
     };
     asWas.addEventListener('click', () => send({}));
     form.addEventListener('submit', (e) => {
@@ -259,6 +269,10 @@ export const APP_JS = `'use strict';
   }
 
   function renderDetail(d) {
+    // Edits in the replay form of the same request survive a refresh (a replay's answer, live updates).
+    const previous = detail.querySelector('form.replay');
+    const edits = previous && Number(detail.dataset.seq) === d.seq ? [...previous.elements].filter((e) => e.name).map((e) => [e.name, e.value]) : [];
+    detail.dataset.seq = String(d.seq);
     detail.hidden = false;
     const facts = el('dl');
     const fact = (k, v) => v !== undefined && v !== null && facts.append(el('dt', k), el('dd', v, 'fact-' + k.replace(/\\W+/g, '-')));
@@ -279,15 +293,17 @@ export const APP_JS = `'use strict';
       el('h3', 'Request headers'), headersTable(d.requestHeaders), el('h3', 'Request body'), bodyBlock(d.requestBody), side);
     if (d.messages) detail.append(messagesBlock(d.messages));
     detail.append(el('h3', 'Replay to the local app'), d.upgrade ? el('p', 'An upgrade (a WebSocket) cannot be replayed.', 'note') : replayForm(d));
+    const form = detail.querySelector('form.replay');
+    for (const [name, value] of edits) if (form && form.elements[name]) form.elements[name].value = value;
   }
 
-  async function refreshDetail() {
+  async function refreshDetail(force) {
     if (selected === undefined) return;
     const res = await fetch('/api/requests/' + selected);
     if (res.ok) {
-      // A form being edited is left alone; the rest follows the request.
+      // A replay form being edited is left alone by live updates; the rest follows the request.
       const editing = detail.contains(document.activeElement) && document.activeElement.form;
-      if (!editing) renderDetail(await res.json());
+      if (force || !editing) renderDetail(await res.json());
     } else {
       detail.replaceChildren(el('p', 'No longer kept: newer requests pushed it out, or the list was cleared.', 'note'));
     }

@@ -206,6 +206,7 @@ export function createInspectorServer(deps: InspectorServerDeps): InspectorServe
     // The script and style hold no data: no key needed.
     if (method === 'GET' && path === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', APP_JS);
     if (method === 'GET' && path === '/app.css') return send(res, 200, 'text/css; charset=utf-8', APP_CSS);
+    if (method === 'GET' && path === '/favicon.ico') return void res.writeHead(204, { 'cache-control': 'max-age=86400' }).end();
     if (method === 'GET' && path === '/' && searchParams.has('key')) {
       if (!isKey(searchParams.get('key') ?? undefined)) return send(res, 401, 'text/html; charset=utf-8', keyPage(origin));
       // The key leaves the address bar (and the history of what the page loads next) for a cookie
