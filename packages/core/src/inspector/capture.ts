@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { LocalResponse } from '../forward';
-import { headerValue, type HeaderPairs, type RequestErrorCode, type RequestMessage } from '../protocol';
+import type { HeaderPairs, RequestErrorCode, RequestMessage } from '../protocol';
 import { captureWhole, emptyCapture, keep, type BodyCapture } from './body';
 import { eventStreamReader, LAST_MESSAGES, messageLog, PREVIEW_BYTES, webSocketReader } from './messages';
 import type { Captured, Store } from './store';
@@ -55,6 +55,15 @@ export function headerBytes(headers: HeaderPairs): number {
   return n;
 }
 
+/**
+ * The value of the header `lower` (a lower-case name): lengths compared first, so that a
+ * request's headers are not each lower-cased as it passes.
+ */
+function find(headers: HeaderPairs, lower: string): string | undefined {
+  for (const [name, value] of headers) if (name.length === lower.length && name.toLowerCase() === lower) return value;
+  return undefined;
+}
+
 /** A record's fixed cost: the object and its numbers. */
 const RECORD_BYTES = 512;
 /** A message summary's cost at its fullest: the last messages' previews (two bytes a character). */
@@ -93,6 +102,8 @@ export function createTap(store: Store): RequestTap {
         method: message.method,
         url: message.url,
         requestHeaders: message.headers,
+        requestId: find(message.headers, 'x-request-id'),
+        traceparent: find(message.headers, 'traceparent'),
         requestLength: message.bodyLength,
         requestBody: body instanceof Uint8Array ? captureWhole(body) : undefined,
         upgrade: message.upgrade === true,
@@ -100,6 +111,7 @@ export function createTap(store: Store): RequestTap {
         status: undefined,
         error: undefined,
         responseHeaders: undefined,
+        contentType: undefined,
         responseBody: undefined,
         bytesOut: 0,
         headersMs: undefined,
@@ -107,7 +119,7 @@ export function createTap(store: Store): RequestTap {
         totalMs: undefined,
         via: undefined,
         messages: undefined,
-        replays: [],
+        replays: undefined,
         bytes: 0,
         evicted: false,
       };
@@ -126,6 +138,7 @@ export function createTap(store: Store): RequestTap {
       record.headersMs = at;
       if (head.error) record.error = { code: head.error.code, message: head.error.message };
       record.responseHeaders = head.headers;
+      record.contentType = find(head.headers, 'content-type');
       let grew = headerBytes(head.headers);
       const since = () => now() - record.t0;
       if (record.upgrade && head.status === 101) {
@@ -133,7 +146,7 @@ export function createTap(store: Store): RequestTap {
         // WebSocket frames are read (any other upgraded protocol passes as bytes).
         record.localMs = at;
         record.responseBody = emptyCapture();
-        if (/^websocket$/i.test(headerValue(head.headers, 'upgrade') ?? '')) {
+        if (/^websocket$/i.test(find(head.headers, 'upgrade') ?? '')) {
           record.messages = messageLog('websocket');
           readers.set(record, { app: webSocketReader(record.messages, 'app', since), browser: webSocketReader(record.messages, 'browser', since) });
           grew += MESSAGES_BYTES;
@@ -141,7 +154,7 @@ export function createTap(store: Store): RequestTap {
       } else if (response.body) {
         record.state = 'streaming';
         record.responseBody = emptyCapture();
-        if (/^text\/event-stream\b/i.test(headerValue(head.headers, 'content-type') ?? '')) {
+        if (/^text\/event-stream\b/i.test(record.contentType ?? '')) {
           record.messages = messageLog('event-stream');
           readers.set(record, { app: eventStreamReader(record.messages, since) });
           grew += MESSAGES_BYTES;

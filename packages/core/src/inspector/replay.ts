@@ -123,9 +123,10 @@ export async function replay(forwarder: Forwarder, store: Store, record: Capture
   } catch (error) {
     result.error = { code: 'cancelled', message: `The replay stopped: ${(error as Error).message}` };
   }
-  record.replays.push(result);
+  const replays = (record.replays ??= []);
+  replays.push(result);
   let grew = replayBytes(result);
-  if (record.replays.length > REPLAYS_KEPT) grew -= replayBytes(record.replays.shift()!);
+  if (replays.length > REPLAYS_KEPT) grew -= replayBytes(replays.shift()!);
   store.grew(record, grew);
   store.touch(record);
   return result;

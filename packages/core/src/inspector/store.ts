@@ -19,7 +19,11 @@ export interface Captured {
   method: string;
   /** Path and query as the browser sent them. */
   url: string;
+  /** The request's headers as the local app got them (before a Host rewrite), kept as they came. */
   requestHeaders: HeaderPairs;
+  /** `X-Request-Id` (the server's log line has it) and `traceparent`, found as the request arrives. */
+  requestId: string | undefined;
+  traceparent: string | undefined;
   /** Declared length of the request body; `null` for a chunked upload. */
   requestLength: number | null;
   requestBody: BodyCapture | undefined;
@@ -34,6 +38,7 @@ export interface Captured {
   /** The tunnel's error code (`local_app_refused`, `cancelled`…) and, from the local hop, its message. */
   error: { code: string; message?: string } | undefined;
   responseHeaders: HeaderPairs | undefined;
+  contentType: string | undefined;
   responseBody: BodyCapture | undefined;
   /** Bytes of the answer sent up. */
   bytesOut: number;
@@ -50,8 +55,8 @@ export interface Captured {
   via: 'batch' | 'poll' | 'upload' | undefined;
   /** An event stream's or a WebSocket's messages, summarised. */
   messages: MessageLog | undefined;
-  /** The latest replays of it, newest last. */
-  replays: Replay[];
+  /** The latest replays of it, newest last; none until the first. */
+  replays: Replay[] | undefined;
   /** What this record costs, as counted against the budget. */
   bytes: number;
   /** Pushed out of the ring: whoever still holds it (a request in flight) stops adding to it. */
@@ -132,7 +137,7 @@ export function createStore(limits: StoreLimits): Store {
     old.evicted = true;
     bytes -= old.bytes;
     evicted++;
-    changed.delete(old);
+    if (watcher) changed.delete(old);
   }
 
   /** The newest record always stays, even alone over budget: its own caps bound it. */

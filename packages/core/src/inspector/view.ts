@@ -53,16 +53,16 @@ export function summary(r: Captured): RequestSummary {
     error: r.error?.code,
     bytesIn: r.requestBody?.size ?? r.requestLength ?? 0,
     bytesOut: r.bytesOut || (r.responseBody?.size ?? 0),
-    contentType: r.responseHeaders ? headerValue(r.responseHeaders, 'content-type') : undefined,
+    contentType: r.contentType,
     headersMs: ms(r.headersMs),
     localMs: ms(r.localMs),
     totalMs: ms(r.totalMs),
     via: r.via,
-    requestId: headerValue(r.requestHeaders, 'x-request-id'),
-    traceparent: headerValue(r.requestHeaders, 'traceparent'),
+    requestId: r.requestId,
+    traceparent: r.traceparent,
     upgrade: r.upgrade,
     messageCount: r.messages?.count,
-    replayCount: r.replays.length,
+    replayCount: r.replays?.length ?? 0,
   };
 }
 
@@ -183,11 +183,11 @@ export type ReplayView = ReturnType<typeof replayView>;
  * The request body as text to edit for a replay: only when it is whole, not encoded, and UTF-8
  * text; the bytes as they came, not the indented JSON shown.
  */
-function editableBody(r: Captured): string | undefined {
+function editableBody(r: Captured, requestHeaders: HeaderPairs): string | undefined {
   const b = r.requestBody;
   if (!b) return r.requestLength === 0 ? '' : undefined;
   if (b.size === 0) return '';
-  if (isCut(b) || headerValue(r.requestHeaders, 'content-encoding')) return undefined;
+  if (isCut(b) || headerValue(requestHeaders, 'content-encoding')) return undefined;
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(keptBytes(b));
     return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? undefined : text;
@@ -198,16 +198,18 @@ function editableBody(r: Captured): string | undefined {
 
 /** One request in full: headers, bodies, messages, replays. */
 export function detail(r: Captured) {
+  const requestHeaders = r.requestHeaders;
+  const responseHeaders = r.responseHeaders ?? [];
   return {
     ...summary(r),
     errorMessage: r.error?.message,
-    editableBody: editableBody(r),
-    requestHeaders: r.requestHeaders,
-    requestBody: r.upgrade ? { size: r.requestBody?.size ?? 0, kept: 0, cut: false, kind: 'none' as const } : bodyView(r.requestBody, r.requestHeaders),
-    responseHeaders: r.responseHeaders ?? [],
-    responseBody: r.upgrade ? { size: r.responseBody?.size ?? 0, kept: 0, cut: false, kind: 'none' as const } : bodyView(r.responseBody, r.responseHeaders),
+    editableBody: editableBody(r, requestHeaders),
+    requestHeaders,
+    requestBody: r.upgrade ? { size: r.requestBody?.size ?? 0, kept: 0, cut: false, kind: 'none' as const } : bodyView(r.requestBody, requestHeaders),
+    responseHeaders,
+    responseBody: r.upgrade ? { size: r.responseBody?.size ?? 0, kept: 0, cut: false, kind: 'none' as const } : bodyView(r.responseBody, responseHeaders),
     messages: r.messages,
-    replays: r.replays.map(replayView),
+    replays: (r.replays ?? []).map(replayView),
     evicted: r.evicted,
   };
 }

@@ -3,9 +3,9 @@ import { createStore, type Captured } from '../../src/inspector/store';
 /** A bare record costing `bytes`, as the tap makes them. */
 function record(bytes: number, url = '/'): Captured {
   return {
-    seq: 0, time: 0, t0: 0, method: 'GET', url, requestHeaders: [], requestLength: 0, requestBody: undefined, upgrade: false,
-    state: 'pending', status: undefined, error: undefined, responseHeaders: undefined, responseBody: undefined, bytesOut: 0,
-    headersMs: undefined, localMs: undefined, totalMs: undefined, via: undefined, messages: undefined, replays: [], bytes, evicted: false,
+    seq: 0, time: 0, t0: 0, method: 'GET', url, requestHeaders: [], requestId: undefined, traceparent: undefined, requestLength: 0, requestBody: undefined, upgrade: false,
+    state: 'pending', status: undefined, error: undefined, responseHeaders: undefined, contentType: undefined, responseBody: undefined, bytesOut: 0,
+    headersMs: undefined, localMs: undefined, totalMs: undefined, via: undefined, messages: undefined, replays: undefined, bytes, evicted: false,
   };
 }
 
