@@ -183,29 +183,45 @@ describe('the inspector', () => {
     expect((await inspector.call(`/api/requests/${kept.seq}/replay`, { method: 'POST', body: { url: 'http://example.com/' } })).json().code).toBe('invalid_replay');
   });
 
-  test('memory stays bounded under a flood of large bodies both ways', async () => {
-    const before = (await inspector.call('/api/stats')).json();
+  test('memory stays bounded under a flood of large bodies both ways, watched or not', async () => {
     // Each body is over the 64 KiB kept of it: 320 of them are more than the 16 MiB budget.
     const size = 256 * 1024;
     const upload = Buffer.alloc(size, 7);
-    let next = 0;
-    const worker = async () => {
-      while (next < 320) {
-        const i = next++;
-        const res = await through(i % 2 ? `/upload?flood=${i}` : `/bytes?n=${size}&flood=${i}`, i % 2 ? { method: 'POST', body: upload } : {});
-        expect(res.status).toBe(200);
-      }
+    const flood = async (tag: string) => {
+      let next = 0;
+      const worker = async () => {
+        while (next < 320) {
+          const i = next++;
+          const res = await through(i % 2 ? `/upload?${tag}=${i}` : `/bytes?n=${size}&${tag}=${i}`, i % 2 ? { method: 'POST', body: upload } : {});
+          expect(res.status).toBe(200);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      return (await inspector.call('/api/stats')).json();
     };
-    await Promise.all(Array.from({ length: 8 }, worker));
-    const stats = (await inspector.call('/api/stats')).json();
-    expect(stats.seen - before.seen).toBeGreaterThanOrEqual(320);
-    expect(stats.bytes).toBeLessThanOrEqual(stats.maxBytes);
-    expect(stats.kept).toBeLessThanOrEqual(stats.maxRecords);
-    // 80 MiB crossed; at most 64 KiB of each body was kept, and the oldest went.
-    expect(stats.evicted).toBeGreaterThan(0);
-    const kept = await inspector.list();
-    expect(kept.length).toBe(stats.kept);
-  }, 60_000);
+
+    // Nobody watching: the last 100 are kept.
+    const idle = await flood('idle');
+    expect(idle.kept).toBeLessThanOrEqual(idle.idleRecords);
+    expect(idle.bytes).toBeLessThanOrEqual(idle.maxBytes);
+
+    // A page watching (its live stream open, read as a page would): up to 500, within the bytes.
+    const page = await fetch(`${inspector.origin}/events`, { headers: { authorization: `Bearer ${inspector.key}` } });
+    const reader = page.body!.getReader();
+    const reading = (async () => {
+      while (!(await reader.read()).done);
+    })().catch(() => {});
+    const watched = await flood('watched');
+    await reader.cancel();
+    await reading;
+    expect(watched.seen - idle.seen).toBeGreaterThanOrEqual(320);
+    expect(watched.bytes).toBeLessThanOrEqual(watched.maxBytes);
+    expect(watched.kept).toBeLessThanOrEqual(watched.maxRecords);
+    // 80 MiB crossed; 64 KiB of each body at most was kept, and the budget let the oldest go.
+    expect(watched.kept).toBeGreaterThan(idle.idleRecords);
+    expect(watched.kept).toBeLessThan(320);
+    expect((await inspector.list()).length).toBe(watched.kept);
+  }, 120_000);
 
   test('clear empties it', async () => {
     await through('/before/clear');

@@ -13,24 +13,35 @@ export interface BodyCapture {
   kept: number;
   /** Bytes that passed: more than `kept` when the body was cut. */
   size: number;
+  /** Memory the kept parts hold (see {@link keep}): what the store's budget counts. */
+  held: number;
 }
 
 export function emptyCapture(): BodyCapture {
-  return { parts: [], kept: 0, size: 0 };
+  return { parts: [], kept: 0, size: 0, held: 0 };
 }
 
 /**
- * Counts `chunk` and keeps what of it fits under `cap`, as a copy: a view would hold the whole
- * buffer it points into (a socket read, a poll answer with other requests). Returns the bytes
- * newly kept, for the store's budget.
+ * Counts `chunk` and keeps what of it fits under `cap`. Returns the memory that keeping it holds
+ * (added to `held`), for the store's budget: a view holds the whole buffer it points into, so a
+ * chunk is kept as it is only when that buffer is not much larger than the kept bytes (a socket
+ * read that held little else); otherwise (a slice of a pool, a poll answer with other requests)
+ * as a copy. No copy in the usual case, and the budget counts what is really held.
  */
 export function keep(capture: BodyCapture, chunk: Uint8Array, cap = BODY_CAP): number {
   capture.size += chunk.length;
   const room = cap - capture.kept;
   if (room <= 0 || chunk.length === 0) return 0;
   const n = Math.min(room, chunk.length);
-  capture.parts.push(Buffer.from(chunk.subarray(0, n)));
+  const held = chunk.buffer.byteLength;
   capture.kept += n;
+  if (held <= 2 * n + 4096) {
+    capture.parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, n));
+    capture.held += held;
+    return held;
+  }
+  capture.parts.push(Buffer.from(chunk.subarray(0, n)));
+  capture.held += n;
   return n;
 }
 

@@ -56,10 +56,10 @@ export function headerBytes(headers: HeaderPairs): number {
 }
 
 /**
- * The value of the header `lower` (a lower-case name): lengths compared first, so that a
- * request's headers are not each lower-cased as it passes.
+ * The value of the header `lower` (a lower-case name): lengths compared first, so that headers
+ * are not each lower-cased to find one.
  */
-function find(headers: HeaderPairs, lower: string): string | undefined {
+export function findHeader(headers: HeaderPairs, lower: string): string | undefined {
   for (const [name, value] of headers) if (name.length === lower.length && name.toLowerCase() === lower) return value;
   return undefined;
 }
@@ -102,8 +102,6 @@ export function createTap(store: Store): RequestTap {
         method: message.method,
         url: message.url,
         requestHeaders: message.headers,
-        requestId: find(message.headers, 'x-request-id'),
-        traceparent: find(message.headers, 'traceparent'),
         requestLength: message.bodyLength,
         requestBody: body instanceof Uint8Array ? captureWhole(body) : undefined,
         upgrade: message.upgrade === true,
@@ -111,7 +109,6 @@ export function createTap(store: Store): RequestTap {
         status: undefined,
         error: undefined,
         responseHeaders: undefined,
-        contentType: undefined,
         responseBody: undefined,
         bytesOut: 0,
         headersMs: undefined,
@@ -123,7 +120,7 @@ export function createTap(store: Store): RequestTap {
         bytes: 0,
         evicted: false,
       };
-      record.bytes = RECORD_BYTES + message.url.length + headerBytes(message.headers) + (record.requestBody?.kept ?? 0);
+      record.bytes = RECORD_BYTES + message.url.length + headerBytes(message.headers) + (record.requestBody?.held ?? 0);
       store.add(record);
       return record;
     },
@@ -138,7 +135,6 @@ export function createTap(store: Store): RequestTap {
       record.headersMs = at;
       if (head.error) record.error = { code: head.error.code, message: head.error.message };
       record.responseHeaders = head.headers;
-      record.contentType = find(head.headers, 'content-type');
       let grew = headerBytes(head.headers);
       const since = () => now() - record.t0;
       if (record.upgrade && head.status === 101) {
@@ -146,7 +142,7 @@ export function createTap(store: Store): RequestTap {
         // WebSocket frames are read (any other upgraded protocol passes as bytes).
         record.localMs = at;
         record.responseBody = emptyCapture();
-        if (/^websocket$/i.test(find(head.headers, 'upgrade') ?? '')) {
+        if (/^websocket$/i.test(findHeader(head.headers, 'upgrade') ?? '')) {
           record.messages = messageLog('websocket');
           readers.set(record, { app: webSocketReader(record.messages, 'app', since), browser: webSocketReader(record.messages, 'browser', since) });
           grew += MESSAGES_BYTES;
@@ -154,7 +150,7 @@ export function createTap(store: Store): RequestTap {
       } else if (response.body) {
         record.state = 'streaming';
         record.responseBody = emptyCapture();
-        if (/^text\/event-stream\b/i.test(record.contentType ?? '')) {
+        if (/^text\/event-stream\b/i.test(findHeader(head.headers, 'content-type') ?? '')) {
           record.messages = messageLog('event-stream');
           readers.set(record, { app: eventStreamReader(record.messages, since) });
           grew += MESSAGES_BYTES;
@@ -163,7 +159,7 @@ export function createTap(store: Store): RequestTap {
         record.localMs = at;
         if (response.bytes) {
           record.responseBody = captureWhole(response.bytes);
-          grew += record.responseBody.kept;
+          grew += record.responseBody.held;
         }
       }
       store.grew(record, grew);
@@ -196,8 +192,7 @@ export function createTap(store: Store): RequestTap {
     },
     browserChunk(record, chunk) {
       if (!record || record.evicted) return;
-      if (record.requestBody) record.requestBody.size += chunk.length;
-      else record.requestBody = { parts: [], kept: 0, size: chunk.length };
+      (record.requestBody ??= emptyCapture()).size += chunk.length;
       readers.get(record)?.browser?.(chunk);
     },
     closed(record) {

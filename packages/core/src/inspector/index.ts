@@ -14,8 +14,11 @@ export { noTap, type RequestTap } from './capture';
 export type { Captured } from './store';
 export type { TunnelView } from './http';
 
-/** Requests kept, and bytes for all of them: bodies (64 KiB each at most), headers, summaries. */
-export const inspectorLimits: Readonly<StoreLimits> = Object.freeze({ maxRecords: 500, maxBytes: 16 * 1024 * 1024 });
+/**
+ * Requests kept (500 while a page watches, the last 100 while none does), and bytes for all of
+ * them: bodies (64 KiB each at most), headers, summaries.
+ */
+export const inspectorLimits: Readonly<StoreLimits> = Object.freeze({ maxRecords: 500, idleRecords: 100, maxBytes: 16 * 1024 * 1024 });
 
 export interface InspectorDeps {
   address: InspectAddress;

@@ -87,7 +87,7 @@ export function replayRequest(record: Captured, edit: unknown): ReplayRequest | 
 export const isProblem = (value: ReplayRequest | ReplayProblem): value is ReplayProblem => 'code' in value;
 
 function replayBytes(r: Replay): number {
-  return 512 + r.url.length + headerBytes(r.requestHeaders) + (r.requestBody?.kept ?? 0) + headerBytes(r.responseHeaders ?? []) + (r.responseBody?.kept ?? 0);
+  return 512 + r.url.length + headerBytes(r.requestHeaders) + (r.requestBody?.held ?? 0) + headerBytes(r.responseHeaders ?? []) + (r.responseBody?.held ?? 0);
 }
 
 /**

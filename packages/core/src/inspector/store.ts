@@ -21,9 +21,6 @@ export interface Captured {
   url: string;
   /** The request's headers as the local app got them (before a Host rewrite), kept as they came. */
   requestHeaders: HeaderPairs;
-  /** `X-Request-Id` (the server's log line has it) and `traceparent`, found as the request arrives. */
-  requestId: string | undefined;
-  traceparent: string | undefined;
   /** Declared length of the request body; `null` for a chunked upload. */
   requestLength: number | null;
   requestBody: BodyCapture | undefined;
@@ -38,7 +35,6 @@ export interface Captured {
   /** The tunnel's error code (`local_app_refused`, `cancelled`…) and, from the local hop, its message. */
   error: { code: string; message?: string } | undefined;
   responseHeaders: HeaderPairs | undefined;
-  contentType: string | undefined;
   responseBody: BodyCapture | undefined;
   /** Bytes of the answer sent up. */
   bytesOut: number;
@@ -79,8 +75,14 @@ export interface Replay {
 }
 
 export interface StoreLimits {
-  /** Requests kept at most. */
+  /** Requests kept at most while a page watches. */
   maxRecords: number;
+  /**
+   * Requests kept at most while no page watches: what just happened, for a developer who opens the
+   * page after something failed. Fewer, because what a ring keeps outlives the young generation
+   * of the garbage collector, and at a load test's rate keeping 500 showed on the client's CPU.
+   */
+  idleRecords: number;
   /** Bytes kept at most, bodies and headers of every kept request together. */
   maxBytes: number;
 }
@@ -118,7 +120,7 @@ export interface Store {
 }
 
 export function createStore(limits: StoreLimits): Store {
-  const { maxRecords, maxBytes } = limits;
+  const { maxRecords, idleRecords, maxBytes } = limits;
   const slots: Array<Captured | undefined> = new Array(maxRecords);
   /** Sequence numbers of the oldest kept record and of the next one: the ring holds [first, next). */
   let first = 0;
@@ -157,7 +159,8 @@ export function createStore(limits: StoreLimits): Store {
 
   return {
     add(record) {
-      if (next - first === maxRecords) evictOldest();
+      const capacity = watcher ? maxRecords : idleRecords;
+      while (next - first >= capacity) evictOldest();
       record.seq = next;
       slots[next % maxRecords] = record;
       next++;
@@ -204,7 +207,7 @@ export function createStore(limits: StoreLimits): Store {
       return result;
     },
     stats() {
-      return { kept: next - first, bytes, seen, evicted, maxRecords, maxBytes };
+      return { kept: next - first, bytes, seen, evicted, maxRecords, idleRecords, maxBytes };
     },
   };
 }

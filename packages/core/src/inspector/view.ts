@@ -1,6 +1,7 @@
 import { brotliDecompressSync, constants, gunzipSync, inflateSync } from 'node:zlib';
 import { headerValue, type HeaderPairs } from '../protocol';
 import { BODY_CAP, isCut, keptBytes, type BodyCapture } from './body';
+import { findHeader } from './capture';
 import type { Captured, Replay } from './store';
 
 /**
@@ -53,13 +54,13 @@ export function summary(r: Captured): RequestSummary {
     error: r.error?.code,
     bytesIn: r.requestBody?.size ?? r.requestLength ?? 0,
     bytesOut: r.bytesOut || (r.responseBody?.size ?? 0),
-    contentType: r.contentType,
+    contentType: r.responseHeaders && findHeader(r.responseHeaders, 'content-type'),
     headersMs: ms(r.headersMs),
     localMs: ms(r.localMs),
     totalMs: ms(r.totalMs),
     via: r.via,
-    requestId: r.requestId,
-    traceparent: r.traceparent,
+    requestId: findHeader(r.requestHeaders, 'x-request-id'),
+    traceparent: findHeader(r.requestHeaders, 'traceparent'),
     upgrade: r.upgrade,
     messageCount: r.messages?.count,
     replayCount: r.replays?.length ?? 0,

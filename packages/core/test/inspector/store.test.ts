@@ -3,15 +3,15 @@ import { createStore, type Captured } from '../../src/inspector/store';
 /** A bare record costing `bytes`, as the tap makes them. */
 function record(bytes: number, url = '/'): Captured {
   return {
-    seq: 0, time: 0, t0: 0, method: 'GET', url, requestHeaders: [], requestId: undefined, traceparent: undefined, requestLength: 0, requestBody: undefined, upgrade: false,
-    state: 'pending', status: undefined, error: undefined, responseHeaders: undefined, contentType: undefined, responseBody: undefined, bytesOut: 0,
+    seq: 0, time: 0, t0: 0, method: 'GET', url, requestHeaders: [], requestLength: 0, requestBody: undefined, upgrade: false,
+    state: 'pending', status: undefined, error: undefined, responseHeaders: undefined, responseBody: undefined, bytesOut: 0,
     headersMs: undefined, localMs: undefined, totalMs: undefined, via: undefined, messages: undefined, replays: undefined, bytes, evicted: false,
   };
 }
 
 describe('the inspector store', () => {
   test('a ring: numbered in arrival order, the oldest leaves when it is full', () => {
-    const store = createStore({ maxRecords: 3, maxBytes: 1_000_000 });
+    const store = createStore({ maxRecords: 3, idleRecords: 3, maxBytes: 1_000_000 });
     const records = [1, 2, 3, 4, 5].map((n) => record(10, `/${n}`));
     records.forEach((r) => store.add(r));
     expect(store.list().map((r) => r.url)).toEqual(['/3', '/4', '/5']);
@@ -21,11 +21,24 @@ describe('the inspector store', () => {
     expect(store.get(5)).toBeUndefined();
     expect(store.get(1.5)).toBeUndefined();
     expect(records[0]!.evicted).toBe(true);
-    expect(store.stats()).toEqual({ kept: 3, bytes: 30, seen: 5, evicted: 2, maxRecords: 3, maxBytes: 1_000_000 });
+    expect(store.stats()).toEqual({ kept: 3, bytes: 30, seen: 5, evicted: 2, maxRecords: 3, idleRecords: 3, maxBytes: 1_000_000 });
+  });
+
+  test('fewer kept while no page watches; more once one does', () => {
+    const store = createStore({ maxRecords: 5, idleRecords: 2, maxBytes: 1_000_000 });
+    for (let i = 0; i < 4; i++) store.add(record(1, `/idle-${i}`));
+    expect(store.list().map((r) => r.url)).toEqual(['/idle-2', '/idle-3']);
+    store.watch(() => {});
+    for (let i = 0; i < 4; i++) store.add(record(1, `/watched-${i}`));
+    expect(store.list().map((r) => r.url)).toEqual(['/idle-3', '/watched-0', '/watched-1', '/watched-2', '/watched-3']);
+    // The page closed: the next request leaves the last two.
+    store.watch(undefined);
+    store.add(record(1, '/after'));
+    expect(store.list().map((r) => r.url)).toEqual(['/watched-3', '/after']);
   });
 
   test('a budget of bytes: what grows pushes the oldest out, whole; the newest always stays', () => {
-    const store = createStore({ maxRecords: 100, maxBytes: 1_000 });
+    const store = createStore({ maxRecords: 100, idleRecords: 100, maxBytes: 1_000 });
     const a = record(300);
     const b = record(300);
     const c = record(300);
@@ -44,7 +57,7 @@ describe('the inspector store', () => {
   });
 
   test('whatever the traffic, the bytes kept stay within the budget once the newest fits', () => {
-    const store = createStore({ maxRecords: 50, maxBytes: 64 * 1024 });
+    const store = createStore({ maxRecords: 50, idleRecords: 50, maxBytes: 64 * 1024 });
     for (let i = 0; i < 10_000; i++) {
       const r = record(512);
       store.add(r);
@@ -55,7 +68,7 @@ describe('the inspector store', () => {
   });
 
   test('changes are tracked only while watched, told once per batch, and a clear is told', () => {
-    const store = createStore({ maxRecords: 10, maxBytes: 1_000_000 });
+    const store = createStore({ maxRecords: 10, idleRecords: 10, maxBytes: 1_000_000 });
     const unwatched = record(1);
     store.add(unwatched);
     let told = 0;
