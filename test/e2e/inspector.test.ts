@@ -238,6 +238,7 @@ describe('the inspector', () => {
     expect(page.status).toBe(401);
     expect(page.text).toContain('key');
     expect((await plain(`/?key=${'0'.repeat(32)}`)).status).toBe(401);
+    expect((await plain(`/?key=${encodeURIComponent('é'.repeat(32))}`)).status).toBe(401);
     // The key in the URL becomes a cookie no script reads and no other site's request carries.
     const opened = await plain(`/?key=${key}`, { 'sec-fetch-site': 'none' });
     expect(opened.status).toBe(303);
@@ -253,6 +254,12 @@ describe('the inspector', () => {
     expect((await plain('/api/requests', { cookie: cookie.split(';')[0]!, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
     expect((await plain('/api/requests', { cookie: cookie.split(';')[0]!, 'sec-fetch-site': 'same-site' })).status).toBe(403);
     expect((await plain('/api/clear', { cookie: cookie.split(';')[0]!, origin: 'http://127.0.0.1:5173', 'content-type': 'application/json' }, 'POST')).status).toBe(403);
+    // A replay that is not JSON is the caller's mistake, said so.
+    await through('/for/bad/json');
+    const seq = (await inspector.find('/for/bad/json')).seq;
+    const badJson = await request(`${origin}/api/requests/${seq}/replay`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{not json' });
+    expect(badJson.statusCode).toBe(400);
+    expect(await badJson.body.json()).toMatchObject({ code: 'bad_request' });
     // A form post (no preflight) is not JSON.
     expect((await call('/api/clear', { method: 'POST', headers: { 'content-type': 'text/plain' } })).status).toBe(415);
     // The page's script and style carry no data and need no key.

@@ -1,6 +1,6 @@
 import { release, type PollResult, type Session } from '../control';
 import { originOf } from '../forward';
-import { createInspector } from '../inspector';
+import { createInspector, noTap } from '../inspector';
 import { resolveTunnelOptions, type TunnelOptions } from '../options';
 import type { ServerMessage } from '../protocol';
 import { createConnection } from './connect';
@@ -99,6 +99,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
       started ??= (async () => {
         // Before registering, so that `registered` (the CLI's line, the plugins' banner) names it.
         ctx.inspector = await inspector?.listen();
+        // No page to show them on: nothing is kept.
+        if (!ctx.inspector) ctx.tap = noTap;
         try {
           await connection.connect();
         } catch (error) {

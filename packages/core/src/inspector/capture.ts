@@ -136,13 +136,13 @@ export function createTap(store: Store): RequestTap {
       if (head.error) record.error = { code: head.error.code, message: head.error.message };
       record.responseHeaders = head.headers;
       let grew = headerBytes(head.headers);
-      const since = () => now() - record.t0;
       if (record.upgrade && head.status === 101) {
         // The app took the upgrade: its bytes and the browser's are counted, not kept; only
         // WebSocket frames are read (any other upgraded protocol passes as bytes).
         record.localMs = at;
         record.responseBody = emptyCapture();
         if (/^websocket$/i.test(findHeader(head.headers, 'upgrade') ?? '')) {
+          const since = () => now() - record.t0;
           record.messages = messageLog('websocket');
           readers.set(record, { app: webSocketReader(record.messages, 'app', since), browser: webSocketReader(record.messages, 'browser', since) });
           grew += MESSAGES_BYTES;
@@ -152,7 +152,7 @@ export function createTap(store: Store): RequestTap {
         record.responseBody = emptyCapture();
         if (/^text\/event-stream\b/i.test(findHeader(head.headers, 'content-type') ?? '')) {
           record.messages = messageLog('event-stream');
-          readers.set(record, { app: eventStreamReader(record.messages, since) });
+          readers.set(record, { app: eventStreamReader(record.messages, () => now() - record.t0) });
           grew += MESSAGES_BYTES;
         }
       } else {

@@ -116,14 +116,16 @@ export function createInspectorServer(deps: InspectorServerDeps): InspectorServe
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       log.debug(`devtunnel: inspector: ${(error as Error).message}`);
-      if (!res.headersSent) problem(res, (error as { status?: number }).status ?? 500, 'internal_error', (error as Error).message);
+      const status = (error as { status?: number }).status ?? 500;
+      if (!res.headersSent) problem(res, status, status < 500 ? 'bad_request' : 'internal_error', (error as Error).message);
       else res.destroy();
     });
   });
 
   const isKey = (given: string | undefined) => {
-    if (given === undefined || given.length !== key.length) return false;
-    return timingSafeEqual(Buffer.from(given), keyBytes);
+    if (given === undefined) return false;
+    const bytes = Buffer.from(given);
+    return bytes.length === keyBytes.length && timingSafeEqual(bytes, keyBytes);
   };
 
   function authorized(req: IncomingMessage): boolean {
