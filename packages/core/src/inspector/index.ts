@@ -7,7 +7,7 @@ import { createStore, type StoreLimits } from './store';
 
 /**
  * The inspector, on the laptop: what crossed the tunnel (capture.ts into store.ts), shown and
- * replayed on a loopback page (http.ts, view.ts, replay.ts, assets.ts).
+ * replayed on a loopback page (http.ts, view.ts, replay.ts, assets.ts, page-script.ts).
  */
 
 export { noTap, type RequestTap } from './capture';
