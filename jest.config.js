@@ -12,7 +12,9 @@ const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node10', types: ['node', 'jest'], isolatedModules: true }, diagnostics: false }],
 };
 
-const project = (name, roots) => ({
+// Jest reads `testTimeout` from the global config only (a project's own is silently ignored), so a
+// project with slower tests passes its timeout as a global that test/project-timeout.js applies.
+const project = (name, roots, testTimeout = 30000) => ({
   displayName: name,
   rootDir: __dirname,
   roots,
@@ -20,6 +22,8 @@ const project = (name, roots) => ({
   testEnvironment: 'node',
   moduleNameMapper,
   transform,
+  globals: { __DEVTUNNEL_TEST_TIMEOUT__: testTimeout },
+  setupFilesAfterEnv: ['<rootDir>/test/project-timeout.js'],
 });
 
 /** @type {import('jest').Config} */
@@ -31,14 +35,14 @@ module.exports = {
     project('e2e', ['<rootDir>/test/e2e']),
     // Real Chromium (Debian's package): `npm run test:browser`, which .ci/run runs after
     // installing it. Kept out of `npm test` so that a machine with only Node and npm passes it.
-    { ...project('browser', ['<rootDir>/test/browser']), testTimeout: 60000 },
+    project('browser', ['<rootDir>/test/browser'], 60000),
     // Several server replicas sharing a real Redis (Debian's redis-server): `npm run test:replicas`,
     // which .ci/run runs after installing it. Kept out of `npm test` for the same reason.
-    { ...project('replicas', ['<rootDir>/test/replicas']), testTimeout: 60000 },
+    project('replicas', ['<rootDir>/test/replicas'], 60000),
     // The tarballs installed outside the workspace (`npm run test:packages`, after `npm run pack`;
     // .ci/run runs it). Needs the npm registry for Vite, webpack and create-vite: npm installs take
     // minutes, hence the timeout.
-    { ...project('packages', ['<rootDir>/test/packages']), testTimeout: 300000 },
+    project('packages', ['<rootDir>/test/packages'], 300000),
   ],
   testTimeout: 30000,
   globalSetup: '<rootDir>/test/tmp-setup.js',

@@ -8,7 +8,7 @@ import { createTunnelClient } from '@devtunnel/core';
 const [server, n, transport = 'auto'] = process.argv.slice(2);
 const clients = [];
 for (let i = 0; i < Number(n); i++) {
-  const client = createTunnelClient({ server, token: process.env.DEVTUNNEL_TOKEN, port: 1, host: '127.0.0.1', name: `idle-${i}`, stateDir: false, proxy: false, transport });
+  const client = createTunnelClient({ server, token: process.env.DEVTUNNEL_TOKEN, port: 1, host: '127.0.0.1', name: `idle-${i}`, stateDir: false, proxy: false, transport, inspect: false });
   clients.push(client);
   await client.start();
 }

@@ -84,6 +84,17 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     expect(JSON.parse(first)).toMatchObject({ type: 'connected' });
   }, 60_000);
 
+  test("the inspector: its address in devtunnel's line (and the banner), the tunnel's requests in it", async () => {
+    const dir = project('{}');
+    const child = vite(dir, [dir, '--port', '0', '--host', '127.0.0.1']);
+    const port = await connectedPort(child);
+    const line = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('inspect: '), 30_000);
+    const url = new URL(/inspect: (http:\/\/127\.0\.0\.1:\d+\/\?key=[0-9a-f]{32})/.exec(line)![1]!);
+    expect((await fetchBuffer(`http://127.0.0.1:${port}/main.js`, { dispatcher })).status).toBe(200);
+    const authorization = `Bearer ${url.searchParams.get('key')}`;
+    await waitFor(async () => (await fetchBuffer(`${url.origin}/api/requests`, { headers: { authorization }, dispatcher })).json<{ requests: Array<{ url: string }> }>().requests.some((r) => r.url === '/main.js'), 10_000, '/main.js in the inspector');
+  }, 60_000);
+
   test('Vite moved to the next port: the tunnel follows the port it really bound', async () => {
     const busy: Server = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));

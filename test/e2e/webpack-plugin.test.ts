@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, pluginEnv, startServer } from '../helpers/tunnel';
+import { browser, fetchBuffer, pluginEnv, startServer, waitFor } from '../helpers/tunnel';
 
 /**
  * @devtunnel/webpack-plugin's withTunnel() against real dev servers through their Node API: the
@@ -44,6 +44,16 @@ describe.each(kinds)('%s', (kind) => {
     const line = await child.waitForLine((l) => /Tunnel: http:\/\/\S+ →/.test(l), 60_000);
     return Number(/Tunnel: http:\/\/[^:]+:(\d+)/.exec(line)![1]);
   }
+
+  test("the inspector: its address in webpack's log, the tunnel's requests in it", async () => {
+    const { child } = start('/cart/', {});
+    const port = await tunnelPort(child);
+    const line = await child.waitForLine((l) => l.includes('[devtunnel]') && l.includes('inspect: '), 60_000);
+    const url = new URL(/inspect: (http:\/\/127\.0\.0\.1:\d+\/\?key=[0-9a-f]{32})/.exec(line)![1]!);
+    expect((await fetchBuffer(`http://127.0.0.1:${port}/cart/main.js`, { dispatcher })).status).toBe(200);
+    const authorization = `Bearer ${url.searchParams.get('key')}`;
+    await waitFor(async () => (await fetchBuffer(`${url.origin}/api/requests`, { headers: { authorization }, dispatcher })).json<{ requests: Array<{ url: string }> }>().requests.some((r) => r.url === '/cart/main.js'), 10_000, '/cart/main.js in the inspector');
+  }, 90_000);
 
   test('registers on the bound port, passes Host and Origin checks, live updates over the tunnelled socket', async () => {
     const { root, child } = start('/cart/', { allowedHosts: ['.test.example.com'] });

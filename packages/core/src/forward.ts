@@ -39,7 +39,7 @@ export interface Upgraded {
 
 export interface Forwarder {
   /** `body`: the browser's upload as it streams in, or whole when the poll answer held it all. */
-  forward(message: RequestMessage, body: Readable | Uint8Array | null, cancel: Cancel): Promise<LocalResponse>;
+  forward(message: RequestMessage, body: Readable | AsyncIterable<Uint8Array> | Uint8Array | null, cancel: Cancel): Promise<LocalResponse>;
   /** Performs an upgrade against the local app: upgraded, or its refusal as an ordinary response. */
   upgrade(message: RequestMessage, signal: AbortSignal): Promise<Upgraded | LocalResponse>;
   /** Points the forwarder at another local address (a dev server restarted on another port). */

@@ -5,7 +5,7 @@ export type { TunnelErrorCode } from './errors';
 export { silentLogger } from './logger';
 export type { Logger } from './logger';
 export { resolveTunnelOptions, tunnelDefaults } from './options';
-export type { ResolvedTunnelOptions, TunnelOptions } from './options';
+export type { InspectAddress, ResolvedTunnelOptions, TunnelOptions } from './options';
 export type { RouteMembership } from './protocol';
 export { VERSION } from './version';
 export { clusterDomain, createDevServerSessions, describeRoute, dialAddress, disabledReason, pluginSettings, reportStatus, startDevServerTunnel, type PluginSettings } from './plugin-kit';

@@ -99,6 +99,16 @@ export interface TunnelOptions {
    * @default from the environment
    */
   proxy?: string | false;
+  /**
+   * The inspector: a page on this machine that shows every request that crossed the tunnel, live,
+   * in full (headers, bodies up to 64 KiB), and replays one against the local app, as it was or
+   * edited. `true` serves it on 127.0.0.1, a free port; `'127.0.0.1:4040'` (or `'4040'`,
+   * `'localhost:4040'`, `'[::1]:4040'`) chooses the address, which must be loopback; `false` turns
+   * it off (nothing is captured). Its URL carries a key that only this run prints. CLI: `--inspect
+   * [ADDR]`, `--no-inspect`, or `DEVTUNNEL_INSPECT`.
+   * @default true
+   */
+  inspect?: boolean | string;
   /** Where the library reports what it does. @default silent */
   logger?: Logger;
 }
@@ -120,7 +130,15 @@ export interface ResolvedTunnelOptions {
   allowedHosts: string[] | undefined;
   stateDir: string | false | undefined;
   proxy: string | false | undefined;
+  /** Where the inspector listens, or false when it is off. */
+  inspect: InspectAddress | false;
   logger: Logger;
+}
+
+/** A loopback address for the inspector; port 0 takes a free one. */
+export interface InspectAddress {
+  host: string;
+  port: number;
 }
 
 export const tunnelDefaults = Object.freeze({
@@ -130,7 +148,11 @@ export const tunnelDefaults = Object.freeze({
   maxInFlight: 256,
   transport: 'auto',
   rewriteHost: false,
+  inspect: true,
 } satisfies Partial<TunnelOptions>);
+
+/** Where `inspect: true` serves the inspector: loopback, any free port (see {@link TunnelOptions.inspect}). */
+export const inspectDefaultAddress: Readonly<InspectAddress> = Object.freeze({ host: '127.0.0.1', port: 0 });
 
 function invalid(option: string, message: string): TunnelError {
   return new TunnelError('TUNNEL_INVALID_OPTION', `devtunnel: option "${option}" ${message}`, { fault: { option, problem: message } });
@@ -142,6 +164,25 @@ function portOption(option: string, value: unknown, required: boolean): number |
     throw invalid(option, `must be a port number from 1 to 65535 (got ${JSON.stringify(value)}).`);
   }
   return value;
+}
+
+/**
+ * The inspector's address: `true`, `false`, `PORT`, `HOST:PORT` or `[IPV6]:PORT`, its host a
+ * loopback one. It shows cookies and bodies, so nothing but this machine may reach it.
+ */
+function inspectOption(value: unknown): InspectAddress | false {
+  if (value === undefined || value === true) return { ...inspectDefaultAddress };
+  if (value === false) return false;
+  const fix = 'must be true, false, or a loopback address such as 127.0.0.1:4040 (the inspector shows cookies and bodies: only this machine may reach it)';
+  if (typeof value !== 'string') throw invalid('inspect', `${fix} (got ${JSON.stringify(value)}).`);
+  const m = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(value.trim());
+  const host = (m?.[1] ?? inspectDefaultAddress.host).replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw invalid('inspect', `${fix} (got ${JSON.stringify(value)}).`);
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (!loopback) throw invalid('inspect', `${fix} (got ${JSON.stringify(value)}).`);
+  // `localhost` may resolve to either family: bind 127.0.0.1, which the printed URL then names.
+  return { host: host === 'localhost' ? inspectDefaultAddress.host : host, port };
 }
 
 function intOption(option: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -215,6 +256,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     allowedHosts: options.allowedHosts,
     stateDir: options.stateDir,
     proxy: options.proxy,
+    inspect: inspectOption(options.inspect),
     logger: options.logger ?? silentLogger,
   };
 }

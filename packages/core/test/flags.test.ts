@@ -1,4 +1,5 @@
-import { envName, faultMessage, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '../src/protocol';
+import { parseArgs } from 'node:util';
+import { envName, expandOptional, faultMessage, FlagError, flagHelp, parseArgsOptions, readFlags, type Flag } from '../src/protocol';
 
 const flags: Flag[] = [
   { flag: 'port', option: 'port', kind: 'port', env: 'DEVTUNNEL_PORT', default: '8080', help: 'a port' },
@@ -26,6 +27,25 @@ describe('flag tables', () => {
     expect(parseArgsOptions(flags)).toEqual({ port: { type: 'string' }, 'max-in-flight': { type: 'string' }, 'allowed-hosts': { type: 'string' }, https: { type: 'boolean' }, json: { type: 'boolean' } });
     expect(flagHelp(flags, 16).split('\n')[0]).toBe('  --port <value>   a port (default: 8080) [DEVTUNNEL_PORT]');
     expect(envName('tunnel-ports')).toBe('DEVTUNNEL_TUNNEL_PORTS');
+  });
+
+  test('an optional value: --flag alone switches it on, --no-flag off, --flag VALUE gives the value', () => {
+    const table: Flag[] = [...flags, { flag: 'inspect', option: 'inspect', kind: 'optional', env: 'DEVTUNNEL_INSPECT', help: 'an optional value' }];
+    const read = (argv: string[], env: Record<string, string> = {}) => {
+      const { values } = parseArgs({ args: expandOptional(table, argv), options: parseArgsOptions(table), strict: true });
+      return readFlags(table, values, env).values.inspect;
+    };
+    expect(read(['--inspect'])).toBe(true);
+    expect(read(['--inspect', '--json'])).toBe(true);
+    expect(read(['--inspect', '127.0.0.1:4040', '--json'])).toBe('127.0.0.1:4040');
+    expect(read(['--inspect=4040'])).toBe('4040');
+    expect(read(['--no-inspect'])).toBe(false);
+    expect(read([], { DEVTUNNEL_INSPECT: '0' })).toBe(false);
+    expect(read([], { DEVTUNNEL_INSPECT: 'localhost:4040' })).toBe('localhost:4040');
+    expect(read(['--inspect'], { DEVTUNNEL_INSPECT: 'false' })).toBe(true);
+    // After `--`, nothing is a flag.
+    expect(expandOptional(table, ['--', '--no-inspect'])).toEqual(['--', '--no-inspect']);
+    expect(flagHelp(table, 22).split('\n').at(-1)).toBe('  --inspect [<value>]    an optional value [DEVTUNNEL_INSPECT]');
   });
 
   test('a bad option is said by where its value came from, or not at all when it came from neither', () => {

@@ -30,6 +30,18 @@ describe('resolveTunnelOptions', () => {
     expect(() => resolveTunnelOptions({ ...base, ...(patch as object) })).toThrow(expect.objectContaining({ code: 'TUNNEL_INVALID_OPTION', message: expect.stringContaining(`"${option}"`) }));
   });
 
+  test('the inspector: on by default on a free loopback port; an address must be loopback', () => {
+    expect(resolveTunnelOptions(base).inspect).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(resolveTunnelOptions({ ...base, inspect: false }).inspect).toBe(false);
+    expect(resolveTunnelOptions({ ...base, inspect: '4040' }).inspect).toEqual({ host: '127.0.0.1', port: 4040 });
+    expect(resolveTunnelOptions({ ...base, inspect: 'localhost:4040' }).inspect).toEqual({ host: '127.0.0.1', port: 4040 });
+    expect(resolveTunnelOptions({ ...base, inspect: '[::1]:4041' }).inspect).toEqual({ host: '::1', port: 4041 });
+    expect(resolveTunnelOptions({ ...base, inspect: '127.0.0.2:0' }).inspect).toEqual({ host: '127.0.0.2', port: 0 });
+    for (const bad of ['0.0.0.0:4040', '192.168.1.2:4040', 'example.com:4040', '[::]:4040', '127.0.0.1:70000', 'on', 4040]) {
+      expect(() => resolveTunnelOptions({ ...base, inspect: bad as string })).toThrow(expect.objectContaining({ code: 'TUNNEL_INVALID_OPTION', message: expect.stringContaining('"inspect" must be true, false, or a loopback address') }));
+    }
+  });
+
   test('accepts an IPv6 literal in brackets and strips them', () => {
     expect(resolveTunnelOptions({ ...base, host: '[::1]' }).host).toBe('::1');
   });

@@ -57,6 +57,8 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
         logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Tunnel')}:  ${state}`);
         const route = session?.client?.info?.route;
         if (route) logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Route')}:   ${route.name} as ${route.selector}, turn it on: ${paint('cyan', route.link)}`);
+        const inspect = session?.client?.inspector;
+        if (inspect) logger?.info(`  ${paint('green', '➜')}  ${paint('bold', 'Inspect')}: ${paint('cyan', inspect)}`);
       };
     }
     httpServer.once('listening', () => {

@@ -8,7 +8,7 @@ import { createTunnelClient } from '../client';
 import { TunnelError } from '../errors';
 import type { Logger } from '../logger';
 import type { TunnelOptions } from '../options';
-import { FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
+import { expandOptional, FlagError, faultMessage, flagHelp, parseArgsOptions, readFlags } from '../protocol';
 import { VERSION } from '../version';
 import { doctorCommand } from './doctor';
 import { clientFlags } from './flags';
@@ -28,7 +28,7 @@ Also: devtunnel doctor [--server …] [--token …] [--port …] [--json]: wheth
 and why not (devtunnel doctor --help).`;
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean; from: Record<string, string> } | 'help' | 'version' {
-  const { values: parsed } = parseArgs({ args: argv, options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
+  const { values: parsed } = parseArgs({ args: expandOptional(clientFlags, argv), options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
   const { values, from } = readFlags(clientFlags, parsed, env);
   if (values.help) return 'help';
   if (values.version) return 'version';

@@ -44,6 +44,7 @@ export function attachOutput(client: TunnelClient, json: boolean, io: CliStreams
     else {
       out(`${color('green', '➜')}  ${color('bold', 'Tunnel:')} ${color('cyan', info.url)} → ${info.target}  (${info.name}, port ${info.port}${info.reconnected ? ', back again' : ''})`);
       if (info.route && !info.reconnected) out(`${color('green', '➜')}  ${color('bold', 'Route:')} ${describeRoute(info.route)}`);
+      if (info.inspector && !info.reconnected) out(`${color('green', '➜')}  ${color('bold', 'Inspect:')} ${color('cyan', info.inspector)}  (requests live, replay; this machine only)`);
     }
   });
   client.on('request', (r: RequestEvent) => {

@@ -189,7 +189,7 @@ export function createConnection(ctx: ClientContext, deps: ConnectionDeps): Conn
       throw closedError();
     }
     ctx.session = s;
-    ctx.info = { port: s.port, url: s.url, name: s.name, id: s.id, target: ctx.targetName, ...(s.route ? { route: s.route } : {}) };
+    ctx.info = { port: s.port, url: s.url, name: s.name, id: s.id, target: ctx.targetName, ...(s.route ? { route: s.route } : {}), ...(ctx.inspector ? { inspector: ctx.inspector } : {}) };
     try {
       await identity.savePort(s.port);
     } catch (error) {

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Cancel } from '../cancel';
 import { createControlChannel, type ControlChannel, type Session } from '../control';
 import { createForwarder, originOf, type Forwarder, type LocalTarget } from '../forward';
+import { noTap, type RequestTap } from '../inspector';
 import type { Logger } from '../logger';
 import type { ResolvedTunnelOptions } from '../options';
 import { VERSION } from '../version';
@@ -44,6 +45,10 @@ export interface ClientContext {
   readonly inFlight: Map<string, Cancel>;
   /** Open upgraded connections (WebSockets), to close with the channel. */
   readonly upgrades: Map<string, Cancel>;
+  /** Where the handlers report each request: the inspector's, or one that does nothing. */
+  tap: RequestTap;
+  /** The inspector's URL (its key included) once it listens. */
+  inspector: string | undefined;
 }
 
 export function createClientContext(o: ResolvedTunnelOptions): ClientContext {
@@ -73,6 +78,8 @@ export function createClientContext(o: ResolvedTunnelOptions): ClientContext {
     targetName: originOf(target),
     inFlight: new Map(),
     upgrades: new Map(),
+    tap: noTap,
+    inspector: undefined,
   };
   return ctx;
 }

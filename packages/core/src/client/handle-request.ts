@@ -34,6 +34,8 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
     const t0 = performance.now();
     const abort = createCancel();
     ctx.inFlight.set(message.id, abort);
+    const { tap } = ctx;
+    const record = tap.start(message, body);
     let asPoll = false;
     let reported = false;
     let next: PollResult = null;
@@ -41,12 +43,14 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
     let response: LocalResponse | undefined;
     let batched = false;
     try {
-      response = await forwarder.forward(message, body, abort);
+      response = await forwarder.forward(message, tap.body(record, body), abort);
+      tap.answered(record, response);
       if (response.body === null && s.features?.includes('batch')) {
         // A whole answer: into this turn's batch upload, reported now (it is on its way).
         batched = true;
         counter.bytes = response.bytes?.length ?? 0;
-        finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code);
+        tap.sent(record, 'batch');
+        finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code, record);
         // The head is ours (made by the forwarder): it names its request, as a batch needs.
         send(s, { head: Object.assign(response.head, { id: message.id, bodyLength: response.bytes?.length ?? 0 }), bytes: response.bytes });
         return;
@@ -56,14 +60,15 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
       asPoll = response.body === null && !ctx.closed && ctx.waiting < pollTarget();
       if (asPoll) ctx.waiting++;
       if (response.bytes) counter.bytes = response.bytes.length;
-      const upload = control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter) : null), asPoll, abort);
+      const upload = control.respond(s, message.id, response.head, response.bytes ?? (response.body ? counted(response.body, counter, tap, record) : null), asPoll, abort);
+      tap.sent(record, asPoll ? 'poll' : 'upload');
       // Its answer may wait for the next browser request: report this one now, it is on its way.
       if (asPoll) {
         reported = true;
-        finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code);
+        finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code, record);
       }
       next = await upload;
-      if (!reported) finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code);
+      if (!reported) finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code, record);
     } catch (error) {
       if (response?.body) discard(response.body);
       if (body && !(body instanceof Uint8Array)) discard(body);
@@ -71,7 +76,7 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
       // An answer reported as sent (it rode an upload-as-poll) needs nothing more.
       if (!reported) {
         const [statusCode, code] = failedUpload(error, abort.aborted, asPoll, response);
-        finished(ctx, message, t0, statusCode, counter.bytes, code);
+        finished(ctx, message, t0, statusCode, counter.bytes, code, record);
       }
     } finally {
       if (asPoll) ctx.waiting--;

@@ -1,5 +1,6 @@
 import { release, type PollResult, type Session } from '../control';
 import { originOf } from '../forward';
+import { createInspector, noTap } from '../inspector';
 import { resolveTunnelOptions, type TunnelOptions } from '../options';
 import type { ServerMessage } from '../protocol';
 import { createConnection } from './connect';
@@ -42,6 +43,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   const handleUpgrade = createUpgradeHandler(ctx, { topUp: pool.topUp });
   const local = createLocalWatch(ctx);
   const handle = createRequestHandler(ctx, { send: outbox.send, dispatch, topUp: pool.topUp, pollTarget: pool.pollTarget, uploadFailed: connection.uploadFailed });
+  const inspector = ctx.o.inspect
+    ? createInspector({ address: ctx.o.inspect, forwarder, log, describe: () => ({ url: ctx.info?.url, target: ctx.targetName, status: ctx.status }) })
+    : undefined;
+  if (inspector) ctx.tap = inspector.tap;
 
   /** Work from a poll, an upload that acted as one, or the downstream: cancels and requests. */
   function dispatch(s: Session, result: NonNullable<PollResult>): void {
@@ -81,6 +86,8 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
           log.debug(`devtunnel: deregistration failed: ${(error as Error).message}`);
         }
       }
+      // The inspector first: its replays use the forwarder.
+      await inspector?.close();
       await Promise.allSettled([control.close(), forwarder.close()]);
       ctx.emit('closed');
     })();
@@ -90,6 +97,10 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   const client: TunnelClient = {
     start() {
       started ??= (async () => {
+        // Before registering, so that `registered` (the CLI's line, the plugins' banner) names it.
+        ctx.inspector = await inspector?.listen();
+        // No page to show them on: nothing is kept.
+        if (!ctx.inspector) ctx.tap = noTap;
         try {
           await connection.connect();
         } catch (error) {
@@ -110,6 +121,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     },
     get status() {
       return ctx.status;
+    },
+    get inspector() {
+      return ctx.inspector;
     },
     on(event, listener) {
       emitter.on(event, listener as (...args: unknown[]) => void);

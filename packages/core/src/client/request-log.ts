@@ -1,14 +1,16 @@
 import type { Readable } from 'node:stream';
 import { ServerAnswerError } from '../control';
 import type { LocalResponse } from '../forward';
+import type { Captured, RequestTap } from '../inspector';
 import type { RequestErrorCode, RequestMessage } from '../protocol';
 import type { ClientContext } from './context';
 import type { RequestEvent } from './types';
 
-/** What the `request` event (the CLI's request log) says of each request a tunnel handled. */
+/** What the `request` event (the CLI's request log) and the inspector say of each request a tunnel handled. */
 
 /** Reports a finished request: its status, error code, duration and the bytes of its answer. */
-export function finished(ctx: ClientContext, message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: RequestErrorCode): void {
+export function finished(ctx: ClientContext, message: RequestMessage, started: number, statusCode: number, bytesOut: number, error?: RequestErrorCode, record?: Captured): void {
+  if (record) ctx.tap.end(record, statusCode, bytesOut, error);
   const event: RequestEvent = {
     method: message.method,
     path: pathOf(message.url),
@@ -35,12 +37,14 @@ export function failedUpload(error: unknown, aborted: boolean, asPoll: boolean, 
   return [502, 'upload_failed'];
 }
 
-/** Counts the bytes of a body as they pass, for the request log. */
-export async function* counted(body: Readable, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+/** Counts the bytes of a body as they pass, for the request log; the tap sees them too. */
+export async function* counted(body: Readable, counter: { bytes: number }, tap: RequestTap, record: Captured | undefined): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
     counter.bytes += (chunk as Uint8Array).length;
+    tap.chunk(record, chunk as Uint8Array);
     yield chunk as Uint8Array;
   }
+  tap.localDone(record);
 }
 
 function isAbort(error: unknown): boolean {

@@ -18,6 +18,11 @@ export interface TunnelInfo {
   target: string;
   /** On a route: its name, the name that selects this tunnel there, and the page that turns it on. */
   route?: RouteMembership;
+  /**
+   * The inspector's page on this machine, its key included (see `TunnelOptions.inspect`); absent
+   * when it is off or could not listen.
+   */
+  inspector?: string;
 }
 
 /** One finished request, as the CLI logs it. */
@@ -68,6 +73,8 @@ export interface TunnelClient {
   readonly info: TunnelInfo | undefined;
   /** `connecting`, `connected`, `reconnecting` or `closed`. */
   readonly status: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+  /** The inspector's page (its key included), from just after {@link start} while it listens. */
+  readonly inspector: string | undefined;
   on<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
   off<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;
   once<E extends keyof TunnelEvents>(event: E, listener: (...args: TunnelEvents[E]) => void): TunnelClient;

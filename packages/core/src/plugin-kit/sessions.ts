@@ -165,6 +165,7 @@ export function createDevServerSessions(options: DevServerSessionsOptions = {}):
         ...options,
         name: settings.name,
         route: settings.route,
+        inspect: settings.inspect,
         // pluginSettings() leaves `off` unset only when both are set.
         server: settings.server!,
         token: settings.token!,

@@ -1,4 +1,5 @@
 import { isIP, type AddressInfo } from 'node:net';
+import { optionalValue } from '../protocol';
 
 /**
  * What a dev-server plugin reads before any tunnel exists: whether to run, with which server, token
@@ -32,6 +33,8 @@ export interface PluginSettings {
   name: string | undefined;
   /** The route of the tunnel server to serve (option `route`, else `DEVTUNNEL_ROUTE`). */
   route: string | undefined;
+  /** The inspector (option `inspect`, else `DEVTUNNEL_INSPECT`: `false`, `true` or an address). */
+  inspect: boolean | string | undefined;
   /** The cluster's host names to let through the dev server's host check. */
   hosts: string[];
   /** Why there is no tunnel, when there is none… */
@@ -45,7 +48,7 @@ export interface PluginSettings {
  * switches, the host names to allow. `setting` names how to pass the server in this plugin.
  */
 export function pluginSettings(
-  options: { server?: string; token?: string; name?: string; route?: string; enabled?: boolean; allowedHosts?: string[] },
+  options: { server?: string; token?: string; name?: string; route?: string; inspect?: boolean | string; enabled?: boolean; allowedHosts?: string[] },
   env: Env,
   setting: string,
 ): PluginSettings {
@@ -59,6 +62,7 @@ export function pluginSettings(
     token,
     name: options.name ?? env.DEVTUNNEL_NAME,
     route: options.route ?? env.DEVTUNNEL_ROUTE,
+    inspect: options.inspect ?? (env.DEVTUNNEL_INSPECT ? optionalValue(env.DEVTUNNEL_INSPECT) : undefined),
     hosts: [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])],
     off,
     quiet: switched?.quiet ?? false,

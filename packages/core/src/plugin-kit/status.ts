@@ -30,6 +30,7 @@ export function reportStatus(client: TunnelClient, log: StatusLog, firstLine?: (
     const again = wasLive && (lost || info.reconnected);
     log.info(!again && firstLine ? firstLine(info) : `${again ? 'back' : 'connected'}: ${info.url} → ${info.target} (${info.name})`);
     if (!again && info.route) log.info(describeRoute(info.route));
+    if (!again && info.inspector) log.info(`inspect: ${info.inspector} (requests live, replay; this machine only)`);
     lost = false;
     wasLive = true;
   };

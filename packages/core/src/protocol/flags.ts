@@ -7,9 +7,11 @@
 
 /**
  * How a flag's value is read: `port` 0-65535, `count` and `ms` whole numbers, `list` a comma list,
- * `repeat` a flag given once per entry (`--route a --route b`), its variable a comma list.
+ * `repeat` a flag given once per entry (`--route a --route b`), its variable a comma list;
+ * `optional` a switch that may take a value (`--inspect`, `--inspect 127.0.0.1:4040`,
+ * `--no-inspect`; its variable `true`, `false` or the value): see {@link expandOptional}.
  */
-export type FlagKind = 'string' | 'boolean' | 'list' | 'repeat' | 'port' | 'count' | 'ms';
+export type FlagKind = 'string' | 'boolean' | 'list' | 'repeat' | 'port' | 'count' | 'ms' | 'optional';
 
 export interface Flag<O extends string = string> {
   /** `--flag`, kebab-case. */
@@ -42,12 +44,44 @@ export function parseArgsOptions(flags: readonly Flag[]): Record<string, { type:
   return out;
 }
 
+/**
+ * The arguments with every `optional` flag spelled so that `parseArgs` (which has no optional
+ * values) reads it as a string: `--no-inspect` becomes `--inspect=false`, and `--inspect` with no
+ * value after it (the end, or another flag next) `--inspect=true`. Anything after `--` is left.
+ */
+export function expandOptional(flags: readonly Flag[], argv: readonly string[]): string[] {
+  const optional = new Set(flags.filter((f) => f.kind === 'optional').map((f) => f.flag));
+  if (optional.size === 0) return [...argv];
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = arg.startsWith('--') ? arg.slice(2) : '';
+    if (name.startsWith('no-') && optional.has(name.slice(3))) out.push(`--${name.slice(3)}=false`);
+    else if (optional.has(name) && (i + 1 === argv.length || argv[i + 1]!.startsWith('-'))) out.push(`${arg}=true`);
+    else out.push(arg);
+  }
+  return out;
+}
+
+/** An `optional` flag's value: `true`/`1` and `false`/`0` switch it, anything else is the value. */
+export function optionalValue(raw: string): boolean | string {
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  return raw;
+}
+
 function convert(f: Flag, raw: string | boolean | Array<string | boolean>, source: string): unknown {
   if (typeof raw === 'boolean') return raw;
   if (Array.isArray(raw)) return raw.map((s) => String(s).trim()).filter(Boolean);
   switch (f.kind) {
     case 'string':
       return raw;
+    case 'optional':
+      return optionalValue(raw);
     case 'list':
     case 'repeat':
       return raw.split(',').map((s) => s.trim()).filter(Boolean);
@@ -105,7 +139,8 @@ export function faultMessage(program: string, from: Record<string, string>, faul
 export function flagHelp(flags: readonly Flag[], width = 30): string {
   return flags
     .map((f) => {
-      const name = `--${f.flag}${f.kind === 'boolean' ? '' : ' <value>'}${f.kind === 'repeat' ? '…' : ''}`;
+      const value = f.kind === 'boolean' ? '' : f.kind === 'optional' ? ' [<value>]' : ' <value>';
+      const name = `--${f.flag}${value}${f.kind === 'repeat' ? '…' : ''}`;
       return `  ${name.padEnd(width)} ${f.help}${f.default !== undefined ? ` (default: ${f.default})` : ''}${f.env ? ` [${f.env}]` : ''}`;
     })
     .join('\n');

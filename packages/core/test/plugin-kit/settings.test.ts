@@ -1,4 +1,4 @@
-import { clusterDomain, dialAddress, disabledReason } from '../../src/plugin-kit/settings';
+import { clusterDomain, dialAddress, disabledReason, pluginSettings } from '../../src/plugin-kit/settings';
 
 describe('what dev-server plugins share', () => {
   test('disabledReason: explicit option first, then DEVTUNNEL=0, Vitest, CI', () => {
@@ -9,6 +9,14 @@ describe('what dev-server plugins share', () => {
     expect(disabledReason({ CI: 'true' }, undefined)).toMatch(/CI/);
     expect(disabledReason({ CI: 'false' }, undefined)).toBeUndefined();
     expect(disabledReason({}, undefined)).toBeUndefined();
+  });
+
+  test('inspect: the option first, then DEVTUNNEL_INSPECT (false, true or an address), else the default', () => {
+    const inspect = (option: boolean | string | undefined, env: Record<string, string>) => pluginSettings({ inspect: option }, env, 'x').inspect;
+    expect(inspect(undefined, {})).toBeUndefined();
+    expect(inspect(undefined, { DEVTUNNEL_INSPECT: '0' })).toBe(false);
+    expect(inspect(undefined, { DEVTUNNEL_INSPECT: '127.0.0.1:4040' })).toBe('127.0.0.1:4040');
+    expect(inspect(true, { DEVTUNNEL_INSPECT: 'false' })).toBe(true);
   });
 
   test('dialAddress: wildcards become the loopback of their family; pipes have no port', () => {

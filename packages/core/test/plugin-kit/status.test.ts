@@ -34,4 +34,16 @@ describe('reportStatus', () => {
     client.fire('registered', { ...info, reconnected: true });
     expect(lines.map((l) => l.split(':')[0])).toEqual(['not connected yet', 'connected', 'lost', 'back']);
   });
+
+  test("the inspector's address is said once, after the first connection", () => {
+    const client = fakeClient();
+    const lines: string[] = [];
+    reportStatus(client, { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) });
+    const inspector = 'http://127.0.0.1:40404/?key=0123';
+    client.live = { ...info, inspector };
+    client.fire('registered', { ...info, inspector, reconnected: false });
+    client.fire('reconnecting', { error: unreachable, delayMs: 100 });
+    client.fire('registered', { ...info, inspector, reconnected: true });
+    expect(lines.filter((l) => l.includes(inspector))).toEqual([`inspect: ${inspector} (requests live, replay; this machine only)`]);
+  });
 });
