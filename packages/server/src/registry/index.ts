@@ -300,7 +300,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
       if (cluster) {
         await cluster.start({
           held: () => [...owned.values()],
-          portsChanged: syncPorts,
+          portsChanged(change) {
+            if (!change) return syncPorts();
+            // Our own claim's echo: set already (clusterAssign), listened on by the registration.
+            if (owned.get(change.clientId)?.port === change.port) return;
+            if (!allocator.put({ ...change, lastActive: now() })) return;
+            listener.listen(change.port).catch((error: NodeJS.ErrnoException) => logger.log('warn', 'port.unusable', { port: change.port, code: error.code }));
+          },
           lost(owner) {
             const tunnel = byClient.get(owner.clientId);
             if (!tunnel) return;
