@@ -68,8 +68,13 @@ export interface Dispatcher {
 export function createDispatcher(p: DispatchParts): Dispatcher {
   const { clock, options, polls, queue, pending } = p;
   let flushing = false;
+  /** On its way to the client, saying how long it waited here (the inspector's time in the cluster). */
+  function handOver(ex: Exchange): void {
+    pending.dispatch(ex);
+    ex.message.waitedMs = Math.max(0, Math.round(ex.dispatchedAt! - ex.arrivedAt));
+  }
   const hooks: PollAnswerHooks = {
-    dispatch: (ex) => pending.dispatch(ex),
+    dispatch: handOver,
     requeue,
     fail: (ex, error) => p.fail(ex, error),
     armFromNow: (ex) => pending.arm(ex, clock.now()),
@@ -91,7 +96,7 @@ export function createDispatcher(p: DispatchParts): Dispatcher {
     if (d.backedUp) return;
     const heads: DownstreamMessage[] = queue.takeCancels();
     for (const ex of queue.takeBodyless(d.window - pending.awaiting())) {
-      pending.dispatch(ex);
+      handOver(ex);
       ex.via = d.res;
       heads.push(ex.message);
     }
