@@ -41,7 +41,7 @@ export interface DispatchParts {
   pending: Pending<Exchange>;
   /** The client's confirmed downstream, if one is open. */
   downstream(): Downstream | undefined;
-  /** Closed or draining: nothing more is handed over. */
+  /** Closed, draining or held: nothing more is handed over. */
   stopped(): boolean;
   closed(): boolean;
   fail(ex: Exchange, error: HttpError): void;
@@ -83,6 +83,8 @@ export function createDispatcher(p: DispatchParts): Dispatcher {
   const answer = (poll: Poll, cancels: CancelMessage[], batch: Exchange[]) => answerPoll(poll.res, cancels, batch, hooks);
 
   function takeWork(limit: number): Work<Exchange> | undefined {
+    // Held (a rolling replica) or draining: requests wait, polls carry nothing.
+    if (p.stopped()) return undefined;
     const down = p.downstream();
     return queue.takeWork(limit, down ? down.window - pending.awaiting() : Infinity);
   }
