@@ -61,8 +61,8 @@ async function connected(port) {
   return s;
 }
 
-/** Median round trip of `count` one-byte ping-pongs on one connection (after one to warm it). */
-export async function pingPong(port, count = 15) {
+/** Median and least round trip of `count` one-byte ping-pongs on one connection (after one to warm it). */
+export async function pingPong(port, count = 30) {
   const s = await connected(port);
   const rtts = [];
   for (let i = 0; i <= count; i++) {
@@ -72,7 +72,7 @@ export async function pingPong(port, count = 15) {
     if (i) rtts.push(performance.now() - t);
   }
   s.destroy();
-  return median(rtts);
+  return { median: median(rtts), min: Math.min(...rtts) };
 }
 
 /** Bits per second of `bytes` sent up (client → target), timed at the far end from first to last byte. */
