@@ -229,9 +229,9 @@ function rotate(xs, k) {
   return [...xs.slice(n), ...xs.slice(0, n)];
 }
 
-/** The gateway (bench/proxy.mjs, a one-hop http-proxy) in front of `port`, and the browser's leg to it. */
+/** The gateway (bench/link/gateway.mjs, a one-hop http-proxy) in front of `port`, and the browser's leg to it. */
 async function behindGateway(line, name, port) {
-  const gateway = start([join(here, 'proxy.mjs'), String(port)]);
+  const gateway = start([join(here, 'link', 'gateway.mjs'), String(port)]);
   const gatewayPort = Number(await firstLine(gateway.stdout, () => true, 30_000, `the ${name} gateway`));
   const legPort = await line.open(`browser-${name}`, gatewayPort);
   return { url: `http://127.0.0.1:${legPort}`, browserLeg: `browser-${name}`, gatewayPid: gateway.pid };

@@ -30,13 +30,14 @@ const defaults = Object.freeze({ rttMs: 0, upBitsPerSecond: 0, downBitsPerSecond
 
 const now = () => performance.now();
 /**
- * How late this process's timers fire, on average (an exponential mean, ms): a timer is set that
- * much early, so that chunks arrive on time on average. Node's timers count in whole milliseconds
- * of the event loop's clock, which makes them fire up to a millisecond late or early.
+ * How late this process's timers fire, on average (an exponential mean, ms, at most 1): a timer
+ * is set that much early, so that chunks arrive on time on average. Node's timers count in whole
+ * milliseconds of the event loop's clock, which makes them fire up to a millisecond late or early;
+ * a busy machine makes them later still, which no compensation undoes (the check shows it).
  */
 export const timers = { lateMs: 0.5 };
 function noteLateness(ms) {
-  timers.lateMs = Math.min(2, Math.max(0, timers.lateMs + 0.05 * (ms - timers.lateMs)));
+  timers.lateMs = Math.min(1, Math.max(0, timers.lateMs + 0.05 * (ms - timers.lateMs)));
 }
 
 /** One direction of the line: its delay, its cap and when its bottleneck is next free. */
