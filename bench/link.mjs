@@ -167,9 +167,9 @@ async function main() {
   const check = await checkLine(line);
   log(check.text);
 
-  // Vite transforms every module on its first request: load each page directly until that is
-  // done, then once through every arm (no delay on the line) to warm the gateways, the tunnel and
-  // each arm's warm cache for the second-load cases.
+  // Vite transforms every module on its first request (its compile time, not the link's): load
+  // each page directly first, then once through every arm with no delay on the line, which warms
+  // the gateways and the tunnel and fills each arm's browser cache for the second-load cases.
   await line.configure({ rttMs: 0, queueMs: QUEUE_MS });
   const pageBytes = {};
   const gzipBytes = {};
