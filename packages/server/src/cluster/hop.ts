@@ -1,11 +1,12 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw } from '@devtunnel/core/protocol';
-import { endRaw, rawResponse, sendError } from '../error-response';
+import { sendError } from '../error-response';
 import { HttpError } from '../errors';
+import { relayUpgrade } from '../relay/upgrade';
 
 /**
  * The internal hop between replicas: a request that reached a replica which does not hold its
@@ -82,6 +83,20 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     return out;
   }
 
+  /** The holder's answer head as it is: its end-to-end headers, its Content-Length (if any). */
+  function answerHead(raw: string[]): { headers: string[]; length: number | undefined } {
+    const flat = endToEndFlat(pairsFromRaw(raw));
+    let length: number | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') {
+        length = Number(raw[i + 1]);
+        flat.push('Content-Length', raw[i + 1]!);
+        break;
+      }
+    }
+    return { headers: flat, length };
+  }
+
   const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
   const unreachable = (target: string, error: unknown) => {
     const e = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
@@ -134,49 +149,16 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     },
 
     upgrade(req, socket, head, target, arrival) {
-      const url = new URL(target);
-      const call = httpRequest({ host: url.hostname, port: url.port, method: req.method, path: req.url, headers: [...headers(req, arrival), 'Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? ''], agent: false, setHost: false });
-      call.setTimeout(options.idleMs, () => call.destroy(new Error('no answer')));
-      socket.on('error', () => socket.destroy());
-      call.on('error', (error) => {
-        if (socket.writable) endRaw(socket, rawResponse(unreachable(target, error)));
-        else socket.destroy();
+      upgraded.add(socket);
+      relayUpgrade(req, socket, head, {
+        origin: new URL(target),
+        path: req.url!,
+        headers: headers(req, arrival),
+        timeoutMs: options.idleMs,
+        head: (_status, raw) => answerHead(raw).headers,
+        failed: (error) => unreachable(target, error),
+        closed: () => upgraded.delete(socket),
       });
-      call.on('upgrade', (answer: IncomingMessage, other: Socket, otherHead: Buffer) => {
-        call.setTimeout(0);
-        const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-        let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${answer.headers.upgrade ?? ''}\r\n`;
-        for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-        upgraded.add(socket);
-        const end = () => {
-          upgraded.delete(socket);
-          socket.destroy();
-          other.destroy();
-        };
-        socket.write(text + '\r\n');
-        if (otherHead.length) socket.write(otherHead);
-        if (head.length) other.write(head);
-        for (const s of [socket, other]) {
-          s.setTimeout(0);
-          s.setNoDelay(true);
-          s.on('error', end);
-          s.once('close', end);
-        }
-        other.pipe(socket);
-        socket.pipe(other);
-      });
-      call.on('response', (answer: IncomingMessage) => {
-        const status = answer.statusCode ?? 502;
-        const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-        let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`;
-        for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-        const cl = answer.headers['content-length'];
-        if (cl !== undefined) text += `Content-Length: ${cl}\r\n`;
-        socket.write(text + '\r\n');
-        answer.pipe(socket);
-        answer.once('error', () => socket.destroy());
-      });
-      call.end();
     },
 
     release(error) {

@@ -1,12 +1,12 @@
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { pipeline, Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw, type HeaderPairs } from '@devtunnel/core/protocol';
-import { endRaw, rawResponse, sendError } from '../error-response';
+import { sendError } from '../error-response';
 import { HttpError } from '../errors';
 import type { ResolvedServerOptions } from '../options';
+import { relayUpgrade } from '../relay/upgrade';
 import { forwardHeaders, requestTarget } from '../tunnel-port/request';
 import type { ResolvedRoute } from './config';
 import { SERVED_BY } from './selection';
@@ -22,8 +22,8 @@ import { SERVED_BY } from './selection';
  * undici's Pool rather than http-proxy: it is already the client's dependency, kept by Node's
  * own team, keeps connections alive per upstream without an Agent to tune, has headers and body
  * idle timeouts, and gives the raw answer head, so every rule here is ours (http-proxy passes
- * duplicate Host headers and leaves sockets open after an upstream cut). Upgrades use node:http,
- * which hands over both the 101 and a refusal.
+ * duplicate Host headers and leaves sockets open after an upstream cut). Upgrades are relayed by
+ * relay/upgrade.ts, which the internal hop between replicas shares.
  */
 
 /** Whether the upstream answers, as the dashboard shows it. */
@@ -204,69 +204,31 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     const { headers, requestId } = forwardHeaders(req);
     const flat: string[] = [];
     for (const [name, value] of headers) flat.push(name, value);
-    flat.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
     const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: true, incomplete: false };
-    let over = false;
-    let upSocket: Socket | undefined;
     upgraded.add(socket);
-    const finish = () => {
-      if (over) return;
-      over = true;
-      upgraded.delete(socket);
-      upSocket?.destroy();
-      socket.destroy();
-      outcome.bytesIn = upSocket?.bytesWritten ?? 0;
-      outcome.bytesOut = upSocket?.bytesRead ?? 0;
-      done(outcome);
-    };
-    socket.once('close', finish);
-    const call = (protocol === 'https:' ? httpsRequest : httpRequest)({ host, port, method: req.method, path: requestTarget(req), headers: flat, agent: false, setHost: false });
-    call.setTimeout(options.deadlineMs, () => call.destroy(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })));
-    call.on('error', (error) => {
-      const coded = upstreamError(route, error);
-      outcome.code = coded.code;
-      down(coded);
-      if (outcome.status === 0 && socket.writable) {
-        outcome.status = coded.status;
-        endRaw(socket, rawResponse(coded, { extra: `${SERVED_BY}: error\r\n` }));
-      } else socket.destroy();
+    relayUpgrade(req, socket, head, {
+      origin: route.upstreamUrl,
+      path: requestTarget(req),
+      headers: flat,
+      timeoutMs: options.deadlineMs,
+      head(status, raw) {
+        up();
+        if (status === 101) return [...endToEndFlat(pairsFromRaw(raw)), SERVED_BY, 'upstream'];
+        return browserHead(raw, requestId, status === 204 || status === 304, status).flat;
+      },
+      failed(error) {
+        const coded = upstreamError(route, error);
+        outcome.code = coded.code;
+        down(coded);
+        return coded;
+      },
+      errorExtra: `${SERVED_BY}: error\r\n`,
+      closed({ status, bytesIn, bytesOut }) {
+        upgraded.delete(socket);
+        Object.assign(outcome, { status, bytesIn, bytesOut });
+        done(outcome);
+      },
     });
-    call.on('upgrade', (answer: IncomingMessage, upstreamSocket: Socket, upHead: Buffer) => {
-      up();
-      upSocket = upstreamSocket;
-      call.setTimeout(0);
-      const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-      let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${answer.headers.upgrade ?? ''}\r\n`;
-      for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-      text += `${SERVED_BY}: upstream\r\n\r\n`;
-      outcome.status = 101;
-      if (socket.destroyed) return finish();
-      socket.write(text);
-      if (upHead.length > 0) socket.write(upHead);
-      if (head.length > 0) upstreamSocket.write(head);
-      for (const s of [socket, upstreamSocket]) {
-        s.setTimeout(0);
-        s.setNoDelay(true);
-        s.on('error', finish);
-        s.once('close', finish);
-      }
-      upstreamSocket.pipe(socket);
-      socket.pipe(upstreamSocket);
-    });
-    call.on('response', (answer: IncomingMessage) => {
-      // A refusal (400, 403, 426…): returned as it is, then the connection closes.
-      up();
-      const status = answer.statusCode ?? 502;
-      const noBody = status === 204 || status === 304;
-      const h = browserHead(answer.rawHeaders, requestId, noBody, status);
-      let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`;
-      for (let i = 0; i < h.flat.length; i += 2) text += `${h.flat[i]}: ${h.flat[i + 1]}\r\n`;
-      outcome.status = status;
-      socket.write(text + '\r\n');
-      answer.pipe(socket);
-      answer.once('error', () => socket.destroy());
-    });
-    call.end();
   }
 
   function probe(): Promise<void> {
