@@ -1,11 +1,11 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw } from '@devtunnel/core/protocol';
 import { sendError } from '../error-response';
 import { HttpError } from '../errors';
+import { relayRequest, type RelayHead, type Relaying } from '../relay/request';
 import { relayUpgrade } from '../relay/upgrade';
 
 /**
@@ -14,7 +14,8 @@ import { relayUpgrade } from '../relay/upgrade';
  * the client's own polls, streams and uploads). Authenticated by an HMAC of the request line, the
  * port and the browser's address, keyed from the registration token every replica has, and
  * stamped with the time: nothing else in the cluster can send a request in through the hop, nor
- * replay one a minute later. A hopped request is never hopped again.
+ * replay one a minute later. A hopped request is never hopped again. The relaying itself
+ * (backpressure, aborts, upgrades) is relay/request.ts and relay/upgrade.ts, as for a route's app.
  */
 
 const HOP = 'x-devtunnel-hop';
@@ -57,7 +58,7 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
   const pools = new Map<string, Pool>();
   const upgraded = new Set<Socket>();
   /** The client's waiting calls passing through (see release), with how to stop each. */
-  const waiting = new Map<ServerResponse, { req: IncomingMessage; abort: AbortController }>();
+  const waiting = new Map<ServerResponse, { req: IncomingMessage; relay: Relaying }>();
   let released: HttpError | undefined;
 
   function pool(target: string): Pool {
@@ -84,7 +85,7 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
   }
 
   /** The holder's answer head as it is: its end-to-end headers, its Content-Length (if any). */
-  function answerHead(raw: string[]): { headers: string[]; length: number | undefined } {
+  function answerHead(raw: string[]): RelayHead {
     const flat = endToEndFlat(pairsFromRaw(raw));
     let length: number | undefined;
     for (let i = 0; i < raw.length; i += 2) {
@@ -122,30 +123,17 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     forward(req, res, target, arrival) {
       const waits = arrival.port === 0 && req.method === 'GET';
       if (waits && released) return sendError(req, res, released, { fallback: 'json', close: true });
-      const abort = new AbortController();
-      if (waits) waiting.set(res, { req, abort });
-      res.once('close', () => {
-        waiting.delete(res);
-        if (!res.writableFinished) abort.abort();
+      const relay = relayRequest(pool(target), req, res, {
+        path: req.url!,
+        headers: headers(req, arrival),
+        hasBody: req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0',
+        // The holder framed its answer already: its end-to-end headers and its length, as they are.
+        head: (_status, raw) => answerHead(raw),
+        failed: (error) => sendError(req, res, unreachable(target, error), { close: !req.complete }),
       });
-      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-      pool(target)
-        .request({ path: req.url!, method: req.method!, headers: headers(req, arrival), body: hasBody ? req : null, signal: abort.signal, responseHeaders: 'raw' })
-        .then(({ statusCode, headers: raw, body }) => {
-          body.on('error', () => {});
-          const flat = endToEndFlat(pairsFromRaw(raw as unknown as string[]));
-          const length = (raw as unknown as string[]).findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length');
-          if (length !== -1) flat.push('Content-Length', (raw as unknown as string[])[length + 1]!);
-          res.writeHead(statusCode, STATUS_CODES[statusCode] ?? 'Unknown', flat);
-          if (length === -1) res.flushHeaders();
-          pipeline(body, res, (error) => {
-            if (error) res.destroy();
-          });
-        })
-        .catch((error: unknown) => {
-          if (abort.signal.aborted) return;
-          sendError(req, res, unreachable(target, error), { close: !req.complete });
-        });
+      if (!waits) return;
+      waiting.set(res, { req, relay });
+      res.once('close', () => waiting.delete(res));
     },
 
     upgrade(req, socket, head, target, arrival) {
@@ -163,9 +151,9 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
 
     release(error) {
       released = error;
-      for (const [res, { req, abort }] of waiting) {
+      for (const [res, { req, relay }] of waiting) {
         waiting.delete(res);
-        abort.abort();
+        relay.stop();
         if (res.headersSent) res.destroy();
         else sendError(req, res, error, { fallback: 'json', close: true });
       }

@@ -55,8 +55,19 @@ export interface RequestRelay {
   counts?: RelayCounts;
 }
 
+/** A request being relayed. */
+export interface Relaying {
+  /**
+   * Stops it: the next hop's request is aborted and nothing more is written to the browser's
+   * response, which is the caller's to end (an error while it has no head, else a cut).
+   */
+  stop(): void;
+}
+
 /** The reason the next hop's request is aborted with when the browser left. */
 const browserGone = () => Object.assign(new Error('The browser closed the connection.'), { code: 'browser_gone' });
+/** The reason when the caller stopped the relay. */
+const stopped = () => Object.assign(new Error('The relay was stopped.'), { code: 'relay_stopped' });
 
 /** undici's raw headers (latin1 bytes) as strings, as Node gives `rawHeaders`. */
 function rawStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] {
@@ -69,11 +80,11 @@ function rawStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] 
   return out;
 }
 
-export function relayRequest(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, relay: RequestRelay): void {
+export function relayRequest(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, relay: RequestRelay): Relaying {
   const { counts } = relay;
   let controller: Dispatcher.DispatchController | undefined;
-  /** The browser left before the answer was over. */
-  let gone = false;
+  /** Why the next hop's request is to be aborted (the browser left, or the caller stopped it). */
+  let aborted: Error | undefined;
   /** A head went to the browser (or a failure was answered): later failures cut, never answer. */
   let answered = false;
   /** The answer is over (ended, failed or cut): nothing more is written. */
@@ -81,12 +92,17 @@ export function relayRequest(dispatcher: Dispatcher, req: IncomingMessage, res: 
   let draining = false;
   let counting = false;
 
+  /** Nothing more goes to the browser; the next hop's request is aborted (now, or once it starts). */
+  const abort = (reason: Error) => {
+    over = true;
+    aborted = reason;
+    controller?.abort(reason);
+  };
+
   res.once('close', () => {
     if (over || res.writableFinished) return;
-    gone = true;
-    over = true;
     if (answered) relay.cut?.('browser');
-    controller?.abort(browserGone());
+    abort(browserGone());
   });
 
   /** A failure: answered while nothing went out yet, else the browser's connection is cut. */
@@ -105,7 +121,7 @@ export function relayRequest(dispatcher: Dispatcher, req: IncomingMessage, res: 
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart(c) {
       controller = c;
-      if (gone) return c.abort(browserGone());
+      if (aborted) return c.abort(aborted);
       // undici starts reading the body right after this returns, in the same tick: this listener
       // sees every chunk, and the stream flows only at undici's pace (it pauses and resumes it).
       if (counts && relay.hasBody && !counting) {
@@ -153,9 +169,14 @@ export function relayRequest(dispatcher: Dispatcher, req: IncomingMessage, res: 
       res.end();
     },
     onResponseError(_c, error) {
-      if (!gone) fail(error);
+      if (!aborted) fail(error);
     },
   };
 
   dispatcher.dispatch({ path: relay.path, method: req.method as Dispatcher.HttpMethod, headers: relay.headers, body: relay.hasBody ? req : null }, handler);
+  return {
+    stop() {
+      if (!over) abort(stopped());
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw } from '@devtunnel/core/protocol';
-import { relayRequest, type RelayCounts } from '../../src/relay/request';
+import { relayRequest, type RelayCounts, type Relaying } from '../../src/relay/request';
 import { closeServer, listen } from '../../../../test/helpers/net';
 
 /**
@@ -21,6 +21,8 @@ interface Relay {
   counts: RelayCounts[];
   /** Makes the relay refuse the next answer's head. */
   refuseHead: boolean;
+  /** Each request's relay and response, in order. */
+  relays: Array<{ relaying: Relaying; res: ServerResponse }>;
 }
 
 const servers: Server[] = [];
@@ -36,14 +38,14 @@ async function relayTo(handler: (req: IncomingMessage, res: ServerResponse) => v
   servers.push(app);
   const pool = new Pool(`http://127.0.0.1:${await listen(app)}`);
   pools.push(pool);
-  const relay: Relay = { port: 0, failed: [], cut: [], counts: [], refuseHead: false };
+  const relay: Relay = { port: 0, failed: [], cut: [], counts: [], refuseHead: false, relays: [] };
   const front = createServer((req, res) => {
     const headers = endToEndFlat(pairsFromRaw(req.rawHeaders));
     const cl = req.headers['content-length'];
     if (cl !== undefined) headers.push('Content-Length', cl);
     const counts = { bytesIn: 0, bytesOut: 0 };
     relay.counts.push(counts);
-    relayRequest(pool, req, res, {
+    const relaying = relayRequest(pool, req, res, {
       path: req.url!,
       headers,
       hasBody: req.headers['transfer-encoding'] !== undefined || (cl ?? '0') !== '0',
@@ -61,6 +63,7 @@ async function relayTo(handler: (req: IncomingMessage, res: ServerResponse) => v
       },
       cut: (by) => relay.cut.push(by),
     });
+    relay.relays.push({ relaying, res });
   });
   servers.push(front);
   relay.port = await listen(front);
@@ -163,6 +166,24 @@ test('a head the caller refuses is the caller\'s to answer, and the app\'s reque
   expect(res.statusCode).toBe(502);
   expect(relay.failed.map((e) => e.message)).toEqual(['refused']);
   expect(await appRes).toBe(false);
+});
+
+test('stopped by the caller: the app\'s request is cut, and the browser gets what the caller answers', async () => {
+  let arrived!: () => void;
+  const atApp = new Promise<void>((r) => (arrived = r));
+  let appRes!: Promise<boolean>;
+  const relay = await relayTo((_req, res) => {
+    appRes = closed(res);
+    arrived();
+  });
+  const { response } = browse(relay.port, '/held');
+  await atApp;
+  const { relaying, res } = relay.relays[0]!;
+  relaying.stop();
+  res.writeHead(503, { 'content-length': 0 }).end();
+  expect((await response).statusCode).toBe(503);
+  expect(await appRes).toBe(false);
+  expect([relay.cut, relay.failed]).toEqual([[], []]);
 });
 
 test('HEAD, 204 and 304: no body, the length kept as the representation\'s', async () => {
