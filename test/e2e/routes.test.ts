@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startEchoApp, patternBytes, sha256, type EchoApp, type EchoBody } from '../helpers/echo-app';
@@ -205,6 +205,19 @@ describe('routes', () => {
     stream.write('data: one\n\n');
     stream.end('data: two\n\n');
     expect((await streamDone).text).toBe('data: one\n\ndata: two\n\n');
+  });
+
+  test('a browser that leaves in the middle of an answer cancels the request at the real app', async () => {
+    const { ports, logger } = await routeServer({ cart: realUrl() });
+    const browserReq = request({ host: '127.0.0.1', port: ports.cart, path: '/events?tag=leave', agent: false });
+    browserReq.on('error', () => {});
+    browserReq.end();
+    const [[answer]] = (await Promise.all([once(browserReq, 'response'), real.eventStream('leave').then((s) => s.write('data: one\n\n'))])) as [[IncomingMessage], unknown];
+    await once(answer, 'data');
+    browserReq.destroy();
+    await real.abortedRequest('/events?tag=leave');
+    await waitFor(() => logger.lines.some((l) => l.msg === 'request' && l.path === '/events'), 5_000, 'the request logged');
+    expect(logger.lines.find((l) => l.msg === 'request' && l.path === '/events')).toMatchObject({ servedBy: 'upstream', status: 200, code: 'browser_gone', incomplete: true });
   });
 
   test('WebSockets both ways: to the real app when nobody is selected, to the tunnel when one is', async () => {

@@ -1,4 +1,4 @@
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createBalancer, type Balancer } from '../helpers/balancer';
@@ -23,15 +23,21 @@ interface Replica {
   child: Child;
 }
 
-/** One laptop app: answers who it is; `?delay=N` waits N ms. */
-async function laptopApp(who: string): Promise<{ server: Server; port: number; wss: WebSocketServer }> {
+/**
+ * One laptop app: answers who it is; `?delay=N` waits N ms; `/stream` sends a first line and
+ * never ends. `cut` lists the requests whose browser left before their answer was over.
+ */
+async function laptopApp(who: string): Promise<{ server: Server; port: number; wss: WebSocketServer; cut: string[] }> {
+  const cut: string[] = [];
   const server = createServer((req, res) => {
+    res.once('close', () => !res.writableFinished && cut.push(req.url!));
+    if (req.url!.startsWith('/stream')) return void res.write(`${who} streams\n`);
     const delay = Number(new URL(req.url!, 'http://x').searchParams.get('delay') ?? 0);
     setTimeout(() => res.end(`${who} ${req.url}`), delay);
   });
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`${who}:${m.toString()}`)));
-  return { server, port: await listen(server), wss };
+  return { server, port: await listen(server), wss, cut };
 }
 
 /** A GET on a new connection (the balancer picks a replica per connection); never throws. */
@@ -108,7 +114,7 @@ describe('several replicas sharing Redis', () => {
     });
     const client = await startClient({ url: server }, { port: app.port, name, route: 'cart' });
     cleanup.push(() => client.close());
-    return client;
+    return Object.assign(client, { app });
   }
 
   /** The replica that logged the registration of `name` (its log lines are written in batches). */
@@ -154,6 +160,19 @@ describe('several replicas sharing Redis', () => {
       expect((await get(FRONT, bob.info.port, `/b${i}`)).body).toBe(`bob /b${i}`);
       expect((await get(FRONT, routePort, `/c${i}`, { 'x-devtunnel': i % 2 ? 'ann' : 'bob' })).body).toBe(`${i % 2 ? 'ann' : 'bob'} /c${i}`);
     }
+  });
+
+  test('a browser that leaves in the middle of an answer through the hop cancels the request at the laptop', async () => {
+    const ann = await developer('ann');
+    const holder = (await owner('ann')).host;
+    const other = HOSTS.find((h) => h !== holder)!;
+    const browser = request({ host: other, port: ann.info.port, path: '/stream?via=hop', agent: false });
+    browser.on('error', () => {});
+    browser.end();
+    const [answer] = (await once(browser, 'response')) as [IncomingMessage];
+    expect(String((await once(answer, 'data'))[0])).toBe('ann streams\n');
+    browser.destroy();
+    await waitFor(() => ann.app.cut.includes('/stream?via=hop'), 10_000, 'the laptop app\'s request cancelled');
   });
 
   test('the replica holding a tunnel is killed mid-traffic: coded failures only, then every replica serves it again', async () => {

@@ -1,11 +1,12 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw } from '@devtunnel/core/protocol';
-import { endRaw, rawResponse, sendError } from '../error-response';
+import { sendError } from '../error-response';
 import { HttpError } from '../errors';
+import { relayRequest, type RelayHead, type Relaying } from '../relay/request';
+import { relayUpgrade } from '../relay/upgrade';
 
 /**
  * The internal hop between replicas: a request that reached a replica which does not hold its
@@ -13,7 +14,8 @@ import { HttpError } from '../errors';
  * the client's own polls, streams and uploads). Authenticated by an HMAC of the request line, the
  * port and the browser's address, keyed from the registration token every replica has, and
  * stamped with the time: nothing else in the cluster can send a request in through the hop, nor
- * replay one a minute later. A hopped request is never hopped again.
+ * replay one a minute later. A hopped request is never hopped again. The relaying itself
+ * (backpressure, aborts, upgrades) is relay/request.ts and relay/upgrade.ts, as for a route's app.
  */
 
 const HOP = 'x-devtunnel-hop';
@@ -56,7 +58,7 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
   const pools = new Map<string, Pool>();
   const upgraded = new Set<Socket>();
   /** The client's waiting calls passing through (see release), with how to stop each. */
-  const waiting = new Map<ServerResponse, { req: IncomingMessage; abort: AbortController }>();
+  const waiting = new Map<ServerResponse, { req: IncomingMessage; relay: Relaying }>();
   let released: HttpError | undefined;
 
   function pool(target: string): Pool {
@@ -80,6 +82,20 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     const stamp = String(options.now());
     out.push(HOP, `${stamp}.${mac(stamp, req.method!, req.url!, arrival.port, arrival.remote)}`, HOP_PORT, String(arrival.port), HOP_FOR, arrival.remote);
     return out;
+  }
+
+  /** The holder's answer head as it is: its end-to-end headers, its Content-Length (if any). */
+  function answerHead(raw: string[]): RelayHead {
+    const flat = endToEndFlat(pairsFromRaw(raw));
+    let length: number | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') {
+        length = Number(raw[i + 1]);
+        flat.push('Content-Length', raw[i + 1]!);
+        break;
+      }
+    }
+    return { headers: flat, length };
   }
 
   const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -107,83 +123,37 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     forward(req, res, target, arrival) {
       const waits = arrival.port === 0 && req.method === 'GET';
       if (waits && released) return sendError(req, res, released, { fallback: 'json', close: true });
-      const abort = new AbortController();
-      if (waits) waiting.set(res, { req, abort });
-      res.once('close', () => {
-        waiting.delete(res);
-        if (!res.writableFinished) abort.abort();
+      const relay = relayRequest(pool(target), req, res, {
+        path: req.url!,
+        headers: headers(req, arrival),
+        hasBody: req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0',
+        // The holder framed its answer already: its end-to-end headers and its length, as they are.
+        head: (_status, raw) => answerHead(raw),
+        failed: (error) => sendError(req, res, unreachable(target, error), { close: !req.complete }),
       });
-      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-      pool(target)
-        .request({ path: req.url!, method: req.method!, headers: headers(req, arrival), body: hasBody ? req : null, signal: abort.signal, responseHeaders: 'raw' })
-        .then(({ statusCode, headers: raw, body }) => {
-          body.on('error', () => {});
-          const flat = endToEndFlat(pairsFromRaw(raw as unknown as string[]));
-          const length = (raw as unknown as string[]).findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length');
-          if (length !== -1) flat.push('Content-Length', (raw as unknown as string[])[length + 1]!);
-          res.writeHead(statusCode, STATUS_CODES[statusCode] ?? 'Unknown', flat);
-          if (length === -1) res.flushHeaders();
-          pipeline(body, res, (error) => {
-            if (error) res.destroy();
-          });
-        })
-        .catch((error: unknown) => {
-          if (abort.signal.aborted) return;
-          sendError(req, res, unreachable(target, error), { close: !req.complete });
-        });
+      if (!waits) return;
+      waiting.set(res, { req, relay });
+      res.once('close', () => waiting.delete(res));
     },
 
     upgrade(req, socket, head, target, arrival) {
-      const url = new URL(target);
-      const call = httpRequest({ host: url.hostname, port: url.port, method: req.method, path: req.url, headers: [...headers(req, arrival), 'Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? ''], agent: false, setHost: false });
-      call.setTimeout(options.idleMs, () => call.destroy(new Error('no answer')));
-      socket.on('error', () => socket.destroy());
-      call.on('error', (error) => {
-        if (socket.writable) endRaw(socket, rawResponse(unreachable(target, error)));
-        else socket.destroy();
+      upgraded.add(socket);
+      relayUpgrade(req, socket, head, {
+        origin: new URL(target),
+        path: req.url!,
+        headers: headers(req, arrival),
+        timeoutMs: options.idleMs,
+        head: (_status, raw) => answerHead(raw).headers,
+        failed: (error) => unreachable(target, error),
+        closed: () => upgraded.delete(socket),
       });
-      call.on('upgrade', (answer: IncomingMessage, other: Socket, otherHead: Buffer) => {
-        call.setTimeout(0);
-        const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-        let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${answer.headers.upgrade ?? ''}\r\n`;
-        for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-        upgraded.add(socket);
-        const end = () => {
-          upgraded.delete(socket);
-          socket.destroy();
-          other.destroy();
-        };
-        socket.write(text + '\r\n');
-        if (otherHead.length) socket.write(otherHead);
-        if (head.length) other.write(head);
-        for (const s of [socket, other]) {
-          s.setTimeout(0);
-          s.setNoDelay(true);
-          s.on('error', end);
-          s.once('close', end);
-        }
-        other.pipe(socket);
-        socket.pipe(other);
-      });
-      call.on('response', (answer: IncomingMessage) => {
-        const status = answer.statusCode ?? 502;
-        const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-        let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`;
-        for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-        const cl = answer.headers['content-length'];
-        if (cl !== undefined) text += `Content-Length: ${cl}\r\n`;
-        socket.write(text + '\r\n');
-        answer.pipe(socket);
-        answer.once('error', () => socket.destroy());
-      });
-      call.end();
     },
 
     release(error) {
       released = error;
-      for (const [res, { req, abort }] of waiting) {
+      for (const [res, { req, relay }] of waiting) {
         waiting.delete(res);
-        abort.abort();
+        relay.stop();
         if (res.headersSent) res.destroy();
         else sendError(req, res, error, { fallback: 'json', close: true });
       }

@@ -1,12 +1,12 @@
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { pipeline, Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { endToEndFlat, pairsFromRaw, type HeaderPairs } from '@devtunnel/core/protocol';
-import { endRaw, rawResponse, sendError } from '../error-response';
+import { sendError } from '../error-response';
 import { HttpError } from '../errors';
 import type { ResolvedServerOptions } from '../options';
+import { relayRequest } from '../relay/request';
+import { relayUpgrade } from '../relay/upgrade';
 import { forwardHeaders, requestTarget } from '../tunnel-port/request';
 import type { ResolvedRoute } from './config';
 import { SERVED_BY } from './selection';
@@ -22,8 +22,9 @@ import { SERVED_BY } from './selection';
  * undici's Pool rather than http-proxy: it is already the client's dependency, kept by Node's
  * own team, keeps connections alive per upstream without an Agent to tune, has headers and body
  * idle timeouts, and gives the raw answer head, so every rule here is ours (http-proxy passes
- * duplicate Host headers and leaves sockets open after an upstream cut). Upgrades use node:http,
- * which hands over both the 101 and a refusal.
+ * duplicate Host headers and leaves sockets open after an upstream cut). The relaying itself
+ * (streams, backpressure, aborts, upgrades) is relay/request.ts and relay/upgrade.ts, which the
+ * internal hop between replicas shares; what is decided here is the answer's head and the errors.
  */
 
 /** Whether the upstream answers, as the dashboard shows it. */
@@ -66,6 +67,8 @@ const PROBE_TIMEOUT_MS = 3_000;
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+/** Node refusing, in `writeHead`, a name or value that could split the response (CR, LF, NUL…). */
+const INVALID_HEAD_CODES = new Set(['ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN', 'ERR_HTTP_INVALID_HEADER_VALUE']);
 
 /** The coded error a failed upstream call becomes; the message names the route and what to do. */
 function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
@@ -74,7 +77,7 @@ function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
   if (TIMEOUT_CODES.has(code)) {
     return new HttpError('upstream_timeout', `The real app of route "${route.name}" (${route.upstream}) did not answer in time (${code}).`);
   }
-  if (CONNECT_CODES.has(code) || !(code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+  if (CONNECT_CODES.has(code) || !(code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || INVALID_HEAD_CODES.has(code))) {
     return new HttpError('upstream_unreachable', `The real app of route "${route.name}" (${route.upstream}) cannot be reached: ${(e.cause ?? e).message || code}${code ? ` (${code})` : ''}. Check that its Service is up, and the route's URL.`, { retryAfter: 5 });
   }
   return new HttpError('bad_response', `The real app of route "${route.name}" (${route.upstream}) sent a response that is not valid HTTP/1.1 (${code}).`);
@@ -131,142 +134,70 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     for (const [name, value] of headers) flat.push(name, value);
     const cl = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
-    const hasBody = chunked || (cl !== undefined && cl !== '0');
     if (cl !== undefined && !chunked) flat.push('Content-Length', cl);
     const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: false, incomplete: false };
-    let over = false;
     inFlight++;
-    const finish = () => {
-      if (over) return;
-      over = true;
+    relayRequest(pool, req, res, {
+      path: requestTarget(req),
+      headers: flat,
+      hasBody: chunked || (cl !== undefined && cl !== '0'),
+      counts: outcome,
+      head(status, raw) {
+        up();
+        if (status > 599) throw Object.assign(new Error(`status ${status}`), { code: 'HPE_INVALID_STATUS' });
+        const noBody = req.method === 'HEAD' || status === 204 || status === 304;
+        const head = browserHead(raw, requestId, noBody, status);
+        return { headers: head.flat, length: head.length };
+      },
+      failed(error) {
+        const coded = upstreamError(route, error);
+        outcome.code = coded.code;
+        down(coded);
+        sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
+      },
+      cut(by) {
+        // Too late for a status: the answer broke (shorter than declared, the app went away).
+        outcome.code ??= by === 'browser' ? 'browser_gone' : 'upstream_unreachable';
+      },
+    });
+    // After the relay's own listener, which tells a browser that left (cut) first.
+    res.once('close', () => {
       inFlight--;
       outcome.status = res.headersSent ? res.statusCode : 499;
       outcome.incomplete = !res.writableFinished;
       done(outcome);
-    };
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-      finish();
     });
-    /** The browser's body, counted on its way (an iterable undici reads with backpressure). */
-    async function* counted(): AsyncGenerator<Buffer> {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        outcome.bytesIn += chunk.length;
-        yield chunk;
-      }
-    }
-    const fail = (error: unknown) => {
-      if (abort.signal.aborted) return;
-      const coded = upstreamError(route, error);
-      outcome.code = coded.code;
-      down(coded);
-      sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
-    };
-    pool
-      .request({ path: requestTarget(req), method: req.method!, headers: flat, body: hasBody ? Readable.from(counted(), { objectMode: false }) : null, signal: abort.signal, responseHeaders: 'raw' })
-      .then(({ statusCode, headers: raw, body }) => {
-        up();
-        // A failure after the head (the body cut short) is the pipeline's to handle.
-        body.on('error', () => {});
-        if (statusCode < 200 || statusCode > 599) {
-          body.destroy();
-          return fail(Object.assign(new Error(`status ${statusCode}`), { code: 'HPE_INVALID_STATUS' }));
-        }
-        const noBody = req.method === 'HEAD' || statusCode === 204 || statusCode === 304;
-        const head = browserHead(raw as unknown as string[], requestId, noBody, statusCode);
-        try {
-          res.writeHead(statusCode, STATUS_CODES[statusCode] ?? 'Unknown', head.flat);
-        } catch (error) {
-          // Node refuses a name or value that could split the response (CR, LF, NUL…).
-          body.destroy();
-          return fail(Object.assign(new Error((error as Error).message), { code: 'HPE_INVALID_HEADER_TOKEN' }));
-        }
-        if (noBody) {
-          body.resume();
-          res.end();
-          return;
-        }
-        if (head.length !== undefined) res.strictContentLength = true;
-        else res.flushHeaders();
-        body.on('data', (chunk: Buffer) => (outcome.bytesOut += chunk.length));
-        pipeline(body, res, (error) => {
-          if (!error) return;
-          // Too late for a status: the answer broke (shorter than declared, the app went away).
-          outcome.code ??= abort.signal.aborted ? 'browser_gone' : 'upstream_unreachable';
-          res.destroy();
-        });
-      })
-      .catch(fail);
   }
 
   function upgrade(req: IncomingMessage, socket: Socket, head: Buffer, done: (o: UpstreamOutcome) => void): void {
     const { headers, requestId } = forwardHeaders(req);
     const flat: string[] = [];
     for (const [name, value] of headers) flat.push(name, value);
-    flat.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
     const outcome: UpstreamOutcome = { status: 0, code: undefined, bytesIn: 0, bytesOut: 0, requestId, upgrade: true, incomplete: false };
-    let over = false;
-    let upSocket: Socket | undefined;
     upgraded.add(socket);
-    const finish = () => {
-      if (over) return;
-      over = true;
-      upgraded.delete(socket);
-      upSocket?.destroy();
-      socket.destroy();
-      outcome.bytesIn = upSocket?.bytesWritten ?? 0;
-      outcome.bytesOut = upSocket?.bytesRead ?? 0;
-      done(outcome);
-    };
-    socket.once('close', finish);
-    const call = (protocol === 'https:' ? httpsRequest : httpRequest)({ host, port, method: req.method, path: requestTarget(req), headers: flat, agent: false, setHost: false });
-    call.setTimeout(options.deadlineMs, () => call.destroy(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })));
-    call.on('error', (error) => {
-      const coded = upstreamError(route, error);
-      outcome.code = coded.code;
-      down(coded);
-      if (outcome.status === 0 && socket.writable) {
-        outcome.status = coded.status;
-        endRaw(socket, rawResponse(coded, { extra: `${SERVED_BY}: error\r\n` }));
-      } else socket.destroy();
+    relayUpgrade(req, socket, head, {
+      origin: route.upstreamUrl,
+      path: requestTarget(req),
+      headers: flat,
+      timeoutMs: options.deadlineMs,
+      head(status, raw) {
+        up();
+        if (status === 101) return [...endToEndFlat(pairsFromRaw(raw)), SERVED_BY, 'upstream'];
+        return browserHead(raw, requestId, status === 204 || status === 304, status).flat;
+      },
+      failed(error) {
+        const coded = upstreamError(route, error);
+        outcome.code = coded.code;
+        down(coded);
+        return coded;
+      },
+      errorExtra: `${SERVED_BY}: error\r\n`,
+      closed({ status, bytesIn, bytesOut }) {
+        upgraded.delete(socket);
+        Object.assign(outcome, { status, bytesIn, bytesOut });
+        done(outcome);
+      },
     });
-    call.on('upgrade', (answer: IncomingMessage, upstreamSocket: Socket, upHead: Buffer) => {
-      up();
-      upSocket = upstreamSocket;
-      call.setTimeout(0);
-      const kept = endToEndFlat(pairsFromRaw(answer.rawHeaders));
-      let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${answer.headers.upgrade ?? ''}\r\n`;
-      for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
-      text += `${SERVED_BY}: upstream\r\n\r\n`;
-      outcome.status = 101;
-      if (socket.destroyed) return finish();
-      socket.write(text);
-      if (upHead.length > 0) socket.write(upHead);
-      if (head.length > 0) upstreamSocket.write(head);
-      for (const s of [socket, upstreamSocket]) {
-        s.setTimeout(0);
-        s.setNoDelay(true);
-        s.on('error', finish);
-        s.once('close', finish);
-      }
-      upstreamSocket.pipe(socket);
-      socket.pipe(upstreamSocket);
-    });
-    call.on('response', (answer: IncomingMessage) => {
-      // A refusal (400, 403, 426…): returned as it is, then the connection closes.
-      up();
-      const status = answer.statusCode ?? 502;
-      const noBody = status === 204 || status === 304;
-      const h = browserHead(answer.rawHeaders, requestId, noBody, status);
-      let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`;
-      for (let i = 0; i < h.flat.length; i += 2) text += `${h.flat[i]}: ${h.flat[i + 1]}\r\n`;
-      outcome.status = status;
-      socket.write(text + '\r\n');
-      answer.pipe(socket);
-      answer.once('error', () => socket.destroy());
-    });
-    call.end();
   }
 
   function probe(): Promise<void> {
