@@ -2,8 +2,12 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
-export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream']);
+/**
+ * What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). `encode`:
+ * its answers may come encoded for the laptop leg (`ResponseHead.coding`), when the server offers
+ * `encode` too and the option `compress` is on.
+ */
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'encode']);
 
 /**
  * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
