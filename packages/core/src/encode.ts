@@ -22,9 +22,9 @@ export const MIN_ENCODE_BYTES = 1024;
  */
 export const MIN_LEG_ONLY_BYTES = 16 * 1024;
 /**
- * Brotli's quality: 5 is the fastest level with its larger hash chains, about 8 % smaller than 4 on
- * JavaScript for 1.3-1.4 × the CPU, and smaller and cheaper than gzip's default level 6 (measured
- * in docs/performance.md, "Encoded answers"); 10-11 are for build output, not for each request.
+ * Brotli's quality: 5, the first level with its larger hash chains, is 5-8 % smaller than 4 and
+ * 4-7 % smaller than gzip 6 on JavaScript, at 1.1-1.5 × the CPU of either (docs/performance.md,
+ * "Encoded answers"): the uplink is what compression is for. 10-11 are for build output.
  */
 export const BROTLI_QUALITY = 5;
 /** gzip's level: zlib's default, the usual speed and ratio balance. */
