@@ -191,8 +191,8 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
     }
     req.on('data', onData);
     req.on('end', onEnd);
-    req.once('aborted', broke);
-    req.once('error', broke);
+    req.once('aborted', () => broke());
+    req.once('error', () => broke());
     browser.once('finish', () =>
       finish(() => {
         tunnel.settle(ex);
