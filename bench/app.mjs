@@ -1,10 +1,15 @@
 // The bench's local app, in a process of its own: 1 KiB GETs, streamed downloads (`/bytes?n=`),
+// JavaScript that compresses as a dev server's modules do (`/module?n=`, whole, at most 1 MiB),
 // an upload sink (`/upload`, answers the byte count), and a WebSocket echo.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { WebSocketServer } from 'ws';
 
 const body = Buffer.alloc(1024, 'x');
 const block = Buffer.alloc(64 * 1024, 'y');
+/** Real JavaScript (TypeScript's compiler), cut to the size asked for: 3-4 × smaller with brotli. */
+const source = readFileSync(createRequire(import.meta.url).resolve('typescript')).subarray(1 << 20, 2 << 20);
 const server = createServer((req, res) => {
   if (req.url.startsWith('/bytes')) {
     const n = Number(new URL(req.url, 'http://x').searchParams.get('n'));
@@ -19,6 +24,11 @@ const server = createServer((req, res) => {
       res.end();
     };
     return pump();
+  }
+  if (req.url.startsWith('/module')) {
+    const n = Math.min(source.length, Number(new URL(req.url, 'http://x').searchParams.get('n')));
+    res.writeHead(200, { 'content-type': 'text/javascript', 'content-length': n, etag: `W/"${n}"` });
+    return res.end(source.subarray(0, n));
   }
   if (req.url.startsWith('/upload')) {
     let bytes = 0;

@@ -5,7 +5,10 @@
 // autocannon (bench/load.mjs), and prints one JSON line: req/s, and for each process its CPU
 // (user + system, from /proc; the load generator's from itself) per request in µs. `…PerApp` divides by the local app's figure:
 // the app does the same work for every request, so that ratio moves less with a noisy machine
-// than any absolute number. Linux only (reads /proc).
+// than any absolute number. Linux only (reads /proc). BENCH_CPU_PATH (default `/`, the app's 1 KiB
+// text) chooses what is asked for, e.g. `/module?n=8192` (JavaScript that compresses as Vite's
+// modules do); BENCH_CPU_HEADERS (a JSON object) adds request headers, e.g. a browser's
+// `{"accept-encoding":"gzip, deflate, br, zstd"}` to measure encoded answers (`--no-compress` off).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -42,8 +45,11 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const requestPath = process.env.BENCH_CPU_PATH ?? '/';
+const headers = process.env.BENCH_CPU_HEADERS ? [JSON.stringify([JSON.parse(process.env.BENCH_CPU_HEADERS)])] : [];
+
 async function load(url, duration) {
-  const child = start([join(here, 'load.mjs'), `${url}/`, connections, String(duration)]);
+  const child = start([join(here, 'load.mjs'), `${url}${requestPath}`, connections, String(duration), ...headers]);
   const result = JSON.parse(await firstLine(child.stdout));
   await once(child, 'exit');
   return { ...result, pid: child.pid };
@@ -82,7 +88,7 @@ if (path === 'proxy') {
 await load(url, 1); // warm-up
 const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
 const r = await load(url, Number(seconds));
-const out = { path, connections: Number(connections), rps: Math.round(r.rps), p50: r.p50, p99: r.p99 };
+const out = { path, connections: Number(connections), rps: Math.round(r.rps), p50: r.p50, p99: r.p99, ...(r.errors || r.non2xx ? { errors: r.errors, non2xx: r.non2xx } : {}) };
 const perRequest = (cpu) => Math.round((cpu * 1e6) / r.total);
 for (const [name, pid] of Object.entries(pids)) out[`${name}Us`] = perRequest(cpuSeconds(pid) - before[name]);
 out.loadUs = perRequest(r.cpuUs / 1e6);

@@ -4,8 +4,9 @@ import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Cancel } from './cancel';
+import { codingFor, encodedHeaders, encodeStream, encodeWhole, isEncodable, MIN_ENCODE_BYTES, MIN_LEG_ONLY_BYTES, remarkedHeaders, unmarkTags } from './encode';
 import { call, discard, lengthOf, type CallAnswer } from './http-call';
-import { MAX_WHOLE_BODY, pairsFromRaw, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
+import { headerList, MAX_WHOLE_BODY, pairsFromRaw, type ContentCoding, type ErrorCode, type HeaderPairs, type RequestMessage, type ResponseHead } from './protocol';
 
 /**
  * Replays one tunnelled request against the local app and returns the response head plus its body
@@ -100,7 +101,11 @@ function toPairs(headers: Record<string, string | string[] | undefined>): Header
   return out;
 }
 
-export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTimeouts): Forwarder {
+/**
+ * `encode`: whether answers may go up encoded now (the option `compress` and the server's feature
+ * `encode`, encode.ts); read per request. Without it nothing is encoded (the doctor's forwarder).
+ */
+export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTimeouts, encode: () => boolean = () => false): Forwarder {
   const dispatcher: Dispatcher = new Agent({
     keepAliveTimeout: 4_000,
     connect: {
@@ -133,12 +138,18 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
     return lastRewrite;
   }
 
-  function flatHeaders(message: RequestMessage): string[] {
+  /** `marks.unmarked`: a conditional header named a tag this client weakened (encode.ts). */
+  function flatHeaders(message: RequestMessage, marks?: { unmarked: boolean }): string[] {
     const flat: string[] = [];
     for (const [name, value] of message.headers) {
       // The original Host stays in X-Forwarded-Host, which the server always sets.
       if (name.length === 4 && name.toLowerCase() === 'host' && rewrites(value)) {
         flat.push(name, localHost);
+      } else if ((name.length === 13 || name.length === 8) && /^if-(?:none-)?match$/i.test(name)) {
+        // The local app compares its own tags: the weak ones made for encoded answers go back.
+        const unmarked = unmarkTags(value);
+        if (unmarked !== undefined && marks) marks.unmarked = true;
+        flat.push(name, unmarked ?? value);
       } else {
         flat.push(name, value);
       }
@@ -146,9 +157,54 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
     return flat;
   }
 
+  // A browser sends the same Accept-Encoding on every request: it is read once per value.
+  let lastAccept: string | undefined;
+  let lastCoding = codingFor(undefined);
+  function codingOf(message: RequestMessage): { coding: ContentCoding; legOnly: boolean } {
+    const accept = headerList(message.headers, 'accept-encoding');
+    if (accept !== lastAccept) {
+      lastAccept = accept;
+      lastCoding = codingFor(accept);
+    }
+    return lastCoding;
+  }
+
+  /**
+   * The answer as it goes up: encoded (encode.ts) when the tunnel may, the type compresses and the
+   * body is large enough for how it will be used; else as the local app sent it.
+   */
+  function answer(message: RequestMessage, status: number, headers: HeaderPairs, res: CallAnswer): LocalResponse {
+    const bytes = res.bytes;
+    if (bytes) {
+      if (bytes.length >= MIN_ENCODE_BYTES && encode() && isEncodable(status, headers)) {
+        const { coding, legOnly } = codingOf(message);
+        if (!legOnly || bytes.length >= MIN_LEG_ONLY_BYTES) {
+          const encoded = encodeWhole(bytes, coding);
+          // Text that does not compress (already minified and tiny, random ids) goes as it is.
+          if (encoded.length < bytes.length) return { head: { status, headers: encodedHeaders(headers, coding), bodyLength: encoded.length, coding }, body: null, bytes: encoded };
+        }
+      }
+      return { head: { status, headers, bodyLength: bytes.length }, body: null, bytes };
+    }
+    const body = res.body!;
+    const length = lengthOf(res.headers);
+    // A streamed body is larger than a whole one (MAX_WHOLE_BODY), or of unknown length.
+    if (encode() && isEncodable(status, headers)) {
+      const { coding } = codingOf(message);
+      const encoded = encodeStream(body, coding, length);
+      encoded.on('error', () => {});
+      return { head: { status, headers: encodedHeaders(headers, coding), bodyLength: null, coding }, body: encoded };
+    }
+    // The body may fail (a malformed chunk) before its upload starts reading it: an unheard
+    // error would crash the host process. Whoever reads it later still gets the error.
+    body.on('error', () => {});
+    return { head: { status, headers, bodyLength: length }, body };
+  }
+
   return {
     async forward(message, body, cancel) {
-      const flat = flatHeaders(message);
+      const marks = { unmarked: false };
+      const flat = flatHeaders(message, marks);
       if (message.bodyLength !== null && message.bodyLength > 0) flat.push('content-length', String(message.bodyLength));
       const t = timeouts();
       let res: CallAnswer;
@@ -178,13 +234,9 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
       if (message.method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode)) {
         // Let the server keep the local app's Content-Length on HEAD/304 (it describes the
         // representation, not this message), while it sends no body.
-        return { head: { status: res.statusCode, headers, bodyLength: 0 }, body: null };
+        return { head: { status: res.statusCode, headers: res.statusCode === 304 && marks.unmarked ? remarkedHeaders(headers) : headers, bodyLength: 0 }, body: null };
       }
-      if (res.bytes) return { head: { status: res.statusCode, headers, bodyLength: res.bytes.length }, body: null, bytes: res.bytes };
-      // The body may fail (a malformed chunk) before its upload starts reading it: an unheard
-      // error would crash the host process. Whoever reads it later still gets the error.
-      res.body!.on('error', () => {});
-      return { head: { status: res.statusCode, headers, bodyLength: lengthOf(res.headers) }, body: res.body! };
+      return answer(message, res.statusCode, headers, res);
     },
     upgrade(message, signal) {
       // node:http, not undici: it hands over the socket after a 101 and the answer otherwise.

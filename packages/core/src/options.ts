@@ -109,6 +109,15 @@ export interface TunnelOptions {
    * @default true
    */
   inspect?: boolean | string;
+  /**
+   * Compress the local app's answers on their way up to the tunnel server (the laptop's uplink is
+   * the narrowest part of the path for a page of text), when the server supports it: brotli or
+   * gzip, as the browser accepts; the server decodes them for a browser that accepts neither.
+   * Answers the app encoded itself, event streams, ranges and `Cache-Control: no-transform` are
+   * never touched. CLI: `--no-compress` or `DEVTUNNEL_COMPRESS=false` turns it off.
+   * @default true
+   */
+  compress?: boolean;
   /** Where the library reports what it does. @default silent */
   logger?: Logger;
 }
@@ -132,6 +141,7 @@ export interface ResolvedTunnelOptions {
   proxy: string | false | undefined;
   /** Where the inspector listens, or false when it is off. */
   inspect: InspectAddress | false;
+  compress: boolean;
   logger: Logger;
 }
 
@@ -149,6 +159,7 @@ export const tunnelDefaults = Object.freeze({
   transport: 'auto',
   rewriteHost: false,
   inspect: true,
+  compress: true,
 } satisfies Partial<TunnelOptions>);
 
 /** Where `inspect: true` serves the inspector: loopback, any free port (see {@link TunnelOptions.inspect}). */
@@ -239,6 +250,8 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
   const polls = intOption('polls', options.polls, tunnelDefaults.polls, 1, 64);
   const transport = options.transport ?? tunnelDefaults.transport;
   if (transport !== 'auto' && transport !== 'poll') throw invalid('transport', `must be "auto" or "poll" (got ${JSON.stringify(options.transport)}).`);
+  const compress = options.compress ?? tunnelDefaults.compress;
+  if (typeof compress !== 'boolean') throw invalid('compress', `must be true or false (got ${JSON.stringify(options.compress)}); false sends the local app's answers up as they are.`);
   return {
     server,
     token: options.token,
@@ -257,6 +270,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     stateDir: options.stateDir,
     proxy: options.proxy,
     inspect: inspectOption(options.inspect),
+    compress,
     logger: options.logger ?? silentLogger,
   };
 }

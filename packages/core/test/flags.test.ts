@@ -24,7 +24,7 @@ describe('flag tables', () => {
   });
 
   test('parseArgs options, help lines with defaults and variables, variable names', () => {
-    expect(parseArgsOptions(flags)).toEqual({ port: { type: 'string' }, 'max-in-flight': { type: 'string' }, 'allowed-hosts': { type: 'string' }, https: { type: 'boolean' }, json: { type: 'boolean' } });
+    expect(parseArgsOptions(flags)).toEqual({ port: { type: 'string' }, 'max-in-flight': { type: 'string' }, 'allowed-hosts': { type: 'string' }, https: { type: 'boolean' }, 'no-https': { type: 'boolean' }, json: { type: 'boolean' } });
     expect(flagHelp(flags, 16).split('\n')[0]).toBe('  --port <value>   a port (default: 8080) [DEVTUNNEL_PORT]');
     expect(envName('tunnel-ports')).toBe('DEVTUNNEL_TUNNEL_PORTS');
   });
@@ -46,6 +46,21 @@ describe('flag tables', () => {
     // After `--`, nothing is a flag.
     expect(expandOptional(table, ['--', '--no-inspect'])).toEqual(['--', '--no-inspect']);
     expect(flagHelp(table, 22).split('\n').at(-1)).toBe('  --inspect [<value>]    an optional value [DEVTUNNEL_INSPECT]');
+  });
+
+  test('a switch that sets an option has its negation: --no-flag sets false, said as given; both at once is an error', () => {
+    const read = (argv: string[], env: Record<string, string> = {}) => {
+      const { values } = parseArgs({ args: argv, options: parseArgsOptions(flags), strict: true });
+      return readFlags(flags, values, env);
+    };
+    expect(read(['--https']).values.https).toBe(true);
+    expect(read(['--no-https'])).toEqual({ values: { https: false }, from: { https: '--no-https' } });
+    // The flag wins over the variable, whichever way it goes.
+    expect(read(['--no-https'], { DEVTUNNEL_HTTPS: 'true' }).values.https).toBe(false);
+    expect(read([], { DEVTUNNEL_HTTPS: '0' }).values.https).toBe(false);
+    expect(() => read(['--https', '--no-https'])).toThrow(new FlagError('--https and --no-https contradict each other: give one of them.'));
+    // The command's own switches have none.
+    expect(() => read(['--no-json'])).toThrow(/Unknown option '--no-json'/);
   });
 
   test('a bad option is said by where its value came from, or not at all when it came from neither', () => {

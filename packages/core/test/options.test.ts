@@ -26,6 +26,7 @@ describe('resolveTunnelOptions', () => {
     ['maxInFlight', { maxInFlight: 1 }],
     ['preferredPort', { preferredPort: -1 }],
     ['proxy', { proxy: 'no url' }],
+    ['compress', { compress: 'yes' }],
   ])('rejects a bad %s with TUNNEL_INVALID_OPTION naming it', (option, patch) => {
     expect(() => resolveTunnelOptions({ ...base, ...(patch as object) })).toThrow(expect.objectContaining({ code: 'TUNNEL_INVALID_OPTION', message: expect.stringContaining(`"${option}"`) }));
   });
@@ -40,6 +41,12 @@ describe('resolveTunnelOptions', () => {
     for (const bad of ['0.0.0.0:4040', '192.168.1.2:4040', 'example.com:4040', '[::]:4040', '127.0.0.1:70000', 'on', 4040]) {
       expect(() => resolveTunnelOptions({ ...base, inspect: bad as string })).toThrow(expect.objectContaining({ code: 'TUNNEL_INVALID_OPTION', message: expect.stringContaining('"inspect" must be true, false, or a loopback address') }));
     }
+  });
+
+  test('compress: on by default, a boolean', () => {
+    expect(resolveTunnelOptions(base).compress).toBe(true);
+    expect(resolveTunnelOptions({ ...base, compress: false }).compress).toBe(false);
+    expect(() => resolveTunnelOptions({ ...base, compress: 'false' as unknown as boolean })).toThrow(/option "compress" must be true or false \(got "false"\)/);
   });
 
   test('accepts an IPv6 literal in brackets and strips them', () => {

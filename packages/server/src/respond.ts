@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FrameError, HEADER, MAX_BATCH, MAX_WHOLE_BODY, createFrameReader, endToEndFlat, headerValue, parseResponseHead, readExactly, readFrameHead, type ResponseHead } from '@devtunnel/core/protocol';
+import { answerForBrowser } from './content-coding';
 import { badResponse, refuseAnswer, sendError } from './error-response';
 import { HttpError } from './errors';
 import type { Exchange } from './exchange';
@@ -90,8 +91,12 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
   }
 
   const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
+  // An encoded answer the browser cannot take is decoded on its way (content-coding.ts).
+  const answer = answerForBrowser(ex.message.headers, head, null);
+  if (noBody) answer.decoder?.destroy();
+  const decoder = noBody ? undefined : answer.decoder;
   try {
-    browser.writeHead(head.status, browserHeaders(ex, head, head.bodyLength, noBody));
+    browser.writeHead(head.status, browserHeaders(ex, answer.head, decoder ? null : head.bodyLength, noBody));
   } catch (error) {
     // Node refuses header names or values that could split the response (CR, LF, NUL…).
     return refuseAnswer(tunnel, ex, req, res, (error as Error).message);
@@ -106,57 +111,88 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
   // A body longer or shorter than declared must cut the browser connection, never desync it.
   // We count ourselves; Node's strictContentLength is the second line of defence.
   const limit = head.bodyLength;
-  if (limit !== null) browser.strictContentLength = true;
+  if (limit !== null && !decoder) browser.strictContentLength = true;
   // A body of unknown length may be a stream whose first bytes come much later (an event stream
   // flushes its headers and waits): the browser gets the status now, as it would from the app.
   else browser.flushHeaders();
 
   await new Promise<void>((resolve) => {
     let done = false;
+    /** Bytes of the client's body so far (encoded ones when decoding: ex.bytesOut counts the browser's). */
+    let received = 0;
+    // Where the client's bytes go: the browser, or the decoder in front of it.
+    const sink = decoder ?? browser;
     const finish = (fn: () => void) => {
       if (done) return;
       done = true;
       req.off('data', onData);
       req.off('end', onEnd);
-      browser.off('drain', onDrain);
+      sink.off('drain', onDrain);
+      decoder?.destroy();
       fn();
       resolve();
     };
-    const broke = () =>
+    const broke = (why?: string) =>
       finish(() => {
-        // The client stopped mid-body, or sent more or less than it declared: the browser's
-        // connection is cut (a truncated body must never look complete), the upload refused.
+        // The client stopped mid-body, or sent more or less than it declared, or a body that does
+        // not decode: the browser's connection is cut (a truncated body must never look
+        // complete), the upload refused.
         tunnel.settle(ex);
         browser.destroy();
-        sendError(req, res, new HttpError('invalid_request', `The response body did not match its declared length (${ex.bytesOut} bytes for ${String(limit)}).`), { fallback: 'json', close: true });
+        sendError(req, res, new HttpError('invalid_request', why ?? `The response body did not match its declared length (${received} bytes for ${String(limit)}).`), { fallback: 'json', close: true });
       });
     const onDrain = () => req.resume();
     const onData = (chunk: Buffer) => {
-      ex.bytesOut += chunk.length;
-      if (limit !== null && ex.bytesOut > limit) return broke();
+      received += chunk.length;
+      if (!decoder) ex.bytesOut += chunk.length;
+      if (limit !== null && received > limit) return broke();
       let ok: boolean;
       try {
-        ok = browser.write(chunk);
+        ok = sink.write(chunk);
       } catch {
         return broke();
       }
       if (!ok) {
         req.pause();
-        browser.once('drain', onDrain);
+        sink.once('drain', onDrain);
       }
     };
     const onEnd = () => {
-      if (limit !== null && ex.bytesOut !== limit) return broke();
+      if (limit !== null && received !== limit) return broke();
       try {
-        browser.end();
+        sink.end();
       } catch {
         return broke();
       }
     };
+    if (decoder) {
+      const onDecoded = (chunk: Buffer) => {
+        ex.bytesOut += chunk.length;
+        let ok: boolean;
+        try {
+          ok = browser.write(chunk);
+        } catch {
+          return broke();
+        }
+        if (!ok) {
+          decoder.pause();
+          browser.once('drain', () => decoder.resume());
+        }
+      };
+      decoder.on('data', onDecoded);
+      decoder.once('end', () => {
+        try {
+          browser.end();
+        } catch {
+          broke();
+        }
+      });
+      decoder.on('error', (error) => broke(`The response body does not decode as ${head.coding}: ${error.message}.`));
+    }
     req.on('data', onData);
     req.on('end', onEnd);
-    req.once('aborted', broke);
-    req.once('error', broke);
+    req.once('aborted', () => broke());
+    req.once('error', () => broke());
     browser.once('finish', () =>
       finish(() => {
         tunnel.settle(ex);
@@ -189,15 +225,19 @@ function deliver(tunnel: TunnelSession, head: ResponseHead, bytes: Uint8Array): 
   if (ex.upgrade || head.status === 101) return tunnel.fail(ex, badResponse('an upgrade answer cannot travel in a batch'));
   const browser = ex.res!;
   const noBody = ex.message.method === 'HEAD' || NO_BODY_STATUS.has(head.status);
+  let answer;
   try {
-    browser.writeHead(head.status, browserHeaders(ex, head, noBody ? head.bodyLength : bytes.length, noBody));
+    // An encoded answer the browser cannot take is decoded (content-coding.ts).
+    answer = answerForBrowser(ex.message.headers, head, noBody ? null : bytes);
+    answer.decoder?.destroy();
+    browser.writeHead(head.status, browserHeaders(ex, answer.head, noBody ? head.bodyLength : answer.bytes!.length, noBody));
   } catch (error) {
-    return tunnel.fail(ex, badResponse((error as Error).message));
+    return tunnel.fail(ex, error instanceof HttpError ? error : badResponse((error as Error).message));
   }
-  ex.bytesOut += noBody ? 0 : bytes.length;
+  ex.bytesOut += noBody ? 0 : answer.bytes!.length;
   tunnel.settle(ex);
   if (noBody) browser.end();
-  else browser.end(bytes);
+  else browser.end(answer.bytes);
 }
 
 /** A malformed answer frame: its browser (when its id was read) gets 502, the upload 400 and a close. */

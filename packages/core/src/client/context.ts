@@ -60,10 +60,15 @@ export function createClientContext(o: ResolvedTunnelOptions): ClientContext {
     o,
     log: o.logger,
     control: createControlChannel({ server: o.server, token: o.token, proxy: o.proxy, version: VERSION }),
-    forwarder: createForwarder(target, () => ({
-      localTimeoutMs: ctx.session?.timing.localTimeoutMs ?? 50_000,
-      bodyIdleTimeoutMs: ctx.session?.timing.bodyIdleTimeoutMs ?? 60_000,
-    })),
+    forwarder: createForwarder(
+      target,
+      () => ({
+        localTimeoutMs: ctx.session?.timing.localTimeoutMs ?? 50_000,
+        bodyIdleTimeoutMs: ctx.session?.timing.bodyIdleTimeoutMs ?? 60_000,
+      }),
+      // Encoded answers only for a server that decodes them for browsers that need it.
+      () => o.compress && ctx.session?.features?.includes('encode') === true,
+    ),
     target,
     emitter,
     emit: (event, ...args) => emitter.emit(event, ...args),

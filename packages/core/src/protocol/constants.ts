@@ -2,16 +2,22 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
-export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream']);
+/**
+ * What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). `encode`:
+ * its answers may come encoded for the laptop leg (`ResponseHead.coding`), when the server offers
+ * `encode` too and the option `compress` is on.
+ */
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'encode']);
 
 /**
  * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
  * a poll answer may carry several messages, and `POST …/responses` takes several small answers.
  * `stream`: `GET …/stream` is a downstream of request frames with no end, and `POST …/stream` an
- * upstream of answer frames with no end (docs/protocol.md, "Streams").
+ * upstream of answer frames with no end (docs/protocol.md, "Streams"). `encode`: an answer may
+ * carry a content coding the client applied (`ResponseHead.coding`); the server hands its bytes
+ * to browsers that accept it and decodes them for the others (docs/protocol.md, "Encoded answers").
  */
-export const SERVER_FEATURES = Object.freeze(['batch', 'stream']);
+export const SERVER_FEATURES = Object.freeze(['batch', 'stream', 'encode']);
 
 /** Most messages in one poll answer, and most answers in one batch upload. */
 export const MAX_BATCH = 32;

@@ -37,10 +37,16 @@ export class FlagError extends Error {
 /** `DEVTUNNEL_` and the flag in upper snake case: `--tunnel-ports` → `DEVTUNNEL_TUNNEL_PORTS`. */
 export const envName = (flag: string): string => `DEVTUNNEL_${flag.toUpperCase().replace(/-/g, '_')}`;
 
-/** The `options` argument of node:util `parseArgs` for a table. */
+/**
+ * The `options` argument of node:util `parseArgs` for a table. A `boolean` flag that sets an option
+ * has its negation too (`--no-compress`), for options on by default.
+ */
 export function parseArgsOptions(flags: readonly Flag[]): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
   const out: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
-  for (const f of flags) out[f.flag] = f.kind === 'repeat' ? { type: 'string', multiple: true } : { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+  for (const f of flags) {
+    out[f.flag] = f.kind === 'repeat' ? { type: 'string', multiple: true } : { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+    if (f.kind === 'boolean' && f.option) out[`no-${f.flag}`] = { type: 'boolean' };
+  }
   return out;
 }
 
@@ -114,11 +120,16 @@ export function readFlags(flags: readonly Flag[], parsed: Record<string, string 
   const from: Record<string, string> = {};
   for (const f of flags) {
     const key = f.option ?? f.flag;
-    const given = parsed[f.flag];
+    let given = parsed[f.flag];
+    const negated = f.kind === 'boolean' && f.option !== undefined && parsed[`no-${f.flag}`] === true;
+    if (negated) {
+      if (given !== undefined) throw new FlagError(`--${f.flag} and --no-${f.flag} contradict each other: give one of them.`);
+      given = false;
+    }
     const fromEnv = given === undefined && f.env !== undefined && env[f.env] !== undefined && env[f.env] !== '';
     const raw = given ?? (fromEnv ? env[f.env!] : undefined);
     if (raw === undefined) continue;
-    const source = fromEnv ? f.env! : `--${f.flag}`;
+    const source = fromEnv ? f.env! : `--${negated ? 'no-' : ''}${f.flag}`;
     values[key] = convert(f, raw, source);
     from[key] = source;
   }

@@ -107,3 +107,16 @@ export function headerValue(headers: HeaderPairs, name: string): string | undefi
   for (const [n, v] of headers) if (n.toLowerCase() === lower) return v;
   return undefined;
 }
+
+/**
+ * Every value of a list header (`Accept-Encoding`, `Vary`), joined with commas as RFC 9110 §5.3
+ * allows; undefined when absent. Lengths are compared first: it runs per request.
+ */
+export function headerList(headers: HeaderPairs, lower: string): string | undefined {
+  let out: string | undefined;
+  for (const [n, v] of headers) {
+    if (n.length !== lower.length || n.toLowerCase() !== lower) continue;
+    out = out === undefined ? v : `${out}, ${v}`;
+  }
+  return out;
+}

@@ -11,6 +11,7 @@ export * from './constants';
 export * from './messages';
 export * from './error-codes';
 export * from './headers';
+export * from './content-coding';
 export * from './frames';
 export * from './frame-reader';
 export * from './frame-source';

@@ -1,3 +1,4 @@
+import type { ContentCoding } from './content-coding';
 import type { ErrorCode } from './error-codes';
 
 /**
@@ -145,6 +146,13 @@ export interface ResponseHead {
   bodyLength: number | null;
   /** The request this answers; only in a batch upload, where the path names no request. */
   id?: string;
+  /**
+   * Feature `encode`: the client encoded the local app's body with this coding for the laptop leg
+   * (`headers` say `Content-Encoding` and `Vary` already; `bodyLength` counts the encoded bytes).
+   * The server passes the bytes on to a browser that accepts the coding and decodes them for one
+   * that does not (docs/protocol.md, "Encoded answers"). Absent: the body is as the local app sent it.
+   */
+  coding?: ContentCoding;
   /**
    * Set instead of a real response when the client could not get one from the local app. The
    * server renders the error itself, so every error page comes from one place.

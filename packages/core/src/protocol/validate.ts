@@ -1,6 +1,7 @@
 import { ERROR_CODES, type ErrorCode } from './error-codes';
 import { FrameError } from './frames';
 import { CLIENT_ID_PATTERN, ID_PATTERN, NAME_PATTERN } from './constants';
+import { CONTENT_CODINGS, isContentCoding } from './content-coding';
 import type { DownstreamMessage, HeaderPairs, RegisterRequest, RequestMessage, ResponseHead, ServerMessage, StreamMessage } from './messages';
 
 /** What arrives from the other side is checked here before anything uses it. */
@@ -37,6 +38,10 @@ export function parseResponseHead(value: unknown): ResponseHead {
   }
   const head: ResponseHead = { status: h.status, headers: h.headers, bodyLength: h.bodyLength ?? null };
   if (typeof h.id === 'string') head.id = h.id;
+  if (h.coding !== undefined) {
+    if (!isContentCoding(h.coding)) throw new FrameError(`response coding ${JSON.stringify(h.coding)} is not one of ${CONTENT_CODINGS.join(', ')}`);
+    head.coding = h.coding;
+  }
   return head;
 }
 

@@ -19,6 +19,14 @@ describe('what dev-server plugins share', () => {
     expect(inspect(true, { DEVTUNNEL_INSPECT: 'false' })).toBe(true);
   });
 
+  test('compress: the option first, then DEVTUNNEL_COMPRESS, else the default', () => {
+    const compress = (option: boolean | undefined, env: Record<string, string>) => pluginSettings({ compress: option }, env, 'x').compress;
+    expect(compress(undefined, {})).toBeUndefined();
+    expect(compress(undefined, { DEVTUNNEL_COMPRESS: 'false' })).toBe(false);
+    expect(compress(undefined, { DEVTUNNEL_COMPRESS: '1' })).toBe(true);
+    expect(compress(true, { DEVTUNNEL_COMPRESS: '0' })).toBe(true);
+  });
+
   test('dialAddress: wildcards become the loopback of their family; pipes have no port', () => {
     expect(dialAddress({ address: '0.0.0.0', family: 'IPv4', port: 5173 })).toEqual({ host: '127.0.0.1', port: 5173 });
     expect(dialAddress({ address: '::', family: 'IPv6', port: 5173 })).toEqual({ host: '::1', port: 5173 });
