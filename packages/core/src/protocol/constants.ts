@@ -2,16 +2,21 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). */
-export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream']);
+/**
+ * What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). `push`:
+ * it may send pushes (answers to requests the browser has not made yet) in its batch uploads and
+ * upstreams (docs/protocol.md, "Pushes").
+ */
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'push']);
 
 /**
  * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
  * a poll answer may carry several messages, and `POST …/responses` takes several small answers.
  * `stream`: `GET …/stream` is a downstream of request frames with no end, and `POST …/stream` an
- * upstream of answer frames with no end (docs/protocol.md, "Streams").
+ * upstream of answer frames with no end (docs/protocol.md, "Streams"). `push`: it keeps pushes
+ * and answers the browser's next requests from them (docs/protocol.md, "Pushes").
  */
-export const SERVER_FEATURES = Object.freeze(['batch', 'stream']);
+export const SERVER_FEATURES = Object.freeze(['batch', 'stream', 'push']);
 
 /** Most messages in one poll answer, and most answers in one batch upload. */
 export const MAX_BATCH = 32;
@@ -20,6 +25,13 @@ export const MAX_BATCH = 32;
  * them; the server refuses a larger body in a batch upload before reading it.
  */
 export const MAX_WHOLE_BODY = 64 * 1024;
+/**
+ * Largest push body (feature `push`). A push above {@link MAX_WHOLE_BODY} travels in a batch upload
+ * of its own, so that it never holds the upstream's answers back.
+ */
+export const MAX_PUSH_BODY = 1024 * 1024;
+/** Most URLs one head may promise (feature `push`). */
+export const MAX_PROMISES = 512;
 export const API_PREFIX = '/api/v1';
 
 export const CONTENT_TYPE_FRAME = 'application/vnd.devtunnel.frame';
