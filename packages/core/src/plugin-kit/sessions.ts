@@ -166,6 +166,7 @@ export function createDevServerSessions(options: DevServerSessionsOptions = {}):
         name: settings.name,
         route: settings.route,
         inspect: settings.inspect,
+        speculate: settings.speculate,
         // pluginSettings() leaves `off` unset only when both are set.
         server: settings.server!,
         token: settings.token!,

@@ -35,6 +35,8 @@ export interface PluginSettings {
   route: string | undefined;
   /** The inspector (option `inspect`, else `DEVTUNNEL_INSPECT`: `false`, `true` or an address). */
   inspect: boolean | string | undefined;
+  /** Speculative delivery (option `speculate`, else `DEVTUNNEL_SPECULATE`: `false` or `0` turns it off). */
+  speculate: boolean | undefined;
   /** The cluster's host names to let through the dev server's host check. */
   hosts: string[];
   /** Why there is no tunnel, when there is none… */
@@ -48,7 +50,7 @@ export interface PluginSettings {
  * switches, the host names to allow. `setting` names how to pass the server in this plugin.
  */
 export function pluginSettings(
-  options: { server?: string; token?: string; name?: string; route?: string; inspect?: boolean | string; enabled?: boolean; allowedHosts?: string[] },
+  options: { server?: string; token?: string; name?: string; route?: string; inspect?: boolean | string; speculate?: boolean; enabled?: boolean; allowedHosts?: string[] },
   env: Env,
   setting: string,
 ): PluginSettings {
@@ -63,6 +65,7 @@ export function pluginSettings(
     name: options.name ?? env.DEVTUNNEL_NAME,
     route: options.route ?? env.DEVTUNNEL_ROUTE,
     inspect: options.inspect ?? (env.DEVTUNNEL_INSPECT ? optionalValue(env.DEVTUNNEL_INSPECT) : undefined),
+    speculate: options.speculate ?? (env.DEVTUNNEL_SPECULATE ? !['false', '0'].includes(env.DEVTUNNEL_SPECULATE) : undefined),
     hosts: [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])],
     off,
     quiet: switched?.quiet ?? false,
