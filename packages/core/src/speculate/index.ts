@@ -73,7 +73,10 @@ interface Job {
 
 export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: () => number = Date.now): Speculator {
   const memory: SpeculationMemory = createSpeculationMemory();
-  /** identity + URL → when it was promised, pushed or answered (this generation, this session). */
+  /**
+   * identity + URL → when it was promised, pushed or answered in this page load (this generation,
+   * this session): one page load pushes a module once, however many import it.
+   */
   const recent = new Map<string, number>();
   let recentSession: Session | undefined;
   const queue: Job[] = [];
@@ -90,6 +93,11 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     if (now() - t < RECENT_MS) return true;
     recent.delete(key);
     return false;
+  }
+
+  function forgetRecent(identity: string): void {
+    const prefix = `${identity}\0`;
+    for (const key of recent.keys()) if (key.startsWith(prefix)) recent.delete(key);
   }
 
   function markRecent(key: string): void {
@@ -221,16 +229,20 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
         // A page loaded without a validator: this browser's cache is probably empty (a new
         // profile, a cleared cache), so nothing it was given before can be left out.
         if (kind === 'html' && joinedValue(h, 'if-none-match') === null) memory.forget(identity);
+        // A page: a new page load, which asks for its modules again (as 304s on a reload).
+        if (kind === 'html') forgetRecent(identity);
         memory.deliver(identity, message.url, { etag, immutable: isImmutable(head.headers), vary: varyNames(head.headers) ?? [] });
         markRecent(`${identity}\0${message.url}`);
         if (kind && response.bytes) {
           refs = references(kind, response.bytes, message.url);
-          if (etag) memory.remember(message.url, etag, refs);
+          if (etag) memory.remember(message.url, etag, refs, kind === 'html');
         }
       } else if (head.status === 304) {
         // No body to scan: what the same version named last time.
         const tag = etag ?? joinedValue(h, 'if-none-match')?.trim();
         if (tag && !tag.includes(',')) refs = memory.references(message.url, tag);
+        // A page revalidated: a reload, which asks for its modules again.
+        if (refs && memory.isPage(message.url, tag!)) forgetRecent(identity);
       }
       if (!refs) return undefined;
       return plan({ s, identity, parent: h, gen, count: 0, bytes: 0 }, refs);

@@ -20,7 +20,9 @@ export interface SpeculationMemory {
   /** The browser's cache for `identity` is probably empty (a page loaded without a validator): forget it. */
   forget(identity: string): void;
   references(url: string, etag: string): Reference[] | undefined;
-  remember(url: string, etag: string, refs: Reference[]): void;
+  /** `page`: the body was HTML (a 304 for it starts a page load). */
+  remember(url: string, etag: string, refs: Reference[], page?: boolean): void;
+  isPage(url: string, etag: string): boolean;
 }
 
 export interface MemoryLimits {
@@ -50,6 +52,7 @@ function put<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
 export function createSpeculationMemory(limits: MemoryLimits = memoryDefaults): SpeculationMemory {
   const byIdentity = new Map<string, Map<string, Delivered>>();
   const scanned = new Map<string, Reference[]>();
+  const pages = new Set<string>();
 
   return {
     delivered: (identity, url) => byIdentity.get(identity)?.get(url),
@@ -62,8 +65,14 @@ export function createSpeculationMemory(limits: MemoryLimits = memoryDefaults): 
       byIdentity.delete(identity);
     },
     references: (url, etag) => touch(scanned, `${url}\0${etag}`),
-    remember(url, etag, refs) {
-      put(scanned, `${url}\0${etag}`, refs, limits.scanned);
+    remember(url, etag, refs, page = false) {
+      const key = `${url}\0${etag}`;
+      put(scanned, key, refs, limits.scanned);
+      if (page) {
+        pages.add(key);
+        if (pages.size > limits.scanned) pages.delete(pages.values().next().value as string);
+      }
     },
+    isPage: (url, etag) => pages.has(`${url}\0${etag}`),
   };
 }
