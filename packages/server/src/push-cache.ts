@@ -159,6 +159,56 @@ export function createPushCache(clock: Clock, limits: PushLimits, budget: PushBu
     for (const key of [...promised.keys()]) settle(key);
   }
 
+  function put(h: ResponseHead & { push: PushInfo }, body: Uint8Array): void {
+    const push = h.push;
+    if (push.alike) {
+      // Several validators in one head: each is put as if it came alone.
+      const { alike, ...one } = push;
+      put({ ...h, push: one }, body);
+      for (const [url, etag] of alike) put({ ...h, headers: [...h.headers.filter(([n]) => n.toLowerCase() !== 'etag'), ['etag', etag]], push: { ...one, url } }, body);
+      return;
+    }
+    if (push.drop) {
+      gen = Math.max(gen, push.gen);
+      clearAll('invalidated');
+      return;
+    }
+    const key = keyOf(push.url, push.identity);
+    if (push.gen < gen) {
+      // Fetched before the last change: stale. Its promise was settled by the drop.
+      events.received(body.length);
+      events.dropped('stale', body.length);
+      return;
+    }
+    if (push.none) return settle(key);
+    events.received(body.length);
+    const etag = headerValue(h.headers, 'etag');
+    // A validator without an ETag validates nothing; a body above the tunnel's bound never fits.
+    if ((push.validator && etag === undefined) || body.length > limits.maxBytes) {
+      events.dropped('refused', body.length);
+      return settle(key);
+    }
+    const now = clock.now();
+    const entry: Entry = { push, status: h.status, headers: h.headers, body: push.validator ? undefined : body, etag, expiresAt: now + limits.lifetimeMs };
+    // A newer push of the same variant replaces the older one.
+    for (const old of entries.get(key) ?? []) if (old.push.variant === push.variant) remove(key, old, 'evicted');
+    // Room: expired ones first, then the oldest, for this tunnel and for the server as a whole.
+    dropOldest('expired', (e) => e.expiresAt <= now);
+    dropOldest('evicted', () => count >= limits.maxEntries || bytes + size(entry) > limits.maxBytes || budget.bytes + size(entry) > budget.maxBytes);
+    if (budget.bytes + size(entry) > budget.maxBytes) {
+      events.dropped('evicted', size(entry));
+      return settle(key);
+    }
+    const list = entries.get(key);
+    if (list) list.push(entry);
+    else entries.set(key, [entry]);
+    order.push([key, entry]);
+    count++;
+    bytes += size(entry);
+    budget.bytes += size(entry);
+    settle(key);
+  }
+
   return {
     promise(identity, urls) {
       const expiresAt = clock.now() + limits.waitMs;
@@ -170,49 +220,7 @@ export function createPushCache(clock: Clock, limits: PushLimits, budget: PushBu
       }
     },
 
-    put(h, body) {
-      const push = h.push;
-      if (push.drop) {
-        gen = Math.max(gen, push.gen);
-        clearAll('invalidated');
-        return;
-      }
-      const key = keyOf(push.url, push.identity);
-      if (push.gen < gen) {
-        // Fetched before the last change: stale. Its promise was settled by the drop.
-        events.received(body.length);
-        events.dropped('stale', body.length);
-        return;
-      }
-      if (push.none) return settle(key);
-      events.received(body.length);
-      const etag = headerValue(h.headers, 'etag');
-      // A validator without an ETag validates nothing; a body above the tunnel's bound never fits.
-      if ((push.validator && etag === undefined) || body.length > limits.maxBytes) {
-        events.dropped('refused', body.length);
-        return settle(key);
-      }
-      const now = clock.now();
-      const entry: Entry = { push, status: h.status, headers: h.headers, body: push.validator ? undefined : body, etag, expiresAt: now + limits.lifetimeMs };
-      // A newer push of the same variant replaces the older one.
-      for (const old of entries.get(key) ?? []) if (old.push.variant === push.variant) remove(key, old, 'evicted');
-      // Room: expired ones first, then the oldest, for this tunnel and for the server as a whole.
-      dropOldest('expired', (e) => e.expiresAt <= now);
-      dropOldest('evicted', () => count >= limits.maxEntries || bytes + size(entry) > limits.maxBytes || budget.bytes + size(entry) > budget.maxBytes);
-      if (budget.bytes + size(entry) > budget.maxBytes) {
-        events.dropped('evicted', size(entry));
-        return settle(key);
-      }
-      const list = entries.get(key);
-      if (list) list.push(entry);
-      else entries.set(key, [entry]);
-      order.push([key, entry]);
-      count++;
-      bytes += size(entry);
-      budget.bytes += size(entry);
-      settle(key);
-    },
-
+    put,
     match(lookup) {
       const key = keyOf(lookup.url, lookup.identity);
       const list = entries.get(key);

@@ -66,6 +66,16 @@ describe('push cache', () => {
     expect(cache.match(lookup('/a.js', [...browser, ['If-None-Match', 'W/"1"']]))).toMatchObject({ status: 304 });
   });
 
+  test('validators alike: one head, each URL with its own ETag', () => {
+    const { cache } = setup();
+    cache.put(...push('/a.js', '', { validator: true, alike: [['/b.js', 'W/"2"'], ['/c.js', '"3"']] }));
+    expect(cache.entries).toBe(3);
+    expect(cache.match(lookup('/b.js', [...browser, ['If-None-Match', 'W/"1"']]))).toBeUndefined();
+    expect(cache.match(lookup('/b.js', [...browser, ['If-None-Match', 'W/"2"']]))).toMatchObject({ status: 304, headers: [['etag', 'W/"2"']] });
+    expect(cache.match(lookup('/c.js', [...browser, ['If-None-Match', '"3"']]))).toMatchObject({ status: 304 });
+    expect(cache.match(lookup('/a.js', [...browser, ['If-None-Match', 'W/"1"']]))).toMatchObject({ status: 304 });
+  });
+
   test('unused pushes expire after their lifetime, counted as wasted', () => {
     const { cache, clock, events, budget } = setup();
     cache.put(...push('/a.js', 'abc'));

@@ -30,8 +30,8 @@ export const MAX_WHOLE_BODY = 64 * 1024;
  * of its own, so that it never holds the upstream's answers back.
  */
 export const MAX_PUSH_BODY = 1024 * 1024;
-/** Most URLs one head may promise (feature `push`). */
-export const MAX_PROMISES = 512;
+/** Most URLs one head may promise (feature `push`): a module may import thousands (a barrel file). */
+export const MAX_PROMISES = 4096;
 export const API_PREFIX = '/api/v1';
 
 export const CONTENT_TYPE_FRAME = 'application/vnd.devtunnel.frame';

@@ -179,6 +179,11 @@ export interface PushInfo {
    * `ETag` with 304, and nothing else.
    */
   validator?: true;
+  /**
+   * With `validator`: more validators alike (the same identity, variant, vary and headers but the
+   * `ETag`), as `[url, etag]`: a reload revalidates hundreds of modules, each a few bytes this way.
+   */
+  alike?: Array<[string, string]>;
   /** The promised push of `url` will not come: browser requests waiting for it go to the client. */
   none?: true;
   /** Every push and promise of the tunnel is stale: drop them; `gen` is the new generation. */

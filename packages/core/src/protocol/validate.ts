@@ -77,7 +77,15 @@ export function parsePush(value: unknown): PushInfo {
   }
   const push: PushInfo = { url: p.url, identity: p.identity, variant: p.variant, vary, gen: p.gen };
   if (p.none === true) push.none = true;
-  else if (p.validator === true) push.validator = true;
+  else if (p.validator === true) {
+    push.validator = true;
+    if (p.alike !== undefined) {
+      if (!Array.isArray(p.alike) || p.alike.length > MAX_PROMISES || !p.alike.every((v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && PUSH_URL.test(v[0]) && !v[0].includes('#') && typeof v[1] === 'string' && /^(W\/)?"[\x21\x23-\x7e\x80-\uffff]{0,200}"$/.test(v[1]))) {
+        throw new FrameError(`push alike must be at most ${MAX_PROMISES} [origin-form URL, entity-tag] pairs`);
+      }
+      push.alike = p.alike;
+    }
+  }
   return push;
 }
 

@@ -4,7 +4,7 @@ import { createCancel } from '../cancel';
 import type { BatchItem, Session } from '../control';
 import type { LocalResponse } from '../forward';
 import { discard } from '../http-call';
-import { headerValue, joinedValue, MAX_PUSH_BODY, MAX_WHOLE_BODY, pushVariant, type HeaderPairs, type PushInfo, type RequestMessage, type ResponseHead } from '../protocol';
+import { headerValue, joinedValue, MAX_PROMISES, MAX_PUSH_BODY, MAX_WHOLE_BODY, pushVariant, type HeaderPairs, type PushInfo, type RequestMessage, type ResponseHead } from '../protocol';
 import type { ClientContext } from '../client/context';
 import { createSpeculationMemory, type SpeculationMemory } from './memory';
 import { bypassesCaches, identityHash, isImmutable, notPushable, pushRequestHeaders, varyNames } from './rules';
@@ -44,15 +44,27 @@ export interface SpeculatorDeps {
   send(s: Session, item: BatchItem): void;
 }
 
-/** Local fetches for pushes at once; while the browser's own requests are handled, fewer. */
-const CONCURRENCY = 8;
-const CONCURRENCY_BUSY = 2;
+/**
+ * Local fetches for pushes at once; while the browser's own requests are handled, fewer. A browser
+ * behind an HTTP/2 gateway asks for 64 or more at once, and waits for these.
+ */
+const CONCURRENCY = 32;
+const CONCURRENCY_BUSY = 8;
 /** Bounds of one page load's pushes (everything reached from one browser request). */
-const PUSHES_PER_ROOT = 2_000;
+const PUSHES_PER_ROOT = 5_000;
 const BYTES_PER_ROOT = 32 * 1024 * 1024;
 /** A URL pushed (or answered) for an identity is not pushed again for this long (the server's default lifetime). */
 const RECENT_MS = 15_000;
+/** The URLs one head promises, in characters at most. */
+const PROMISE_CHARS = 128 * 1024;
+/** A head of validators alike (with their promises), in bytes at most (roughly). */
+const ALIKE_BYTES = 160 * 1024;
 const RECENT_MAX = 20_000;
+
+/** Headers a validator keeps: those a 304 carries. */
+const VALIDATOR_HEADERS = new Set(['etag', 'cache-control', 'vary', 'expires', 'content-location']);
+/** Headers a push leaves out: the server strips the first ones and sets its own `Date`. */
+const UNSENT = new Set(['connection', 'keep-alive', 'content-length', 'transfer-encoding', 'date']);
 
 interface Root {
   readonly s: Session;
@@ -110,8 +122,10 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
   function plan(root: Root, refs: readonly Reference[] | undefined): string[] | undefined {
     if (!refs || refs.length === 0 || root.gen !== gen) return undefined;
     const promise: string[] = [];
+    let chars = 0;
     for (const ref of refs) {
-      if (root.count >= PUSHES_PER_ROOT) break;
+      // A head stays far below MAX_HEAD_BYTES (256 KiB), whatever the URLs.
+      if (root.count >= PUSHES_PER_ROOT || (chars += ref.url.length + 3) > PROMISE_CHARS) break;
       const key = `${root.identity}\0${ref.url}`;
       if (isRecent(key)) continue;
       const known = memory.delivered(root.identity, ref.url);
@@ -150,6 +164,43 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     ctx.control.respondBatch(s, [{ head, bytes }], false).catch((error: unknown) => ctx.log.debug(`devtunnel: a push upload failed: ${(error as Error).message}`));
   }
 
+  /**
+   * Validators of one turn that differ only in URL and ETag leave as one head (`alike`): a reload
+   * revalidates every module, and each then costs its URL and ETag instead of a whole head.
+   */
+  const alike = new Map<string, { root: Root; head: ResponseHead & { push: PushInfo }; promise: string[]; size: number }>();
+
+  function validator(root: Root, info: PushInfo, headers: HeaderPairs, etag: string, promise: string[] | undefined): void {
+    const shared = headers.filter(([n]) => n.toLowerCase() !== 'etag');
+    const key = JSON.stringify([info.identity, info.variant, info.vary, info.gen, shared]);
+    const size = info.url.length + etag.length + 8 + (promise?.reduce((n, u) => n + u.length + 3, 0) ?? 0);
+    const group = alike.get(key);
+    // One head stays far below MAX_HEAD_BYTES (256 KiB), its lists within MAX_PROMISES.
+    const fits = group && group.root.s === root.s && group.size + size <= ALIKE_BYTES && group.head.push.alike!.length < MAX_PROMISES && group.promise.length + (promise?.length ?? 0) <= MAX_PROMISES;
+    if (group && fits) {
+      group.head.push.alike!.push([info.url, etag]);
+      if (promise) group.promise.push(...promise);
+      group.size += size;
+      return;
+    }
+    if (group) flushAlike(key);
+    if (alike.size === 0) setImmediate(flushAll);
+    alike.set(key, { root, head: { status: 200, headers: [...shared, ['etag', etag]], bodyLength: 0, push: { ...info, alike: [] } }, promise: promise ? [...promise] : [], size });
+  }
+
+  function flushAlike(key: string): void {
+    const group = alike.get(key)!;
+    alike.delete(key);
+    const { head } = group;
+    if (head.push.alike!.length === 0) delete head.push.alike;
+    if (group.promise.length > 0) head.promise = group.promise;
+    emit(group.root.s, head, undefined);
+  }
+
+  function flushAll(): void {
+    for (const key of [...alike.keys()]) flushAlike(key);
+  }
+
   function none(root: Root, info: PushInfo): void {
     stats.none++;
     emit(root.s, { status: 200, headers: [], bodyLength: 0, push: { ...info, none: true } }, undefined);
@@ -181,11 +232,12 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
       const vary = [...new Set([...names, ...(known?.vary ?? [])])];
       info.vary = vary.map((n) => [n, joinedValue(headers, n)]);
       info.validator = true;
-      const kept: HeaderPairs = head.headers.filter(([n]) => n.toLowerCase() !== 'content-length');
+      // What a 304 carries (RFC 9110 §15.4.5): the rest would cross the link for nothing.
+      const kept: HeaderPairs = head.headers.filter(([n]) => VALIDATOR_HEADERS.has(n.toLowerCase()));
       if (headerValue(kept, 'etag') === undefined) kept.push(['etag', job.etag]);
       const promise = plan(root, memory.references(ref.url, job.etag));
       stats.validators++;
-      return emit(root.s, { status: 200, headers: kept, bodyLength: 0, push: info, ...(promise ? { promise } : {}) }, undefined);
+      return validator(root, info, kept, job.etag, promise);
     }
 
     const why = head.error ? head.error.code : notPushable(head.status, head.headers, bytes === undefined ? MAX_PUSH_BODY + 1 : bytes.length);
@@ -204,7 +256,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     const promise = plan(root, refs);
     stats.pushes++;
     stats.bytes += bytes.length;
-    emit(root.s, { status: 200, headers: head.headers, bodyLength: bytes.length, push: info, ...(promise ? { promise } : {}) }, bytes);
+    emit(root.s, { status: 200, headers: head.headers.filter(([n]) => !UNSENT.has(n.toLowerCase())), bodyLength: bytes.length, push: info, ...(promise ? { promise } : {}) }, bytes);
   }
 
   return {
@@ -254,6 +306,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
       queue.length = 0;
       next = 0;
       recent.clear();
+      alike.clear();
       const s = ctx.session;
       if (!s || ctx.closed || !enabled(s)) return;
       emit(s, { status: 200, headers: [], bodyLength: 0, push: { url: '/', identity: '', variant: '', vary: [], gen, drop: true } }, undefined);

@@ -1,4 +1,5 @@
 import { init, parse } from 'es-module-lexer';
+import { MAX_PROMISES } from '../protocol';
 
 /**
  * What an answer says the browser will ask for next (docs/speculation.md): the scripts, module
@@ -35,7 +36,7 @@ export const lexerInit: Promise<void> = init.then(
 );
 
 /** Most references taken from one answer: a page that names more is not sped up further. */
-const MAX_REFERENCES = 512;
+const MAX_REFERENCES = MAX_PROMISES;
 /** HTML beyond this many characters is not scanned: pages that big are not dev-server pages. */
 const MAX_HTML = 512 * 1024;
 

@@ -79,7 +79,7 @@ function validRegistration(body: unknown): RegisterRequest {
  * a tunnel keeps this many pushes and bytes, the server this many bytes over all tunnels.
  */
 const PUSH_WAIT_MS = 5_000;
-const PUSH_ENTRIES_PER_TUNNEL = 4_096;
+const PUSH_ENTRIES_PER_TUNNEL = 8_192;
 const PUSH_BYTES_PER_TUNNEL = 32 * 1024 * 1024;
 const PUSH_BYTES_TOTAL = 256 * 1024 * 1024;
 
