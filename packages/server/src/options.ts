@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
+import { clientPollDeadlineMs, SERVER_FEATURES } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
 import type { ServerMetrics } from './metrics';
@@ -146,6 +146,11 @@ export const serverDefaults = Object.freeze({
   routes: [] as string[],
 } satisfies ServerOptions);
 
+
+/** What this server offers (see SERVER_FEATURES): `push` only while it keeps pushes. */
+export function offeredFeatures(o: Pick<ResolvedServerOptions, 'pushLifetimeMs'>): string[] {
+  return o.pushLifetimeMs > 0 ? [...SERVER_FEATURES] : SERVER_FEATURES.filter((f) => f !== 'push');
+}
 
 function invalid(option: string, message: string): InvalidOptionError {
   return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`, { option, problem: message });

@@ -1,12 +1,12 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PROTOCOL_VERSION, RegistrationError, SERVER_FEATURES, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { PROTOCOL_VERSION, RegistrationError, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from '../errors';
 import type { Exchange } from '../exchange';
 import { randomId } from '../ids';
 import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
-import type { ResolvedServerOptions } from '../options';
+import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import { createPortAllocator, type PortAllocator } from '../ports';
 import { createRouteTable, routeSnapshot, type Route, type RouteSnapshot, type RouteTable } from '../routes';
 import type { UpstreamOutcome } from '../routes/upstream';
@@ -249,7 +249,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
       },
       maxPolls: options.maxPolls,
-      features: options.pushLifetimeMs > 0 ? [...SERVER_FEATURES] : SERVER_FEATURES.filter((f) => f !== 'push'),
+      features: offeredFeatures(options),
       ...(route ? { route: { name: route.config.name, selector: name, link: routeLink(route, name, hostHeader) } } : {}),
     };
   }
