@@ -120,6 +120,10 @@ describe('speculative delivery with Vite', () => {
     const asScript = await get(`${base}/style.css`, { accept: '*/*' });
     expect(pushed(asScript)).toBe(false);
     expect(asScript.text).toContain('import');
+    // HEAD takes a GET's push: the headers and the length, no body.
+    const head = await get(`${base}/main.js`, { accept: '*/*' }, 'HEAD');
+    expect([head.status, pushed(head), head.body.length]).toEqual([200, true, 0]);
+    expect(Number(head.headers['content-length'])).toBeGreaterThan(0);
     // The push is still there for the browser it was made for.
     const mine = await get(`${base}/style.css`, { accept: 'text/css,*/*;q=0.1' });
     expect([mine.status, pushed(mine)]).toEqual([200, true]);

@@ -58,7 +58,9 @@ export function writePushHit(
 ): void {
   const noBody = ex.message.method === 'HEAD' || hit.status === 304;
   const length = hit.body?.length ?? 0;
-  const flat = browserHeaders(ex, { status: hit.status, headers: hit.headers, bodyLength: length }, noBody ? null : length, noBody);
+  // HEAD: the length of the body a GET would get (RFC 9110 §9.3.2), which a push knows exactly.
+  const headers = ex.message.method === 'HEAD' && hit.body ? [...hit.headers, ['content-length', String(length)] as [string, string]] : hit.headers;
+  const flat = browserHeaders(ex, { status: hit.status, headers, bodyLength: length }, noBody ? null : length, noBody);
   flat.push(PUSH_HEADER, 'hit');
   res.writeHead(hit.status, flat);
   ex.bytesOut = noBody ? 0 : length;
