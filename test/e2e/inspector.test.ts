@@ -70,6 +70,8 @@ describe('the inspector', () => {
     expect(line.requestId).toBe(kept.requestId);
     expect((line.trace as Record<string, string>).traceparent).toBe(traceparent);
     expect(kept.localMs).toBeGreaterThanOrEqual(0);
+    // Its wait in the cluster, as the server measured it (the request message carries it).
+    expect(kept.waitedMs).toBe(Math.max(0, Math.round(line.queuedMs as number)));
 
     const full = await inspector.detail(kept.seq);
     expect(full.requestHeaders).toEqual(expect.arrayContaining([['traceparent', traceparent]]));

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, watchChild, type Child } from '../helpers/child';
-import { portRange } from '../helpers/tunnel';
+import { freeRange } from '../helpers/tunnel';
 
 /**
  * The packages as a user gets them (`npm run test:packages`, run by .ci/run after `npm run pack`):
@@ -69,20 +71,29 @@ function message(ws: WebSocket, match: (text: string) => boolean, timeoutMs = 30
   });
 }
 
+/** The cluster's real `cart` app, which the README's Vite snippet stands in for (route `cart`). */
+let cart: Server;
+let routePort: number;
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'devtunnel-packages-'));
+  cart = createServer((_req, res) => res.end('the real cart'));
+  await new Promise<void>((resolve) => cart.listen(0, '127.0.0.1', resolve));
+  const ports = await freeRange(21);
+  routePort = ports.to;
   // The tunnel server, from its tarball (with core's, its one dependency of ours).
   const dir = join(work, 'server');
   mkdirSync(dir);
   await npm(dir, ['init', '-y']);
   await npm(dir, ['install', tarball('core'), tarball('server')]);
-  const server = start(dir, 'devtunnel-server', ['--host', '127.0.0.1', '--port', '0', '--tunnel-ports', portRange(20)], { DEVTUNNEL_TOKEN: TOKEN });
+  const server = start(dir, 'devtunnel-server', ['--host', '127.0.0.1', '--port', '0', '--tunnel-ports', `${ports.from}-${ports.to - 1}`, '--route', `cart:${routePort}=http://127.0.0.1:${(cart.address() as AddressInfo).port}`], { DEVTUNNEL_TOKEN: TOKEN });
   const listening = JSON.parse(await server.waitForLine((l) => l.includes('"server.listening"'), 60_000)) as { port: number };
   serverUrl = `http://127.0.0.1:${listening.port}`;
 });
 
 afterAll(async () => {
   await Promise.all(children.map((c) => c.stop('SIGTERM')));
+  cart?.close();
   rmSync(work, { recursive: true, force: true, maxRetries: 5 });
 });
 
@@ -105,6 +116,11 @@ describe('the packages, installed from their tarballs outside the workspace', ()
     const line = await vite.waitForLine((l) => l.includes('devtunnel') && l.includes('connected:'), 60_000);
     const base = `http://127.0.0.1:${/:(\d+) →/.exec(line)![1]}`;
     expect(await (await fetch(`${base}/`)).text()).toContain('<div id="app">');
+    // The route: the name the status line gives selects this dev server; nobody named, the real cart.
+    const name = /\(([a-z0-9-]+)\)\s*$/.exec(line)![1]!;
+    const route = `http://127.0.0.1:${routePort}/`;
+    expect(await (await fetch(route, { headers: { 'x-devtunnel': name } })).text()).toContain('<div id="app">');
+    expect(await (await fetch(route)).text()).toBe('the real cart');
     // The HMR socket through the tunnel, with the token Vite gives the page; an edit arrives.
     const client = await (await fetch(`${base}/@vite/client`)).text();
     const token = /const wsToken = "([^"]+)"/.exec(client)![1];

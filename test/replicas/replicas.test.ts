@@ -180,7 +180,7 @@ describe('several replicas sharing Redis', () => {
     expect((await get(FRONT, routePort, '/r', { cookie: 'devtunnel=ann' })).body).toBe('ann /r');
   });
 
-  test('the holder is rolled with SIGTERM: its client moves, no request hangs, all are answered or coded', async () => {
+  test('the holder is rolled with SIGTERM: its client moves, and every request is answered by the tunnel', async () => {
     const ann = await developer('ann');
     const port = ann.info.port;
     const victim = await owner('ann');
@@ -197,7 +197,8 @@ describe('several replicas sharing Redis', () => {
     rolling = false;
     await traffic;
     expect(results.length).toBeGreaterThan(0);
-    for (const r of results) expect(r.status === 200 || (r.status === 503 && r.code !== undefined) || (r.status >= 500 && r.code !== undefined)).toBe(true);
+    // The requests that arrived while it moved waited and followed it: none failed.
+    expect(results.filter((r) => r.status !== 200)).toEqual([]);
   });
 
   test('Redis goes away: held tunnels keep working, registration is a coded 503, all recovers by itself', async () => {

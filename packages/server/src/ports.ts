@@ -41,6 +41,12 @@ export interface PortAllocator {
   load(entries: PortAssignment[]): void;
   /** Replaces every assignment (the shared store's, with several replicas), usability kept. */
   replace(entries: PortAssignment[]): void;
+  /**
+   * Sets one assignment the shared store made: the port's previous holder and the client's
+   * previous port are dropped. Returns false (nothing changed) when the entry is malformed or out
+   * of range.
+   */
+  put(entry: PortAssignment): boolean;
 }
 
 export function createPortAllocator(range: { from: number; to: number }, now: () => number = Date.now): PortAllocator {
@@ -123,6 +129,14 @@ export function createPortAllocator(range: { from: number; to: number }, now: ()
     },
     list() {
       return [...byPort.values()].map((e) => ({ ...e }));
+    },
+    put(e) {
+      if (typeof e.clientId !== 'string' || typeof e.name !== 'string' || !inRange(e.port)) return false;
+      const holder = byPort.get(e.port);
+      if (holder && holder.clientId !== e.clientId) drop(holder);
+      take(e.clientId, e.name, e.port);
+      byClient.get(e.clientId)!.lastActive = Number(e.lastActive) || now();
+      return true;
     },
     replace(entries) {
       byPort.clear();

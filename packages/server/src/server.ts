@@ -47,6 +47,9 @@ function traceFields(req: IncomingMessage): Record<string, string> | undefined {
   return out;
 }
 
+/** On close, how long responses still being written get before their connections are cut. */
+const CLOSE_GRACE_MS = 1_000;
+
 export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   const o = resolveServerOptions(options);
   const logger = o.logger;
@@ -205,7 +208,10 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
         await new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
           server.close(() => resolve());
-          server.closeAllConnections();
+          // Idle keep-alive connections close now; a response still being written (one another
+          // replica sent here, or this one sent on to the tunnel's new replica) gets a moment.
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
         });
         logger.log('info', 'server.closed');
       })();

@@ -63,4 +63,20 @@ describe('port allocator', () => {
     expect(a.list().map((e) => [e.clientId, e.port])).toEqual([['alice', 9003]]);
     expect(a.assign('alice', 'alice', undefined, nobodyActive).port).toBe(9003);
   });
+
+  test('put sets one reservation from the store: the port\'s old holder and the client\'s old port go', () => {
+    const a = createPortAllocator({ from: 9000, to: 9009 }, now);
+    a.assign('alice', 'alice', 9001, nobodyActive);
+    a.assign('bob', 'bob', 9002, nobodyActive);
+    // Another replica gave bob's port to carol (bob expired), then moved alice to 9005.
+    expect(a.put({ clientId: 'carol', name: 'carol', port: 9002, lastActive: 7 })).toBe(true);
+    expect(a.put({ clientId: 'alice', name: 'alice', port: 9005, lastActive: 8 })).toBe(true);
+    expect(a.list().map((e) => [e.clientId, e.port, e.lastActive]).sort()).toEqual([['alice', 9005, 8], ['carol', 9002, 7]]);
+    expect(a.portOf('bob')).toBeUndefined();
+    expect(a.holderOf(9001)).toBeUndefined();
+    // Outside the range, or not a reservation: nothing changes.
+    expect(a.put({ clientId: 'dave', name: 'dave', port: 80, lastActive: 1 })).toBe(false);
+    expect(a.put({ clientId: 7 as unknown as string, name: 'x', port: 9003, lastActive: 1 })).toBe(false);
+    expect(a.list()).toHaveLength(2);
+  });
 });

@@ -43,7 +43,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.25rem .
 th{font-size:.75rem;color:#555;background:#f2f2f2;position:sticky;top:0}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}#list td:first-child{white-space:nowrap}
 #list tbody tr{cursor:pointer}#list tbody tr:hover{background:#f4f8fc}#list tbody tr.selected{background:#e3eefa}
 td.path{overflow-wrap:anywhere;max-width:28rem}.s2{color:#187a3c}.s3{color:#166a8a}.s4{color:#b35c00}.s5,.err{color:#a11;font-weight:600}.pending{color:#888}
-.bar{display:flex;width:10rem;height:.7rem;background:#eee;margin-top:.25rem}.bar span{display:block;height:100%}.b-head{background:#4a7bd0}.b-body{background:#8fb0e8}.b-back{background:#d09a4a}
+.bar{display:flex;width:10rem;height:.7rem;background:#eee;margin-top:.25rem}.bar span{display:block;height:100%}.b-head{background:#4a7bd0}.b-body{background:#8fb0e8}.b-back{background:#d09a4a}.b-wait{background:#9a9a9a}
 h2{font-size:1rem;margin:.3rem 0 .6rem;overflow-wrap:anywhere}h3{font-size:.85rem;margin:1rem 0 .3rem;color:#345}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .8rem;margin:0}dt{color:#666}dd{margin:0;overflow-wrap:anywhere}
 pre{background:#f6f6f6;padding:.4rem;margin:.2rem 0;white-space:pre-wrap;word-break:break-all;max-height:24rem;overflow:auto;font-size:12px}

@@ -111,6 +111,7 @@ export function createTap(store: Store): RequestTap {
         responseHeaders: undefined,
         responseBody: undefined,
         bytesOut: 0,
+        waitedMs: message.waitedMs,
         headersMs: undefined,
         localMs: undefined,
         totalMs: undefined,

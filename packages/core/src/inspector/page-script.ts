@@ -28,7 +28,7 @@ export const APP_JS = `'use strict';
 
   function bar(r) {
     const b = el('div', undefined, 'bar');
-    const total = Math.max(r.totalMs || r.localMs || 0, 0.1);
+    const total = Math.max((r.waitedMs || 0) + (r.totalMs || r.localMs || 0), 0.1);
     const part = (ms, cls, title) => {
       if (!ms || ms <= 0) return;
       const s = el('span', undefined, cls);
@@ -36,6 +36,7 @@ export const APP_JS = `'use strict';
       s.title = title + ': ' + ms.toFixed(1) + ' ms';
       b.append(s);
     };
+    part(r.waitedMs, 'b-wait', 'waiting in the cluster');
     part(r.headersMs, 'b-head', 'local app, to its headers');
     if (r.localMs !== undefined && r.headersMs !== undefined) part(r.localMs - r.headersMs, 'b-body', 'local app, its body');
     if (r.via === 'upload' && r.totalMs !== undefined && r.localMs !== undefined) part(r.totalMs - r.localMs, 'b-back', 'on the way back');
@@ -161,7 +162,8 @@ export const APP_JS = `'use strict';
   function timeline(d) {
     const dl = el('dl');
     const row = (k, v) => dl.append(el('dt', k), el('dd', v));
-    row('in the cluster, on the way here', 'not known on the laptop: the server\\'s log line for requestId ' + (d.requestId || '–') + ' has it (queuedMs: waiting in the cluster; clientMs: from the hand-over to the answer)');
+    row('waiting in the cluster', d.waitedMs === undefined ? '– (the server does not say: an older version)' : msText(d.waitedMs) + ' (for a poll or room in this client\\'s window)');
+    row('on the way here', 'not timed on the laptop (its clock is not the server\\'s): the server\\'s log line for requestId ' + (d.requestId || '–') + ' has the whole trip (clientMs: from the hand-over to the answer)');
     row('local app, to its headers', msText(d.headersMs));
     row('local app, its body', d.localMs !== undefined && d.headersMs !== undefined ? msText(Math.round((d.localMs - d.headersMs) * 10) / 10) : '–');
     row('on the way back', d.via === 'upload' ? msText(d.totalMs !== undefined && d.localMs !== undefined ? Math.round((d.totalMs - d.localMs) * 10) / 10 : undefined) + ' (its own upload, confirmed once the browser had the last byte)' : d.via === 'batch' ? 'sent with the other small answers of its turn: not timed further' : d.via === 'poll' ? 'sent in an upload that waits as the next poll: not timed further' : '–');

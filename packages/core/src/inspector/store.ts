@@ -38,6 +38,8 @@ export interface Captured {
   responseBody: BodyCapture | undefined;
   /** Bytes of the answer sent up. */
   bytesOut: number;
+  /** ms the request waited on the server before it was handed to this client (the server says). */
+  waitedMs: number | undefined;
   /** ms from arrival to the local app's response head, and to its last byte. */
   headersMs: number | undefined;
   localMs: number | undefined;

@@ -29,6 +29,8 @@ export interface RequestSummary {
   bytesIn: number;
   bytesOut: number;
   contentType: string | undefined;
+  /** ms it waited on the server (the server says; older servers do not). */
+  waitedMs: number | undefined;
   headersMs: number | undefined;
   localMs: number | undefined;
   totalMs: number | undefined;
@@ -55,6 +57,7 @@ export function summary(r: Captured): RequestSummary {
     bytesIn: r.requestBody?.size ?? r.requestLength ?? 0,
     bytesOut: r.bytesOut || (r.responseBody?.size ?? 0),
     contentType: r.responseHeaders && findHeader(r.responseHeaders, 'content-type'),
+    waitedMs: r.waitedMs,
     headersMs: ms(r.headersMs),
     localMs: ms(r.localMs),
     totalMs: ms(r.totalMs),

@@ -102,6 +102,12 @@ export interface RequestMessage {
    * travel in the response upload, the browser's in `GET …/upstream` (docs/protocol.md).
    */
   upgrade?: true;
+  /**
+   * How long the request waited on the server, from its arrival to being handed to the client
+   * (whole ms): for a poll, for room in the client's window. The inspector shows it as the time
+   * spent in the cluster. Absent from older servers.
+   */
+  waitedMs?: number;
 }
 
 /** Poll answer: the browser went away; stop working on this request. */

@@ -104,6 +104,8 @@ export function parseServerMessage(value: unknown): ServerMessage {
   }
   const message: RequestMessage = { type: 'request', id: m.id, method: m.method, url: m.url, headers: m.headers, bodyLength };
   if (m.upgrade === true) message.upgrade = true;
+  // Informational only: a value out of shape is dropped, never a reason to refuse the request.
+  if (isInt(m.waitedMs, 0, 86_400_000)) message.waitedMs = m.waitedMs as number;
   return message;
 }
 

@@ -5,7 +5,7 @@ function record(bytes: number, url = '/'): Captured {
   return {
     seq: 0, time: 0, t0: 0, method: 'GET', url, requestHeaders: [], requestLength: 0, requestBody: undefined, upgrade: false,
     state: 'pending', status: undefined, error: undefined, responseHeaders: undefined, responseBody: undefined, bytesOut: 0,
-    headersMs: undefined, localMs: undefined, totalMs: undefined, via: undefined, messages: undefined, replays: undefined, bytes, evicted: false,
+    waitedMs: undefined, headersMs: undefined, localMs: undefined, totalMs: undefined, via: undefined, messages: undefined, replays: undefined, bytes, evicted: false,
   };
 }
 

@@ -36,8 +36,18 @@ export interface Hop {
   forward(req: IncomingMessage, res: ServerResponse, target: string, arrival: HopArrival): void;
   /** The same for an upgrade (WebSocket): after the 101, bytes both ways. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer, target: string, arrival: HopArrival): void;
+  /**
+   * This replica stops: the client calls it passes on that only wait (held polls and downstreams:
+   * GETs of the control API) end now, a poll with `error` and `Connection: close` (the client asks
+   * again at once, on a new connection that the Service sends to a replica that stays), a stream by
+   * a cut. Uploads carry answers and finish.
+   */
+  release(error: HttpError): void;
   close(): Promise<void>;
 }
+
+/** How long closing waits for requests still on their way through the hop. */
+const CLOSE_MS = 5_000;
 
 export function createHop(token: string, options: { now: () => number; idleMs: number; unreachable?: (target: string) => void }): Hop {
   const key = createHash('sha256').update(`devtunnel-hop\0${token}`).digest();
@@ -45,6 +55,9 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     createHmac('sha256', key).update(`${stamp}\n${method}\n${path}\n${port}\n${remote}`).digest('hex');
   const pools = new Map<string, Pool>();
   const upgraded = new Set<Socket>();
+  /** The client's waiting calls passing through (see release), with how to stop each. */
+  const waiting = new Map<ServerResponse, { req: IncomingMessage; abort: AbortController }>();
+  let released: HttpError | undefined;
 
   function pool(target: string): Pool {
     let p = pools.get(target);
@@ -92,8 +105,12 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
     },
 
     forward(req, res, target, arrival) {
+      const waits = arrival.port === 0 && req.method === 'GET';
+      if (waits && released) return sendError(req, res, released, { fallback: 'json', close: true });
       const abort = new AbortController();
+      if (waits) waiting.set(res, { req, abort });
       res.once('close', () => {
+        waiting.delete(res);
         if (!res.writableFinished) abort.abort();
       });
       const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
@@ -162,9 +179,21 @@ export function createHop(token: string, options: { now: () => number; idleMs: n
       call.end();
     },
 
+    release(error) {
+      released = error;
+      for (const [res, { req, abort }] of waiting) {
+        waiting.delete(res);
+        abort.abort();
+        if (res.headersSent) res.destroy();
+        else sendError(req, res, error, { fallback: 'json', close: true });
+      }
+    },
+
     async close() {
       for (const socket of upgraded) socket.destroy();
-      await Promise.all([...pools.values()].map((p) => p.destroy()));
+      // Requests on their way finish first (a rolling replica's waiting requests were just sent
+      // on to the tunnel's new replica), for a bounded time; then whatever is left is cut.
+      await Promise.all([...pools.values()].map((p) => Promise.race([p.close(), new Promise((resolve) => setTimeout(resolve, CLOSE_MS).unref())]).then(() => p.destroy())));
       pools.clear();
     },
   };

@@ -3,11 +3,11 @@ import { HttpError } from '../errors';
 import type { ServerLogger } from '../logger';
 import type { ResolvedServerOptions } from '../options';
 import { createHop, type Hop } from './hop';
-import { createRedisStore, type ClusterStore, type OwnerRecord, type PortRecord } from './store';
+import { createRedisStore, type ClusterStore, type OwnerRecord, type PortChange, type PortRecord } from './store';
 import { createClusterView, type ClusterView } from './view';
 
 export type { HopArrival } from './hop';
-export type { OwnerRecord } from './store';
+export type { OwnerRecord, PortChange } from './store';
 
 /**
  * One replica's part in a cluster of tunnel servers sharing a store (`--store`): its heartbeat,
@@ -38,8 +38,11 @@ export interface Cluster {
 export interface ClusterHooks {
   /** Another replica claimed a tunnel this one holds (a newer registration): end it here. */
   lost(owner: OwnerRecord): void;
-  /** Reservations changed: listen on every reserved port. */
-  portsChanged(): void;
+  /**
+   * Reservations changed: one (`change`, listen on its port), or perhaps many (reread them all
+   * and listen on every reserved port).
+   */
+  portsChanged(change?: PortChange): void;
   /** What this replica holds now, to write back after Redis came back. */
   held(): OwnerRecord[];
 }
@@ -50,6 +53,12 @@ const LEASE_MS = 10_000;
 const BEAT_MS = 3_000;
 /** A full read of the shared state, beside the events (a lost event heals within this). */
 const SYNC_MS = 30_000;
+
+/** A reservation from an event, when it is one (another version's event may carry anything). */
+function validChange(change: unknown): PortChange | undefined {
+  const c = change as Partial<PortChange> | undefined;
+  return c && Number.isInteger(c.port) && typeof c.clientId === 'string' && typeof c.name === 'string' ? { port: c.port!, clientId: c.clientId, name: c.name } : undefined;
+}
 
 export function storeUnavailable(): HttpError {
   return new HttpError('store_unavailable', 'The tunnel servers\' shared store (Redis) cannot be reached; running tunnels keep working. Registering again is retried by the client.', { retryAfter: 5 });
@@ -149,7 +158,10 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
         setTimeout(resolve, 500).unref();
       });
       await store.publish({ type: 'claimed', owner: record }).catch(() => {});
-      await store.publish({ type: 'ports' }).catch(() => {});
+      // The reservation rides in the event: each replica sets one entry and listens on one port,
+      // rather than rereading every reservation (a mass re-registration after a replica died
+      // made that O(n) per registration on every replica).
+      await store.publish({ type: 'ports', change: { port: record.port, clientId: record.clientId, name: record.name } }).catch(() => {});
       await echoed;
       echoes.delete(record.gen);
       return record;
@@ -186,7 +198,7 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
             const mine = hooks?.held().find((o) => o.clientId === event.owner.clientId);
             if (view.claimed(event.owner) && mine && event.owner.replica !== replica && event.owner.gen > mine.gen) hooks?.lost(event.owner);
           } else if (event.type === 'released') view.released(event.clientId, event.gen);
-          else if (event.type === 'ports') hooks?.portsChanged();
+          else if (event.type === 'ports') hooks?.portsChanged(validChange(event.change));
         },
         () => void restore(),
       );

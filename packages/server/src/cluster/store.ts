@@ -40,10 +40,18 @@ export interface PortRecord {
   lastActive: number;
 }
 
+/** One reservation made, carried in its event so that no replica rereads them all. */
+export interface PortChange {
+  port: number;
+  clientId: string;
+  name: string;
+}
+
 export type StoreEvent =
   | { type: 'claimed'; owner: OwnerRecord }
   | { type: 'released'; clientId: string; gen: number }
-  | { type: 'ports' };
+  /** Without `change` (older replicas send none): reread every reservation. */
+  | { type: 'ports'; change?: PortChange };
 
 export interface ClusterStore {
   /** Whether the last command reached Redis. */

@@ -108,6 +108,8 @@ export function createControlHandler(deps: ControlDeps) {
       path: `${API_PREFIX}/tunnels/:id`,
       handler(req, res, { id }) {
         const t = requireTunnel(req, id!);
+        // Its replica is stopping: the client registers again, and another replica takes it over.
+        if (t.moving) throw t.moving;
         const key = req.headers[HEADER.downstream];
         if (typeof key === 'string') t.confirmDownstream(key);
         json(res, 200, { id: t.id, name: t.name, port: t.port, state: t.state() });

@@ -14,6 +14,7 @@ import { createTunnelSession, type TunnelDeps, type TunnelSession } from '../ses
 import { createStateStore, type StateStore } from '../state-store';
 import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
 import { createCluster, type Cluster, type OwnerRecord } from '../cluster';
+import { handOver, sendQueuedOn } from './handover';
 import { createIdentityGate } from './identities';
 import { owner, snapshot, type TunnelSnapshot } from './snapshot';
 
@@ -318,10 +319,22 @@ export function createRegistry(deps: RegistryDeps): Registry {
       if (cluster) {
         await cluster.start({
           held: () => [...owned.values()],
-          portsChanged: syncPorts,
+          portsChanged(change) {
+            if (!change) return syncPorts();
+            // Our own claim's echo: set already (clusterAssign), listened on by the registration.
+            if (owned.get(change.clientId)?.port === change.port) return;
+            if (!allocator.put({ ...change, lastActive: now() })) return;
+            listener.listen(change.port).catch((error: NodeJS.ErrnoException) => logger.log('warn', 'port.unusable', { port: change.port, code: error.code }));
+          },
           lost(owner) {
             const tunnel = byClient.get(owner.clientId);
             if (!tunnel) return;
+            // Requests that waited here (never handed to the client) follow the tunnel there.
+            const there = cluster!.elsewhere(owner);
+            if (there) {
+              const sent = sendQueuedOn(tunnel, there, cluster!.hop, (route) => routes.byName(route)?.config.port);
+              if (sent > 0) logger.log('info', 'tunnel.requests_moved', { tunnel: tunnel.name, port: tunnel.port, requests: sent });
+            }
             // A newer registration on another replica: the same process moved (its polls come
             // there now), or another process of the identity took it over for good.
             const error = owner.instance !== undefined && tunnel.instance !== undefined && owner.instance !== tunnel.instance
@@ -391,10 +404,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
     async drain(budgetMs) {
       draining = true;
+      const deadline = now() + budgetMs;
+      // Several replicas and the store answering: the tunnels move to the others, their waiting
+      // requests with them (handover.ts). What is left then (clients that did not move) drains.
+      if (cluster?.storeUp) await handOver(() => [...byId.values()], cluster.hop, now, deadline);
       const reason = new HttpError('server_shutting_down', 'The tunnel server is restarting; it will be back in a moment.', { retryAfter: 2 });
       for (const tunnel of byId.values()) tunnel.drain(reason);
       listener.stop();
-      const deadline = now() + budgetMs;
       // Bounded wait for in-flight requests to finish, checked on a short interval.
       const busy = () => [...byId.values()].some((t) => t.inFlight > 0) || routes.all.some((r) => r.upstream.inFlight > 0);
       while (now() < deadline && busy()) {

@@ -41,7 +41,7 @@ export interface DispatchParts {
   pending: Pending<Exchange>;
   /** The client's confirmed downstream, if one is open. */
   downstream(): Downstream | undefined;
-  /** Closed or draining: nothing more is handed over. */
+  /** Closed, draining or held: nothing more is handed over. */
   stopped(): boolean;
   closed(): boolean;
   fail(ex: Exchange, error: HttpError): void;
@@ -68,8 +68,13 @@ export interface Dispatcher {
 export function createDispatcher(p: DispatchParts): Dispatcher {
   const { clock, options, polls, queue, pending } = p;
   let flushing = false;
+  /** On its way to the client, saying how long it waited here (the inspector's time in the cluster). */
+  function handOver(ex: Exchange): void {
+    pending.dispatch(ex);
+    ex.message.waitedMs = Math.max(0, Math.round(ex.dispatchedAt! - ex.arrivedAt));
+  }
   const hooks: PollAnswerHooks = {
-    dispatch: (ex) => pending.dispatch(ex),
+    dispatch: handOver,
     requeue,
     fail: (ex, error) => p.fail(ex, error),
     armFromNow: (ex) => pending.arm(ex, clock.now()),
@@ -78,6 +83,8 @@ export function createDispatcher(p: DispatchParts): Dispatcher {
   const answer = (poll: Poll, cancels: CancelMessage[], batch: Exchange[]) => answerPoll(poll.res, cancels, batch, hooks);
 
   function takeWork(limit: number): Work<Exchange> | undefined {
+    // Held (a rolling replica) or draining: requests wait, polls carry nothing.
+    if (p.stopped()) return undefined;
     const down = p.downstream();
     return queue.takeWork(limit, down ? down.window - pending.awaiting() : Infinity);
   }
@@ -91,7 +98,7 @@ export function createDispatcher(p: DispatchParts): Dispatcher {
     if (d.backedUp) return;
     const heads: DownstreamMessage[] = queue.takeCancels();
     for (const ex of queue.takeBodyless(d.window - pending.awaiting())) {
-      pending.dispatch(ex);
+      handOver(ex);
       ex.via = d.res;
       heads.push(ex.message);
     }

@@ -47,6 +47,11 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     sendControl({ type: 'cancel', id: ex.id });
   });
   let draining: HttpError | undefined;
+  /**
+   * Held while its replica rolls (several replicas): requests wait here, none goes to the client,
+   * until the tunnel moves to another replica, which they are then sent to (registry).
+   */
+  let holding = false;
   let closed = false;
   /** Upgrade requests admitted and not over (counted against maxUpgrades). */
   const upgrades = new Set<Exchange>();
@@ -67,7 +72,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     queue,
     pending,
     downstream: () => (down?.ready ? down : undefined),
-    stopped: () => closed || draining !== undefined,
+    stopped: () => closed || draining !== undefined || holding,
     closed: () => closed,
     fail,
   });
@@ -173,7 +178,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     submit(ex) {
       stats.requests++;
       stats.lastRequestAt = clock.now();
-      if (draining) return fail(ex, draining);
+      if (draining && !holding) return fail(ex, draining);
       if (state() !== 'connected') return fail(ex, offlineFailure());
       if (ex.upgrade) {
         if (upgrades.size >= options.maxUpgrades) {
@@ -274,7 +279,27 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       if (!closed && !live.offline && polls.size === 0 && pending.awaiting() === 0 && live.lapsed(t)) goOffline();
     },
 
+    hold() {
+      holding = true;
+    },
+
+    moveOn(reason) {
+      draining = reason;
+      answerPolls(reason);
+    },
+
+    get moving() {
+      return holding ? draining : undefined;
+    },
+
+    takeQueued() {
+      const waiting = [...queue.requests()];
+      for (const ex of waiting) settle(ex);
+      return waiting;
+    },
+
     drain(reason) {
+      holding = false;
       draining = reason;
       for (const ex of [...queue.requests()]) fail(ex, reason);
       answerPolls(reason);

@@ -72,6 +72,17 @@ export interface TunnelSession {
   abandon(exchange: Exchange): void;
   /** Periodic check: lease expiry. */
   sweep(now: number): void;
+  /**
+   * Its replica rolls (several replicas): requests keep arriving and wait, none is handed to the
+   * client, so that those in flight finish before the tunnel moves. Polls stay, empty.
+   */
+  hold(): void;
+  /** Held: tells the client to register again (elsewhere); polls, streams and checks get `reason`. */
+  moveOn(reason: HttpError): void;
+  /** Held and told to move: the answer to the client's check. */
+  readonly moving: HttpError | undefined;
+  /** Takes the requests waiting here (never handed to the client) to send them elsewhere. */
+  takeQueued(): Exchange[];
   /** Stops taking requests and answers polls with `reason`; in-flight requests may finish. */
   drain(reason: HttpError): void;
   /** Ends everything now: polls answered with `reason`, requests failed. */
