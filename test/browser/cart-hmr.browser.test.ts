@@ -66,6 +66,11 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
     const page = await browser.newPage();
     const reloads: string[] = [];
     page.on('framenavigated', (f) => reloads.push(f.url()));
+    // Speculative delivery (on by default): the modules the page names come from pushes.
+    const pushed: string[] = [];
+    page.on('response', (r) => {
+      if (r.headers()['x-devtunnel-push'] === 'hit') pushed.push(r.url());
+    });
     // The selection, as a developer makes it: the route's link page sets the cookie devtunnel=demo.
     await page.goto(`${shop}/cart/__devtunnel/?use=demo`);
     await Promise.all([page.waitForURL(`${shop}/cart/`), page.click('button:text-is("Use demo")')]);
@@ -85,6 +90,11 @@ describe.each(apps)('a $name app through the cluster, in Chromium', (spec) => {
     // Updated in place: no navigation, the counter kept its value.
     expect(await frame.textContent('#count')).toBe('2');
     expect(reloads.length).toBe(navigationsBefore);
+    if (spec.name === 'Vite') expect(pushed.length).toBeGreaterThan(0);
+    // A reload after the edit: the edited module, never a push made before it.
+    await page.reload();
+    const again = await cartFrame(page);
+    await again.waitForFunction(`document.querySelector('#message')?.textContent?.includes('delivered by HMR')`, undefined, { timeout: 15_000 });
     await page.screenshot({ path: join(ARTIFACTS, `${spec.name.toLowerCase()}-hmr-through-the-tunnel.png`), fullPage: true });
     await page.close();
   }, 60_000);

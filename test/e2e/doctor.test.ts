@@ -62,7 +62,7 @@ describe('devtunnel doctor', () => {
     expect(['pass', 'warn']).toContain(run.statuses.speed);
     expect(run.code).toBe(0);
     expect(run.done).toMatchObject({ event: 'done', ok: true, exitCode: 0 });
-    expect(run.checks.api!.data).toMatchObject({ protocol: 1, features: ['batch', 'stream', 'encode'] });
+    expect(run.checks.api!.data).toMatchObject({ protocol: 1, features: ['batch', 'stream', 'encode', 'push'] });
     expect(run.checks.streams!.data).toMatchObject({ answersStream: true, uploadsStream: true });
     expect(run.checks.speed!.data).toEqual(expect.objectContaining({ rttMs: expect.any(Number), downloadMbits: expect.any(Number), uploadMbits: expect.any(Number) }));
     // Nothing was registered.
@@ -134,7 +134,7 @@ describe('devtunnel doctor', () => {
   test('the server\'s probe: the token first, bounded sizes; /healthz says the protocol', async () => {
     const s = await server();
     const { dispatcher } = suite;
-    expect((await fetchBuffer(`${s.url}/healthz`, { dispatcher })).json()).toEqual({ status: 'ok', protocol: 1, features: ['batch', 'stream', 'encode'] });
+    expect((await fetchBuffer(`${s.url}/healthz`, { dispatcher })).json()).toEqual({ status: 'ok', protocol: 1, features: ['batch', 'stream', 'encode', 'push'] });
     for (const method of ['GET', 'POST'] as const) {
       const refused = await fetchBuffer(`${s.url}/api/v1/doctor`, { method, body: method === 'POST' ? 'x' : undefined, dispatcher });
       expect([refused.status, refused.headers['x-devtunnel-error']]).toEqual([401, 'unauthorized']);

@@ -118,6 +118,14 @@ export interface TunnelOptions {
    * @default true
    */
   compress?: boolean;
+  /**
+   * Speculative delivery: after a page or a module from the local app, fetch what it names (scripts,
+   * stylesheets, module imports) at once and send it up before the browser asks, so that the
+   * server answers those requests without a trip to the laptop (docs/speculation.md). Used only
+   * when the server offers it. CLI: `--no-speculate` or `DEVTUNNEL_SPECULATE=false` turns it off.
+   * @default true
+   */
+  speculate?: boolean;
   /** Where the library reports what it does. @default silent */
   logger?: Logger;
 }
@@ -142,6 +150,7 @@ export interface ResolvedTunnelOptions {
   /** Where the inspector listens, or false when it is off. */
   inspect: InspectAddress | false;
   compress: boolean;
+  speculate: boolean;
   logger: Logger;
 }
 
@@ -160,6 +169,7 @@ export const tunnelDefaults = Object.freeze({
   rewriteHost: false,
   inspect: true,
   compress: true,
+  speculate: true,
 } satisfies Partial<TunnelOptions>);
 
 /** Where `inspect: true` serves the inspector: loopback, any free port (see {@link TunnelOptions.inspect}). */
@@ -194,6 +204,12 @@ function inspectOption(value: unknown): InspectAddress | false {
   if (!loopback) throw invalid('inspect', `${fix} (got ${JSON.stringify(value)}).`);
   // `localhost` may resolve to either family: bind 127.0.0.1, which the printed URL then names.
   return { host: host === 'localhost' ? inspectDefaultAddress.host : host, port };
+}
+
+function booleanOption(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalid(option, `must be true or false (got ${JSON.stringify(value)}).`);
+  return value;
 }
 
 function intOption(option: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -271,6 +287,7 @@ export function resolveTunnelOptions(options: TunnelOptions): ResolvedTunnelOpti
     proxy: options.proxy,
     inspect: inspectOption(options.inspect),
     compress,
+    speculate: booleanOption('speculate', options.speculate, tunnelDefaults.speculate),
     logger: options.logger ?? silentLogger,
   };
 }

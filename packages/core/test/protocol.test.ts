@@ -196,3 +196,35 @@ describe('message validation', () => {
     }
   });
 });
+
+describe('push heads (feature push)', () => {
+  const info = { url: '/src/a.ts?v=1', identity: 'A'.repeat(22), variant: 'script|', vary: [['origin', null]], gen: 3 };
+  test('a push, a validator, a none and a drop are read; promises too', () => {
+    expect(parseResponseHead({ status: 200, headers: [['etag', 'W/"1"']], bodyLength: 5, push: info, promise: ['/b.js'] })).toMatchObject({ push: info, promise: ['/b.js'] });
+    expect(parseResponseHead({ status: 200, headers: [], bodyLength: 0, push: { ...info, validator: true } }).push?.validator).toBe(true);
+    expect(parseResponseHead({ status: 200, headers: [], bodyLength: 0, push: { ...info, validator: true, alike: [['/b.js', 'W/"2"']] } }).push?.alike).toEqual([['/b.js', 'W/"2"']]);
+    expect(parseResponseHead({ status: 200, headers: [], bodyLength: 0, push: { ...info, none: true } }).push?.none).toBe(true);
+    expect(parseResponseHead({ status: 200, headers: [], bodyLength: 0, push: { gen: 4, drop: true } }).push).toMatchObject({ drop: true, gen: 4 });
+    expect(parseResponseHead({ id: 'x', status: 200, headers: [], bodyLength: 0, promise: ['/a'] }).promise).toEqual(['/a']);
+  });
+
+  test.each([
+    ['an absolute URL', { ...info, url: 'http://evil.test/a' }],
+    ['a protocol-relative URL', { ...info, url: '//evil.test/a' }],
+    ['a fragment', { ...info, url: '/a#x' }],
+    ['a short identity', { ...info, identity: 'abc' }],
+    ['no generation', { ...info, gen: -1 }],
+    ['a malformed vary', { ...info, vary: [['Origin', 1]] }],
+    ['a malformed alike', { ...info, validator: true, alike: [['/b.js', 'not a tag']] }],
+  ])('refuses %s', (_what, push) => {
+    expect(() => parseResponseHead({ status: 200, headers: [], bodyLength: 1, push })).toThrow(FrameError);
+  });
+
+  test('refuses a push that names a request, is not a 200, is too large, or a bodyless one with bytes', () => {
+    expect(() => parseResponseHead({ id: 'x', status: 200, headers: [], bodyLength: 1, push: info })).toThrow(FrameError);
+    expect(() => parseResponseHead({ status: 404, headers: [], bodyLength: 1, push: info })).toThrow(FrameError);
+    expect(() => parseResponseHead({ status: 200, headers: [], bodyLength: 2 * 1024 * 1024, push: info })).toThrow(FrameError);
+    expect(() => parseResponseHead({ status: 200, headers: [], bodyLength: 3, push: { ...info, validator: true } })).toThrow(FrameError);
+    expect(() => parseResponseHead({ status: 200, headers: [], bodyLength: 0, promise: Array(5000).fill('/a') })).toThrow(FrameError);
+  });
+});

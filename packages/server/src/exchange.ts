@@ -61,6 +61,8 @@ export interface Exchange {
   /** On a route: the route's name, and who serves it (`tunnel ann`), said in `X-Devtunnel-Served-By`. */
   route?: string;
   servedBy?: string;
+  /** Answered from a push of its client (docs/speculation.md), without a trip to the laptop. */
+  pushed?: boolean;
 }
 
 export type ExchangeState = 'queued' | 'dispatched' | 'responding' | 'upgraded' | 'done';

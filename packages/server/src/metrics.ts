@@ -12,6 +12,12 @@ export interface ServerMetrics {
   authFailed(): void;
   /** A request on a route, by who served it: a developer's `tunnel`, the real app (`upstream`), or an `error`. */
   routeRequest(route: string, servedBy: 'tunnel' | 'upstream' | 'error'): void;
+  /** A push arrived from a client (feature `push`), with its body's size. */
+  pushReceived(bytes: number): void;
+  /** A push answered a browser request: with its body, or as a 304 (`notModified`). */
+  pushUsed(notModified: boolean): void;
+  /** A push was dropped unused (`bytes`: its body, sent up for nothing). */
+  pushDropped(reason: string, bytes: number): void;
   /** The exposition text for `/metrics`, and its content type. */
   render(): Promise<{ text: string; contentType: string }>;
 }
@@ -46,6 +52,9 @@ export const noopMetrics: ServerMetrics = Object.freeze({
   requestFinished() {},
   authFailed() {},
   routeRequest() {},
+  pushReceived() {},
+  pushUsed() {},
+  pushDropped() {},
   async render() {
     return { text: '', contentType: 'text/plain; version=0.0.4' };
   },
@@ -76,6 +85,11 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
   const storeUp = new Gauge({ name: 'devtunnel_store_up', help: 'With several replicas (--store): 1 while the shared store (Redis) answers, else 0.', registers: [register] });
   const routed = new Counter({ name: 'devtunnel_route_requests_total', help: 'Requests on routes, by route and by who served them (tunnel, upstream, error).', labelNames: ['route', 'served_by'], registers: [register] });
   const byRoute = new Map<string, ReturnType<typeof routed.labels>>();
+  const pushes = new Counter({ name: 'devtunnel_pushes_received_total', help: 'Pushes received from clients (answers sent before the browser asked; docs/speculation.md).', registers: [register] });
+  const pushBytes = new Counter({ name: 'devtunnel_push_bytes_received_total', help: 'Body bytes of the pushes received.', registers: [register] });
+  const pushHits = new Counter({ name: 'devtunnel_push_hits_total', help: 'Browser requests answered from a push, by answer: full (200) or not_modified (304).', labelNames: ['answer'], registers: [register] });
+  const pushDrops = new Counter({ name: 'devtunnel_pushes_dropped_total', help: 'Pushes dropped unused, by reason: expired, evicted (bounds), invalidated (a file changed), stale (fetched before a change), refused.', labelNames: ['reason'], registers: [register] });
+  const pushWasted = new Counter({ name: 'devtunnel_push_bytes_wasted_total', help: 'Body bytes of pushes dropped unused: uplink spent for nothing.', registers: [register] });
   const open = new Gauge({ name: 'devtunnel_upgraded_connections', help: 'Upgraded connections (WebSockets) open now.', registers: [register] });
 
   // Label sets resolved once: a request's metrics are then plain increments (the set is bounded:
@@ -99,6 +113,15 @@ export function createPrometheusMetrics(snapshot: () => MetricsSnapshot): Server
       let child = byRoute.get(key);
       if (!child) byRoute.set(key, (child = routed.labels(route, servedBy)));
       child.inc();
+    },
+    pushReceived(n) {
+      pushes.inc();
+      if (n) pushBytes.inc(n);
+    },
+    pushUsed: (notModified) => pushHits.inc({ answer: notModified ? 'not_modified' : 'full' }),
+    pushDropped(reason, n) {
+      pushDrops.inc({ reason });
+      if (n) pushWasted.inc(n);
     },
     requestFinished(e) {
       if (e.upgrade) {

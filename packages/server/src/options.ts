@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import { clientPollDeadlineMs } from '@devtunnel/core/protocol';
+import { clientPollDeadlineMs, SERVER_FEATURES } from '@devtunnel/core/protocol';
 import { InvalidOptionError } from './errors';
 import { silentLogger, type ServerLogger } from './logger';
 import type { ServerMetrics } from './metrics';
@@ -95,6 +95,11 @@ export interface ServerOptions {
   maxUpgrades?: number;
   /** On close (SIGTERM), in-flight requests get this long to finish. @default 20000 */
   drainTimeoutMs?: number;
+  /**
+   * How long a push (an answer the client sent before the browser asked, docs/speculation.md) is
+   * kept unused; `0` keeps none, and the server does not offer the feature. @default 15000
+   */
+  pushLifetimeMs?: number;
   /** Where JSON log lines go. @default silent (the CLI logs to stdout) */
   logger?: ServerLogger;
   /** Where domain events go; `false` for none. @default Prometheus series served at `/metrics` */
@@ -136,10 +141,16 @@ export const serverDefaults = Object.freeze({
   maxPolls: 32,
   maxUpgrades: 256,
   drainTimeoutMs: 20_000,
+  pushLifetimeMs: 15_000,
   dashboardOpenCidrs: [] as string[],
   routes: [] as string[],
 } satisfies ServerOptions);
 
+
+/** What this server offers (see SERVER_FEATURES): `push` only while it keeps pushes. */
+export function offeredFeatures(o: Pick<ResolvedServerOptions, 'pushLifetimeMs'>): string[] {
+  return o.pushLifetimeMs > 0 ? [...SERVER_FEATURES] : SERVER_FEATURES.filter((f) => f !== 'push');
+}
 
 function invalid(option: string, message: string): InvalidOptionError {
   return new InvalidOptionError(`devtunnel-server: option "${option}" ${message}`, { option, problem: message });
@@ -198,6 +209,9 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   for (const key of ['pollTimeoutMs', 'waitForPollMs', 'localTimeoutMs', 'deadlineMs', 'bodyIdleTimeoutMs', 'headersTimeoutMs', 'keepAliveTimeoutMs', 'leaseMs', 'expireMs', 'disconnectGraceMs', 'drainTimeoutMs'] as const) {
     const v = o[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 1 || v > 86_400_000) throw invalid(key, `must be a number of milliseconds from 1 to 86400000 (got ${JSON.stringify(v)}).`);
+  }
+  if (typeof o.pushLifetimeMs !== 'number' || !Number.isInteger(o.pushLifetimeMs) || o.pushLifetimeMs < 0 || o.pushLifetimeMs > 300_000) {
+    throw invalid('pushLifetimeMs', `must be a number of milliseconds from 0 (no pushes) to 300000 (got ${JSON.stringify(o.pushLifetimeMs)}).`);
   }
   for (const key of ['queueLimit', 'maxPolls', 'maxUpgrades'] as const) {
     const v = o[key];

@@ -7,6 +7,7 @@ import type { Exchange } from './exchange';
 import type { TunnelSession } from './session';
 import { addSelectionVary, SERVED_BY } from './routes/selection';
 import { handleUpgradeUpload } from './upgrade';
+import { promisePushes, receivePush } from './push-answer';
 
 /**
  * A client's response upload (`POST /api/v1/tunnels/:id/requests/:requestId`): its frame head
@@ -19,7 +20,7 @@ import { handleUpgradeUpload } from './upgrade';
 const NO_BODY_STATUS = new Set([204, 304]);
 
 /** Builds the browser-facing header list; throws {@link HttpError} when Node rejects a header. */
-function browserHeaders(ex: Exchange, head: ResponseHead, bodyLength: number | null, noBody: boolean): string[] {
+export function browserHeaders(ex: Exchange, head: ResponseHead, bodyLength: number | null, noBody: boolean): string[] {
   const flat = endToEndFlat(head.headers);
   if (noBody) {
     // On HEAD and 304 the local app's Content-Length describes the representation, not this
@@ -212,6 +213,8 @@ export async function handleResponseUpload(tunnel: TunnelSession, ex: Exchange, 
 
 /** A head of a batch or a stream: an answer that names its request and comes whole. */
 function wholeHead(head: ResponseHead): ResponseHead {
+  // A push (feature `push`) names no request; parseResponseHead bounded its body (MAX_PUSH_BODY).
+  if (head.push) return head;
   if (typeof head.id !== 'string' || (head.bodyLength === null && !head.error)) throw new FrameError('a batched answer needs its request id and a bodyLength');
   if ((head.bodyLength ?? 0) > MAX_WHOLE_BODY) throw new FrameError(`a batched answer carries at most ${MAX_WHOLE_BODY} bytes; send a larger one on its own`);
   return head;
@@ -219,8 +222,11 @@ function wholeHead(head: ResponseHead): ResponseHead {
 
 /** One whole answer (from a batch or a stream) to its browser; one whose browser left is skipped. */
 function deliver(tunnel: TunnelSession, head: ResponseHead, bytes: Uint8Array): void {
+  if (head.push) return receivePush(tunnel, head as ResponseHead & { push: NonNullable<ResponseHead['push']> }, bytes);
   const ex = tunnel.take(head.id!);
   if (ex instanceof HttpError) return; // answered already, or its browser left: nothing to do
+  // Before the browser has the answer, so that it finds them when it asks for what it names.
+  if (head.promise) promisePushes(tunnel, ex, head.promise);
   if (head.error) return tunnel.fail(ex, new HttpError(head.error.code, head.error.message));
   if (ex.upgrade || head.status === 101) return tunnel.fail(ex, badResponse('an upgrade answer cannot travel in a batch'));
   const browser = ex.res!;

@@ -80,6 +80,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
       totalMs: t - ex.arrivedAt,
     };
     if (ex.code) fields.code = ex.code;
+    if (ex.pushed) fields.push = 'hit';
     if (!complete) fields.incomplete = true;
     const trace = traceFields(ex.req);
     if (trace) fields.trace = trace;

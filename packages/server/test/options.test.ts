@@ -1,4 +1,4 @@
-import { resolveServerOptions, serverDefaults } from '../src/options';
+import { offeredFeatures, resolveServerOptions, serverDefaults } from '../src/options';
 
 describe('resolveServerOptions', () => {
   test('defaults form the documented ladder, and a token is generated when none is given', () => {
@@ -28,5 +28,14 @@ describe('resolveServerOptions', () => {
 
   test('undefined values fall back to defaults', () => {
     expect(resolveServerOptions({ port: undefined }).port).toBe(8080);
+  });
+});
+
+describe('pushLifetimeMs', () => {
+  test('offers push while pushes are kept, not with 0; refuses anything else', () => {
+    expect(offeredFeatures(resolveServerOptions({}))).toContain('push');
+    expect(offeredFeatures(resolveServerOptions({ pushLifetimeMs: 0 }))).not.toContain('push');
+    expect(() => resolveServerOptions({ pushLifetimeMs: -1 })).toThrow(/pushLifetimeMs/);
+    expect(() => resolveServerOptions({ pushLifetimeMs: 1.5 })).toThrow(/pushLifetimeMs/);
   });
 });

@@ -105,6 +105,9 @@ export function devTunnel(options: DevTunnelOptions = {}): Plugin {
         return;
       }
       attach(httpServer, Boolean(viteServer.config.server.https), viteServer, viteServer.config.server.allowedHosts);
+      // A file changed, came or went: every push the server keeps may be stale (docs/speculation.md).
+      const drop = () => session?.client?.dropPushes();
+      viteServer.watcher.on('change', drop).on('add', drop).on('unlink', drop);
     },
 
     configurePreviewServer(previewServer: PreviewServer) {

@@ -34,7 +34,7 @@ interface CompilerLike {
   context: string;
   options: { devServer?: DevServerOptions | false };
   getInfrastructureLogger(name: string): InfrastructureLogger;
-  hooks: { shutdown: { tapPromise(name: string, fn: () => Promise<void>): void } };
+  hooks: { shutdown: { tapPromise(name: string, fn: () => Promise<void>): void }; invalid?: { tap(name: string, fn: () => void): void } };
 }
 
 /** The dev server options the plugin reads or extends; everything else passes through untouched. */
@@ -139,6 +139,8 @@ export function withTunnel<T extends DevServerOptions>(devServer: T = {} as T, o
     // webpack-dev-server awaits the compiler's shutdown hook on Ctrl+C: deregister there. The
     // server's 'close' comes first and shares the same deregistration, so the hook has it to await.
     compiler?.hooks.shutdown.tapPromise(PLUGIN_NAME, session.close);
+    // A file changed and a rebuild starts: what the server keeps from the last build is stale.
+    compiler?.hooks.invalid?.tap(PLUGIN_NAME, () => session.client?.dropPushes());
     ds.server?.once('close', () => void session.close());
   };
   return extended;

@@ -24,6 +24,7 @@ export const clientFlags: ReadonlyArray<Flag<keyof TunnelOptions>> = [
   { flag: 'proxy', option: 'proxy', kind: 'string', help: 'HTTP proxy for the server connection', default: 'HTTPS_PROXY etc.' },
   { flag: 'inspect', option: 'inspect', kind: 'optional', env: 'DEVTUNNEL_INSPECT', help: 'the inspector on this machine: requests live, in full, replay; [<value>] a loopback address such as 127.0.0.1:4040; --no-inspect turns it off', default: 'on, 127.0.0.1, a free port' },
   { flag: 'compress', option: 'compress', kind: 'boolean', env: 'DEVTUNNEL_COMPRESS', help: 'compress answers on their way up (brotli or gzip, as the browser accepts), when the server can; --no-compress sends them as they are', default: String(tunnelDefaults.compress) },
+  { flag: 'speculate', option: 'speculate', kind: 'boolean', env: 'DEVTUNNEL_SPECULATE', help: 'send what a page or module names before the browser asks (pushes); --no-speculate turns it off', default: String(tunnelDefaults.speculate) },
   { flag: 'json', kind: 'boolean', help: 'print one JSON object per line per event' },
   { flag: 'help', kind: 'boolean', help: 'show this help' },
   { flag: 'version', kind: 'boolean', help: 'print the version' },

@@ -28,7 +28,7 @@ Also: devtunnel doctor [--server …] [--token …] [--port …] [--json]: wheth
 and why not (devtunnel doctor --help).`;
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: TunnelOptions; json: boolean; from: Record<string, string> } | 'help' | 'version' {
-  const { values: parsed } = parseArgs({ args: expandOptional(clientFlags, argv), options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false });
+  const { values: parsed } = parseArgs({ args: expandOptional(clientFlags, argv), options: parseArgsOptions(clientFlags), strict: true, allowPositionals: false, allowNegative: true });
   const { values, from } = readFlags(clientFlags, parsed, env);
   if (values.help) return 'help';
   if (values.version) return 'version';

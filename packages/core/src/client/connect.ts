@@ -179,7 +179,7 @@ export function createConnection(ctx: ClientContext, deps: ConnectionDeps): Conn
       preferredPort: o.preferredPort ?? ctx.info?.port ?? identity.lastPort,
       localPort: o.port,
       version: VERSION,
-      features: [...CLIENT_FEATURES],
+      features: ctx.o.speculate ? [...CLIENT_FEATURES] : CLIENT_FEATURES.filter((f) => f !== 'push'),
       instance,
       ...(o.route ? { route: o.route } : {}),
     });

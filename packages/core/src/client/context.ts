@@ -6,6 +6,7 @@ import { noTap, type RequestTap } from '../inspector';
 import type { Logger } from '../logger';
 import type { ResolvedTunnelOptions } from '../options';
 import { VERSION } from '../version';
+import type { Speculator } from '../speculate';
 import type { StreamLink } from './streams';
 import type { TunnelClient, TunnelEvents, TunnelInfo } from './types';
 
@@ -49,6 +50,8 @@ export interface ClientContext {
   tap: RequestTap;
   /** The inspector's URL (its key included) once it listens. */
   inspector: string | undefined;
+  /** Speculative delivery (feature `push`), when the option is on. */
+  speculator: Speculator | undefined;
 }
 
 export function createClientContext(o: ResolvedTunnelOptions): ClientContext {
@@ -85,6 +88,7 @@ export function createClientContext(o: ResolvedTunnelOptions): ClientContext {
     upgrades: new Map(),
     tap: noTap,
     inspector: undefined,
+    speculator: undefined,
   };
   return ctx;
 }

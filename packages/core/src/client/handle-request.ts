@@ -45,6 +45,8 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
     try {
       response = await forwarder.forward(message, tap.body(record, body), abort);
       tap.answered(record, response);
+      // What this answer names, fetched and pushed next; promised in its head (speculate/).
+      const promise = ctx.speculator?.answered(s, message, response);
       if (response.body === null && s.features?.includes('batch')) {
         // A whole answer: into this turn's batch upload, reported now (it is on its way).
         batched = true;
@@ -52,7 +54,7 @@ export function createRequestHandler(ctx: ClientContext, deps: RequestHandlerDep
         tap.sent(record, 'batch');
         finished(ctx, message, t0, response.head.status, counter.bytes, response.head.error?.code, record);
         // The head is ours (made by the forwarder): it names its request, as a batch needs.
-        send(s, { head: Object.assign(response.head, { id: message.id, bodyLength: response.bytes?.length ?? 0 }), bytes: response.bytes });
+        send(s, { head: Object.assign(response.head, promise ? { id: message.id, bodyLength: response.bytes?.length ?? 0, promise } : { id: message.id, bodyLength: response.bytes?.length ?? 0 }), bytes: response.bytes });
         return;
       }
       // A whole (small) answer lets its upload double as the next poll when polls are short: one

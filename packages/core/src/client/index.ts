@@ -10,6 +10,7 @@ import { createUpgradeHandler } from './handle-upgrade';
 import { createLocalWatch } from './local-watch';
 import { createOutbox } from './outbox';
 import { createPollPool } from './poll-pool';
+import { createSpeculator } from '../speculate';
 import { createLinkWiring } from './stream-link';
 import type { Tunnel, TunnelClient, TunnelInfo } from './types';
 
@@ -42,6 +43,7 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
   const outbox = createOutbox(ctx, { dispatch, topUp: pool.topUp, pollTarget: pool.pollTarget, uploadFailed: connection.uploadFailed });
   const handleUpgrade = createUpgradeHandler(ctx, { topUp: pool.topUp });
   const local = createLocalWatch(ctx);
+  if (ctx.o.speculate) ctx.speculator = createSpeculator(ctx, { send: outbox.send });
   const handle = createRequestHandler(ctx, { send: outbox.send, dispatch, topUp: pool.topUp, pollTarget: pool.pollTarget, uploadFailed: connection.uploadFailed });
   const inspector = ctx.o.inspect
     ? createInspector({ address: ctx.o.inspect, forwarder, log, describe: () => ({ url: ctx.info?.url, target: ctx.targetName, status: ctx.status }) })
@@ -136,6 +138,9 @@ export function createTunnelClient(options: TunnelOptions): TunnelClient {
     once(event, listener) {
       emitter.once(event, listener as (...args: unknown[]) => void);
       return client;
+    },
+    dropPushes() {
+      ctx.speculator?.invalidate();
     },
     retarget(next) {
       forwarder.retarget(next);

@@ -83,6 +83,12 @@ export interface TunnelClient {
    * (a dev server that restarted on another port or address).
    */
   retarget(target: { port?: number; host?: string; https?: boolean }): void;
+  /**
+   * The local app's files changed: every push the server keeps for this tunnel is dropped before
+   * anything else is sent, and pushes under way are not sent (docs/speculation.md, "Staleness").
+   * The Vite and webpack plugins call it on every change; nothing happens without speculation.
+   */
+  dropPushes(): void;
   /** Deregisters and stops. Idempotent; resolves when everything is released. */
   close(): Promise<void>;
 }

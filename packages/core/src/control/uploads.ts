@@ -12,9 +12,12 @@ import type { Session } from './session-calls';
  * browser request.
  */
 
-/** One small answer of a batch upload: its head names the request and has the exact bodyLength. */
+/**
+ * One small answer of a batch upload: its head names the request (or is a push, feature `push`)
+ * and has the exact bodyLength.
+ */
 export interface BatchItem {
-  head: ResponseHead & { id: string };
+  head: ResponseHead;
   bytes: Uint8Array | undefined;
 }
 

@@ -167,6 +167,7 @@ export function createDevServerSessions(options: DevServerSessionsOptions = {}):
         route: settings.route,
         inspect: settings.inspect,
         compress: settings.compress as boolean | undefined,
+        speculate: settings.speculate,
         // pluginSettings() leaves `off` unset only when both are set.
         server: settings.server!,
         token: settings.token!,

@@ -37,6 +37,8 @@ export interface PluginSettings {
   inspect: boolean | string | undefined;
   /** Answers compressed on their way up (option `compress`, else `DEVTUNNEL_COMPRESS`: `false`, `true`). */
   compress: boolean | string | undefined;
+  /** Speculative delivery (option `speculate`, else `DEVTUNNEL_SPECULATE`: `false` or `0` turns it off). */
+  speculate: boolean | undefined;
   /** The cluster's host names to let through the dev server's host check. */
   hosts: string[];
   /** Why there is no tunnel, when there is none… */
@@ -50,7 +52,7 @@ export interface PluginSettings {
  * switches, the host names to allow. `setting` names how to pass the server in this plugin.
  */
 export function pluginSettings(
-  options: { server?: string; token?: string; name?: string; route?: string; inspect?: boolean | string; compress?: boolean; enabled?: boolean; allowedHosts?: string[] },
+  options: { server?: string; token?: string; name?: string; route?: string; inspect?: boolean | string; compress?: boolean; speculate?: boolean; enabled?: boolean; allowedHosts?: string[] },
   env: Env,
   setting: string,
 ): PluginSettings {
@@ -67,6 +69,7 @@ export function pluginSettings(
     inspect: options.inspect ?? (env.DEVTUNNEL_INSPECT ? optionalValue(env.DEVTUNNEL_INSPECT) : undefined),
     // Anything but true/1 or false/0 is refused by resolveTunnelOptions, naming the option.
     compress: options.compress ?? (env.DEVTUNNEL_COMPRESS ? optionalValue(env.DEVTUNNEL_COMPRESS) : undefined),
+    speculate: options.speculate ?? (env.DEVTUNNEL_SPECULATE ? !['false', '0'].includes(env.DEVTUNNEL_SPECULATE) : undefined),
     hosts: [...(options.allowedHosts ?? []), ...(domain ? [domain] : [])],
     off,
     quiet: switched?.quiet ?? false,

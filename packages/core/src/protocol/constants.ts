@@ -5,9 +5,10 @@ export const PROTOCOL_VERSION = 1;
 /**
  * What this client can do beyond the v1 baseline (see {@link RegisterRequest.features}). `encode`:
  * its answers may come encoded for the laptop leg (`ResponseHead.coding`), when the server offers
- * `encode` too and the option `compress` is on.
+ * `encode` too and the option `compress` is on. `push`: it may send pushes (answers to requests
+ * the browser has not made yet) in its batch uploads and upstreams (docs/protocol.md, "Pushes").
  */
-export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'encode']);
+export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'encode', 'push']);
 
 /**
  * What this server can do beyond the v1 baseline, announced in the registration answer. `batch`:
@@ -16,8 +17,10 @@ export const CLIENT_FEATURES = Object.freeze(['upgrade', 'batch', 'stream', 'enc
  * upstream of answer frames with no end (docs/protocol.md, "Streams"). `encode`: an answer may
  * carry a content coding the client applied (`ResponseHead.coding`); the server hands its bytes
  * to browsers that accept it and decodes them for the others (docs/protocol.md, "Encoded answers").
+ * `push`: it keeps pushes and answers the browser's next requests from them (docs/protocol.md,
+ * "Pushes").
  */
-export const SERVER_FEATURES = Object.freeze(['batch', 'stream', 'encode']);
+export const SERVER_FEATURES = Object.freeze(['batch', 'stream', 'encode', 'push']);
 
 /** Most messages in one poll answer, and most answers in one batch upload. */
 export const MAX_BATCH = 32;
@@ -26,6 +29,13 @@ export const MAX_BATCH = 32;
  * them; the server refuses a larger body in a batch upload before reading it.
  */
 export const MAX_WHOLE_BODY = 64 * 1024;
+/**
+ * Largest push body (feature `push`). A push above {@link MAX_WHOLE_BODY} travels in a batch upload
+ * of its own, so that it never holds the upstream's answers back.
+ */
+export const MAX_PUSH_BODY = 1024 * 1024;
+/** Most URLs one head may promise (feature `push`): a module may import thousands (a barrel file). */
+export const MAX_PROMISES = 4096;
 export const API_PREFIX = '/api/v1';
 
 export const CONTENT_TYPE_FRAME = 'application/vnd.devtunnel.frame';

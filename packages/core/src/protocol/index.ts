@@ -16,5 +16,6 @@ export * from './frames';
 export * from './frame-reader';
 export * from './frame-source';
 export * from './validate';
+export * from './push';
 export * from './json-lines';
 export * from './flags';

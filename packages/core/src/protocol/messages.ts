@@ -158,4 +158,48 @@ export interface ResponseHead {
    * server renders the error itself, so every error page comes from one place.
    */
   error?: { code: ErrorCode; message: string };
+  /**
+   * Feature `push`: URLs (origin-form) whose pushes follow, for the same browser identity as this
+   * answer (or push). The server holds a browser request for one of them until its push arrives
+   * (or a `none` says it will not), instead of sending it to the client.
+   */
+  promise?: string[];
+  /** Feature `push`: this head is not an answer but a push (then `id` is absent). */
+  push?: PushInfo;
+}
+
+/**
+ * A push (feature `push`): an answer to a request the browser has not made yet, which the server
+ * keeps for a few seconds and uses once for the browser request it matches (docs/protocol.md,
+ * "Pushes"). Also, with `none`, the word that a promised push will not come; with `drop`, that every
+ * push of the tunnel is stale (a file changed).
+ */
+export interface PushInfo {
+  /** Path and query (origin-form), exactly as the browser will ask for it. */
+  url: string;
+  /** {@link pushIdentity} of the request headers, hashed (SHA-256, base64url, first 22 characters). */
+  identity: string;
+  /** {@link pushVariant} of the headers the push was fetched with. */
+  variant: string;
+  /**
+   * The values (`null`: absent) of the request headers the answer's `Vary` names, as the push was
+   * fetched: a browser request is answered from it only when its own values are the same.
+   */
+  vary: Array<[string, string | null]>;
+  /** The client's generation: a push of a generation older than the last `drop` is stale. */
+  gen: number;
+  /**
+   * Validator only: no body; it answers a conditional request whose `If-None-Match` matches its
+   * `ETag` with 304, and nothing else.
+   */
+  validator?: true;
+  /**
+   * With `validator`: more validators alike (the same identity, variant, vary and headers but the
+   * `ETag`), as `[url, etag]`: a reload revalidates hundreds of modules, each a few bytes this way.
+   */
+  alike?: Array<[string, string]>;
+  /** The promised push of `url` will not come: browser requests waiting for it go to the client. */
+  none?: true;
+  /** Every push and promise of the tunnel is stale: drop them; `gen` is the new generation. */
+  drop?: true;
 }

@@ -1,8 +1,8 @@
 import { ERROR_CODES, type ErrorCode } from './error-codes';
 import { FrameError } from './frames';
-import { CLIENT_ID_PATTERN, ID_PATTERN, NAME_PATTERN } from './constants';
+import { CLIENT_ID_PATTERN, ID_PATTERN, MAX_PROMISES, MAX_PUSH_BODY, NAME_PATTERN } from './constants';
 import { CONTENT_CODINGS, isContentCoding } from './content-coding';
-import type { DownstreamMessage, HeaderPairs, RegisterRequest, RequestMessage, ResponseHead, ServerMessage, StreamMessage } from './messages';
+import type { DownstreamMessage, HeaderPairs, PushInfo, RegisterRequest, RequestMessage, ResponseHead, ServerMessage, StreamMessage } from './messages';
 
 /** What arrives from the other side is checked here before anything uses it. */
 
@@ -42,7 +42,56 @@ export function parseResponseHead(value: unknown): ResponseHead {
     if (!isContentCoding(h.coding)) throw new FrameError(`response coding ${JSON.stringify(h.coding)} is not one of ${CONTENT_CODINGS.join(', ')}`);
     head.coding = h.coding;
   }
+  if (h.promise !== undefined) head.promise = parsePromise(h.promise);
+  if (h.push !== undefined) {
+    head.push = parsePush(h.push);
+    if (head.id !== undefined) throw new FrameError('a push answers no request: it has no id');
+    if (head.push.none || head.push.drop || head.push.validator) {
+      if (head.bodyLength !== 0) throw new FrameError('a push without a body has bodyLength 0');
+    } else if (head.status !== 200 || !isInt(head.bodyLength, 0, MAX_PUSH_BODY)) {
+      throw new FrameError(`a push is a 200 with a bodyLength of at most ${MAX_PUSH_BODY}`);
+    }
+  }
   return head;
+}
+
+/** Origin-form and nothing else: a path, an optional query, no fragment, no spaces or controls. */
+const PUSH_URL = /^\/(?!\/)[\x21-\x7e]{0,4095}$/;
+const IDENTITY = /^[A-Za-z0-9_-]{22}$/;
+const TOKEN_NAME = /^[a-z0-9-]{1,64}$/;
+
+function parsePromise(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > MAX_PROMISES || !value.every((u) => typeof u === 'string' && PUSH_URL.test(u) && !u.includes('#'))) {
+    throw new FrameError(`promise must be at most ${MAX_PROMISES} origin-form URLs`);
+  }
+  return value as string[];
+}
+
+/** A push's description (feature `push`), every field checked. Throws {@link FrameError}. */
+export function parsePush(value: unknown): PushInfo {
+  const p = value as Partial<PushInfo> | null;
+  if (!p || typeof p !== 'object') throw new FrameError('push must be an object');
+  if (!isInt(p.gen, 0, Number.MAX_SAFE_INTEGER)) throw new FrameError('push gen must be a non-negative integer');
+  if (p.drop === true) return { url: '/', identity: '', variant: '', vary: [], gen: p.gen, drop: true };
+  if (typeof p.url !== 'string' || !PUSH_URL.test(p.url) || p.url.includes('#')) throw new FrameError('push url must be origin-form (/path?query)');
+  if (typeof p.identity !== 'string' || !IDENTITY.test(p.identity)) throw new FrameError('push identity must be 22 base64url characters');
+  if (typeof p.variant !== 'string' || p.variant.length > 100) throw new FrameError('push variant must be a short string');
+  const vary = p.vary ?? [];
+  if (!Array.isArray(vary) || vary.length > 8 || !vary.every((v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && TOKEN_NAME.test(v[0]) && (v[1] === null || (typeof v[1] === 'string' && v[1].length <= 8192)))) {
+    throw new FrameError('push vary must be at most 8 [lower-case name, value or null] pairs');
+  }
+  const push: PushInfo = { url: p.url, identity: p.identity, variant: p.variant, vary, gen: p.gen };
+  if (p.none === true) push.none = true;
+  else if (p.validator === true) {
+    push.validator = true;
+    if (p.alike !== undefined) {
+      if (!Array.isArray(p.alike) || p.alike.length > MAX_PROMISES || !p.alike.every((v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && PUSH_URL.test(v[0]) && !v[0].includes('#') && typeof v[1] === 'string' && /^(W\/)?"[\x21\x23-\x7e\x80-\uffff]{0,200}"$/.test(v[1]))) {
+        throw new FrameError(`push alike must be at most ${MAX_PROMISES} [origin-form URL, entity-tag] pairs`);
+      }
+      push.alike = p.alike;
+    }
+  }
+  return push;
 }
 
 /** Validates a message received on a poll. Throws {@link FrameError}. */

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION, SERVER_FEATURES } from '@devtunnel/core/protocol';
+import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { createDashboard } from '../dashboard';
 import { sendError } from '../error-response';
 import { HttpError } from '../errors';
 import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
-import type { ResolvedServerOptions } from '../options';
+import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import type { Registry } from '../registry';
 import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from '../respond';
 import { setHopRemote } from '../tunnel-port/request';
@@ -42,7 +42,7 @@ export function createControlHandler(deps: ControlDeps) {
 
   const routes: ReadonlyArray<Route<Handler>> = [
     // The protocol and features too: `devtunnel doctor` checks them before it has a valid token.
-    { method: '*', path: '/healthz', handler: (_req, res) => json(res, 200, { status: 'ok', protocol: PROTOCOL_VERSION, features: SERVER_FEATURES }) },
+    { method: '*', path: '/healthz', handler: (_req, res) => json(res, 200, { status: 'ok', protocol: PROTOCOL_VERSION, features: offeredFeatures(options) }) },
     {
       method: '*',
       path: '/readyz',

@@ -1,16 +1,16 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PROTOCOL_VERSION, RegistrationError, SERVER_FEATURES, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { PROTOCOL_VERSION, RegistrationError, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from '../errors';
 import type { Exchange } from '../exchange';
 import { randomId } from '../ids';
 import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
-import type { ResolvedServerOptions } from '../options';
+import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import { createPortAllocator, type PortAllocator } from '../ports';
 import { createRouteTable, routeSnapshot, type Route, type RouteSnapshot, type RouteTable } from '../routes';
 import type { UpstreamOutcome } from '../routes/upstream';
-import { createTunnelSession, type TunnelSession } from '../session';
+import { createTunnelSession, type TunnelDeps, type TunnelSession } from '../session';
 import { createStateStore, type StateStore } from '../state-store';
 import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
 import { createCluster, type Cluster, type OwnerRecord } from '../cluster';
@@ -75,6 +75,15 @@ function validRegistration(body: unknown): RegisterRequest {
   }
 }
 
+/**
+ * Push bounds (docs/speculation.md): a browser request waits this long at most for a promised push;
+ * a tunnel keeps this many pushes and bytes, the server this many bytes over all tunnels.
+ */
+const PUSH_WAIT_MS = 5_000;
+const PUSH_ENTRIES_PER_TUNNEL = 8_192;
+const PUSH_BYTES_PER_TUNNEL = 32 * 1024 * 1024;
+const PUSH_BYTES_TOTAL = 256 * 1024 * 1024;
+
 export function createRegistry(deps: RegistryDeps): Registry {
   const { options, logger } = deps;
   const now = options.now;
@@ -87,6 +96,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byClient = new Map<string, TunnelSession>();
   const routes: RouteTable = createRouteTable(options);
   const cluster: Cluster | undefined = options.store ? createCluster(options, logger) : undefined;
+  /** Every tunnel's pushes share one byte budget (docs/speculation.md, "Memory"). */
+  const pushes: TunnelDeps['pushes'] = options.pushLifetimeMs > 0
+    ? {
+        limits: { lifetimeMs: options.pushLifetimeMs, waitMs: PUSH_WAIT_MS, maxEntries: PUSH_ENTRIES_PER_TUNNEL, maxBytes: PUSH_BYTES_PER_TUNNEL },
+        budget: { bytes: 0, maxBytes: PUSH_BYTES_TOTAL },
+        events: { received: (n) => deps.metrics.pushReceived(n), used: (_n, notModified) => deps.metrics.pushUsed(notModified), dropped: (reason, n) => deps.metrics.pushDropped(reason, n) },
+      }
+    : undefined;
   /** With a store: this replica's claim on each tunnel it holds, by identity. */
   const owned = new Map<string, OwnerRecord>();
   /**
@@ -207,6 +224,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         logger: logger.child({ tunnel: name, port }),
         // Constant-time compare of equal-length values; a wrong length is simply wrong.
         verifySecret: (candidate) => candidate.length === secretBytes.length && timingSafeEqual(Buffer.from(candidate), secretBytes),
+        pushes,
       },
     );
     byId.set(id, tunnel);
@@ -232,7 +250,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
       },
       maxPolls: options.maxPolls,
-      features: [...SERVER_FEATURES],
+      features: offeredFeatures(options),
       ...(route ? { route: { name: route.config.name, selector: name, link: routeLink(route, name, hostHeader) } } : {}),
     };
   }

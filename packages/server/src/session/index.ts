@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_BATCH } from '@devtunnel/core/protocol';
 import { systemClock } from '../clock';
 import { sendError } from '../error-response';
+import { createPushCache } from '../push-cache';
 import { SERVED_BY } from '../routes/selection';
 import { HttpError, offlineError } from '../errors';
 import type { Exchange } from '../exchange';
@@ -59,6 +60,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
   /** The client's upstreams (feature `stream`) open now. */
   const ups = new Set<{ req: IncomingMessage; res: ServerResponse }>();
   const batching = init.features.has('batch');
+  const pushes = deps.pushes && init.features.has('push') ? createPushCache(clock, deps.pushes.limits, deps.pushes.budget, deps.pushes.events) : undefined;
 
   const state = (): TunnelState => (closed ? 'closed' : live.state(polls.size > 0 || down !== undefined, pending.awaiting() > 0));
   const offlineFailure = () => offlineError(init.port, init.name);
@@ -140,6 +142,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     features: init.features,
     route: init.route,
     stats,
+    pushes,
     state,
     isActive: () => state() === 'connected',
     get pollsWaiting() {
@@ -268,6 +271,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
     },
 
     sweep(t) {
+      pushes?.sweep(t);
       // A downstream whose client went silent (a network that drops packets without a word):
       // cut it, and the tunnel goes offline like one whose polls dropped.
       if (down && polls.size === 0 && live.lapsed(t)) down.destroy();
@@ -305,6 +309,7 @@ export function createTunnelSession(init: TunnelInit, deps: TunnelDeps): TunnelS
       if (closed) return;
       closed = true;
       live.stop();
+      pushes?.clear();
       answerPolls(reason);
       for (const up of [...ups]) sendError(up.req, up.res, reason, { fallback: 'json', close: true });
       for (const ex of [...queue.requests()]) fail(ex, pendingReason);

@@ -4,6 +4,7 @@ import type { HttpError } from '../errors';
 import type { Exchange } from '../exchange';
 import type { ServerLogger } from '../logger';
 import type { ResolvedServerOptions } from '../options';
+import type { PushBudget, PushCache, PushEvents, PushLimits } from '../push-cache';
 import type { TunnelStats } from './stats';
 
 /** What the rest of the server sees of a tunnel's session, and what it takes to make one. */
@@ -23,6 +24,8 @@ export interface TunnelSession {
   /** The route this tunnel serves, if it registered for one. */
   readonly route: string | undefined;
   readonly stats: TunnelStats;
+  /** The pushes its client sent (feature `push`, both sides); undefined without the feature. */
+  readonly pushes: PushCache | undefined;
   state(): TunnelState;
   /** Whether a client is polling now (for port reuse decisions). */
   isActive(): boolean;
@@ -92,6 +95,8 @@ export interface TunnelDeps {
   verifySecret(secret: string): boolean;
   /** Time and timers; real ones by default (`options.now` and Node's timers). */
   clock?: Clock;
+  /** The server's push bounds, shared budget and metrics; without them a tunnel keeps no pushes. */
+  pushes?: { limits: PushLimits; budget: PushBudget; events: PushEvents };
 }
 
 export interface TunnelInit {

@@ -11,6 +11,9 @@ import type { UpstreamOutcome } from '../routes/upstream';
 import type { TunnelSession } from '../session';
 import { createUpgradeState } from '../upgrade';
 import type { Hop } from '../cluster/hop';
+import { pushLookup, writePushHit } from '../push-answer';
+import type { PushHit } from '../push-cache';
+import { browserHeaders } from '../respond';
 import { checkRequest, createExchange, remoteOf } from './request';
 
 /**
@@ -184,6 +187,47 @@ function logWhenOver(r: PortRequest, deps: PortDeps): boolean {
 }
 
 /**
+ * A request its tunnel's client answered ahead (a push, docs/speculation.md): answered here, with no
+ * trip to the laptop. One whose push is promised and not here yet waits for it (at most the push
+ * wait), then takes it or goes on to the tunnel as any other.
+ */
+function fromPush(r: PortRequest, deps: PortDeps): boolean {
+  const { exchange, tunnel } = r as Required<PortRequest>;
+  const pushes = tunnel.pushes;
+  if (!pushes || pushes.idle) return true;
+  const lookup = pushLookup(exchange);
+  if (!lookup) return true;
+  const found = pushes.match(lookup);
+  if (found === undefined) return true;
+  if (found !== 'wait') {
+    answerFromPush(r, deps, found);
+    return false;
+  }
+  pushes.wait(lookup, () => {
+    if (r.res.destroyed || exchange.state === 'done') return;
+    const hit = pushes.match(lookup);
+    if (hit !== undefined && hit !== 'wait') answerFromPush(r, deps, hit);
+    else handToTunnel(r, deps);
+  });
+  return false;
+}
+
+function answerFromPush(r: PortRequest, deps: PortDeps, hit: PushHit): void {
+  const { exchange, tunnel } = r as Required<PortRequest>;
+  tunnel.stats.requests++;
+  tunnel.stats.lastRequestAt = deps.options.now();
+  exchange.state = 'done';
+  exchange.pushed = true;
+  r.submitted = true;
+  try {
+    writePushHit(exchange, r.res, hit, browserHeaders);
+  } catch {
+    // Node refused a header (the client's, validated as any answer's): the browser's connection is cut.
+    r.res.destroy();
+  }
+}
+
+/**
  * To the tunnel's session, which admits or queues it and hands it to the client. A request with
  * a body waits until the parser has gone through the bytes it already holds: if that body is
  * malformed (a smuggling attempt arrives in one packet), the parser fails it first and the request
@@ -207,7 +251,7 @@ function handToTunnel(r: PortRequest, deps: PortDeps): boolean {
 }
 
 /** The path of a browser request, in order. On a route's port, `findTunnel` chooses by selection. */
-export const requestSteps: readonly PortStep[] = [dropDistrusted, checkFraming, findTunnel, makeExchange, logWhenOver, handToTunnel];
+export const requestSteps: readonly PortStep[] = [dropDistrusted, checkFraming, findTunnel, makeExchange, logWhenOver, fromPush, handToTunnel];
 
 /** Runs the request steps until one answers. */
 export function runRequestSteps(r: PortRequest, deps: PortDeps): void {
