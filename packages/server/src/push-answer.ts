@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { joinedValue, pushVariant, type PushInfo, type ResponseHead } from '@devtunnel/core/protocol';
+import { answerForBrowser } from './content-coding';
 import type { Exchange } from './exchange';
 import { identityHash, type PushHit, type PushLookup } from './push-cache';
 import type { TunnelSession } from './session';
@@ -57,13 +58,19 @@ export function writePushHit(
   browserHeaders: (ex: Exchange, head: ResponseHead, bodyLength: number | null, noBody: boolean) => string[],
 ): void {
   const noBody = ex.message.method === 'HEAD' || hit.status === 304;
-  const length = hit.body?.length ?? 0;
+  // Encoded for the leg (option compress): the bytes as they came to a browser that accepts the
+  // coding, decoded for any other, as for an answer from the client (content-coding.ts). Throws
+  // bad_response for a body that does not decode; the caller's error path answers it.
+  const answer = hit.body ? answerForBrowser(ex.message.headers, { status: hit.status, headers: hit.headers, bodyLength: hit.body.length, coding: hit.coding }, hit.body) : undefined;
+  const body = answer?.bytes ?? hit.body;
+  const length = body?.length ?? 0;
+  const answered = answer?.head.headers ?? hit.headers;
   // HEAD: the length of the body a GET would get (RFC 9110 §9.3.2), which a push knows exactly.
-  const headers = ex.message.method === 'HEAD' && hit.body ? [...hit.headers, ['content-length', String(length)] as [string, string]] : hit.headers;
+  const headers = ex.message.method === 'HEAD' && body ? [...answered, ['content-length', String(length)] as [string, string]] : answered;
   const flat = browserHeaders(ex, { status: hit.status, headers, bodyLength: length }, noBody ? null : length, noBody);
   flat.push(PUSH_HEADER, 'hit');
   res.writeHead(hit.status, flat);
   ex.bytesOut = noBody ? 0 : length;
-  if (noBody || !hit.body) res.end();
-  else res.end(hit.body);
+  if (noBody || !body) res.end();
+  else res.end(body);
 }

@@ -44,6 +44,8 @@ interface Entry {
   readonly status: number;
   readonly headers: HeaderPairs;
   readonly body: Uint8Array | undefined;
+  /** The coding the client applied for the leg (`ResponseHead.coding`), if any. */
+  readonly coding: ResponseHead['coding'];
   readonly etag: string | undefined;
   readonly expiresAt: number;
 }
@@ -64,6 +66,8 @@ export interface PushHit {
   status: number;
   headers: HeaderPairs;
   body: Uint8Array | undefined;
+  /** The coding the client applied for the leg: the browser gets the body decoded unless it accepts it. */
+  coding: ResponseHead['coding'];
   notModified: boolean;
 }
 
@@ -189,7 +193,7 @@ export function createPushCache(clock: Clock, limits: PushLimits, budget: PushBu
       return settle(key);
     }
     const now = clock.now();
-    const entry: Entry = { push, status: h.status, headers: h.headers, body: push.validator ? undefined : body, etag, expiresAt: now + limits.lifetimeMs };
+    const entry: Entry = { push, status: h.status, headers: h.headers, body: push.validator ? undefined : body, coding: h.coding, etag, expiresAt: now + limits.lifetimeMs };
     // A newer push of the same variant replaces the older one.
     for (const old of entries.get(key) ?? []) if (old.push.variant === push.variant) remove(key, old, 'evicted');
     // Room: expired ones first, then the oldest, for this tunnel and for the server as a whole.
@@ -243,9 +247,9 @@ export function createPushCache(clock: Clock, limits: PushLimits, budget: PushBu
         remove(key, entry, undefined);
         events.used(size(entry), notModified);
         if (notModified) {
-          return { status: 304, headers: entry.headers.filter(([n]) => NOT_MODIFIED_HEADERS.has(n.toLowerCase())), body: undefined, notModified: true };
+          return { status: 304, headers: entry.headers.filter(([n]) => NOT_MODIFIED_HEADERS.has(n.toLowerCase())), body: undefined, coding: undefined, notModified: true };
         }
-        return { status: entry.status, headers: entry.headers, body: entry.body, notModified: false };
+        return { status: entry.status, headers: entry.headers, body: entry.body, coding: entry.coding, notModified: false };
       }
       return undefined;
     },

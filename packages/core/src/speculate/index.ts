@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { createCancel } from '../cancel';
 import type { BatchItem, Session } from '../control';
@@ -8,7 +9,25 @@ import { headerValue, joinedValue, MAX_PROMISES, MAX_PUSH_BODY, MAX_WHOLE_BODY, 
 import type { ClientContext } from '../client/context';
 import { createSpeculationMemory, type SpeculationMemory } from './memory';
 import { bypassesCaches, identityHash, isImmutable, notPushable, pushRequestHeaders, varyNames } from './rules';
-import { references, scannable, type Reference } from './scan';
+import { references as scanReferences, scannable, type Reference } from './scan';
+
+/** Bytes decoded beyond this are not scanned (a body that grows past it is no dev-server module). */
+const MAX_SCANNED = 8 * 1024 * 1024;
+
+/**
+ * What an answer names, read from its bytes as the app sent them: an answer encoded for the leg
+ * (option compress, `ResponseHead.coding`) is decoded for the scan only. One that does not decode
+ * names nothing (the server cuts it anyway).
+ */
+function references(kind: 'html' | 'js', bytes: Uint8Array, base: string, coding: ResponseHead['coding']): Reference[] {
+  if (coding === undefined) return scanReferences(kind, bytes, base);
+  try {
+    const plain = coding === 'br' ? brotliDecompressSync(bytes, { maxOutputLength: MAX_SCANNED }) : gunzipSync(bytes, { maxOutputLength: MAX_SCANNED });
+    return scanReferences(kind, plain, base);
+  } catch {
+    return [];
+  }
+}
 
 /**
  * Speculative delivery (feature `push`, docs/speculation.md): after a GET answered with a page or a
@@ -250,13 +269,13 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     const kind = scannable(headerValue(head.headers, 'content-type'));
     let refs: Reference[] | undefined;
     if (kind) {
-      refs = references(kind, bytes, ref.url);
+      refs = references(kind, bytes, ref.url, head.coding);
       if (etag) memory.remember(ref.url, etag, refs);
     }
     const promise = plan(root, refs);
     stats.pushes++;
     stats.bytes += bytes.length;
-    emit(root.s, { status: 200, headers: head.headers.filter(([n]) => !UNSENT.has(n.toLowerCase())), bodyLength: bytes.length, push: info, ...(promise ? { promise } : {}) }, bytes);
+    emit(root.s, { status: 200, headers: head.headers.filter(([n]) => !UNSENT.has(n.toLowerCase())), bodyLength: bytes.length, push: info, ...(head.coding ? { coding: head.coding } : {}), ...(promise ? { promise } : {}) }, bytes);
   }
 
   return {
@@ -286,7 +305,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
         memory.deliver(identity, message.url, { etag, immutable: isImmutable(head.headers), vary: varyNames(head.headers) ?? [] });
         markRecent(`${identity}\0${message.url}`);
         if (kind && response.bytes) {
-          refs = references(kind, response.bytes, message.url);
+          refs = references(kind, response.bytes, message.url, head.coding);
           if (etag) memory.remember(message.url, etag, refs, kind === 'html');
         }
       } else if (head.status === 304) {
