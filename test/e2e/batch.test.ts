@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request } from 'undici';
 import {
   CONTENT_TYPE_FRAME,
   encodeHead,

@@ -8,7 +8,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { createTunnelClient, reportStatus, type TunnelInfo } from '@devtunnel/core';
 import { CLIENT_BIN, runBin } from '../helpers/child';
 import type { EchoBody } from '../helpers/echo-app';
-import { closeServer, listen } from '../helpers/net';
+import { closeServer, listen, refusedPort } from '../helpers/net';
 import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN } from '../helpers/tunnel';
 
 const fixtures = join(__dirname, '..', 'fixtures');
@@ -245,11 +245,7 @@ describe('the client on real networks', () => {
   });
 
   test('an unreachable tunnel server: start() keeps trying without blocking, close() ends it', async () => {
-    const dead = createTcpServer();
-    dead.listen(0, '127.0.0.1');
-    await once(dead, 'listening');
-    const deadPort = (dead.address() as AddressInfo).port;
-    await new Promise((r) => dead.close(r));
+    const deadPort = await refusedPort();
     const client = createTunnelClient({ server: `http://127.0.0.1:${deadPort}`, token: TOKEN, port: suite.app.port, stateDir: stateDir(), proxy: false });
     const attempts: string[] = [];
     const twice = new Promise<void>((resolve) =>

@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIENT_BIN, ROOT, runBin, watchChild } from '../helpers/child';
-import { closeServer, listen } from '../helpers/net';
+import { closeServer, listen, refusedPort } from '../helpers/net';
 import { startBufferingFront, startConnectProxy } from '../helpers/proxies';
 import { fetchBuffer, startServer, TOKEN, useEchoSuite } from '../helpers/tunnel';
 
@@ -81,9 +81,7 @@ describe('devtunnel doctor', () => {
   });
 
   test('an unreachable server: TCP fails, the checks that need it are skipped, exit 1', async () => {
-    const gone = createHttpServer();
-    const port = await listen(gone);
-    await closeServer(gone);
+    const port = await refusedPort();
     const run = await doctor(['--server', `http://127.0.0.1:${port}`], { DEVTUNNEL_TOKEN: TOKEN });
     expect(run.code).toBe(1);
     expect(run.statuses).toMatchObject({ url: 'pass', proxy: 'pass', dns: 'pass', connect: 'fail', api: 'skip', token: 'skip', streams: 'skip', speed: 'skip', 'local-app': 'skip' });

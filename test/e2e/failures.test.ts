@@ -1,10 +1,9 @@
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TunnelError } from '@devtunnel/core';
 import { CLIENT_BIN, runBin, type Child } from '../helpers/child';
-import { closeServer, listen, rawExchange } from '../helpers/net';
+import { rawExchange, refusedPort } from '../helpers/net';
 import type { EchoBody } from '../helpers/echo-app';
 import { useEchoSuite, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
@@ -64,9 +63,7 @@ describe('failures a user can meet', () => {
   }
 
   test('local app refused: 502 local_app_refused naming host and port', async () => {
-    const dead = createServer();
-    const deadPort = await listen(dead);
-    await closeServer(dead);
+    const deadPort = await refusedPort();
     const { base } = await tunnel({}, { port: deadPort });
     const res = await fetchBuffer(`${base}/`, { headers: { accept: 'application/json' }, dispatcher });
     expect(res.status).toBe(502);

@@ -4,7 +4,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { startEchoApp, patternBytes, sha256, type EchoApp, type EchoBody } from '../helpers/echo-app';
 import { startBadApp, sendThenClose, type BadApp } from '../helpers/bad-app';
 import { CLIENT_BIN, runBin } from '../helpers/child';
-import { closeServer, listen, rawExchange } from '../helpers/net';
+import { closeServer, listen, rawExchange, refusedPort } from '../helpers/net';
 import { TOKEN, fetchBuffer, freeRange, memoryLogger, startClient, startServer, stateDir, useEchoSuite, waitFor } from '../helpers/tunnel';
 
 /**
@@ -267,9 +267,7 @@ describe('routes', () => {
   });
 
   test('a real app that is down or silent: a coded 502 or 504 naming the route, never a hang', async () => {
-    const dead = createServer();
-    const deadPort = await listen(dead);
-    await closeServer(dead);
+    const deadPort = await refusedPort();
     // The deadline (3 s) ends the wait, not the browser connection's idle limit.
     const { url, server, ports } = await routeServer({ cart: `http://127.0.0.1:${deadPort}`, slow: realUrl() }, { bodyIdleTimeoutMs: 10_000 });
     const down = await fetchBuffer(url('cart', '/page'), { dispatcher: suite.dispatcher, headers: { accept: 'application/json' } });

@@ -1,12 +1,31 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 /** Listens on 127.0.0.1 port 0 and returns the port. */
 export async function listen(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
+}
+
+/**
+ * A port on 127.0.0.1 where nothing listens, for "connection refused" cases. It is taken below
+ * the kernel's ephemeral range (which port 0 draws from), so no server another test starts
+ * meanwhile can land on it, as it could on a port 0 listener that was just closed. Bounded tries.
+ */
+export async function refusedPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const probe = createNetServer();
+    const free = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) await new Promise((resolve) => probe.close(resolve));
+    if (free) return port;
+  }
+  throw new Error('no free port found in 20000-32000 after 50 tries');
 }
 
 export async function closeServer(server: Server): Promise<void> {

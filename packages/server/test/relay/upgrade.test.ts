@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { endToEndFlat, pairsFromRaw } from '@devtunnel/core/protocol';
 import { HttpError } from '../../src/errors';
 import { relayUpgrade } from '../../src/relay/upgrade';
-import { closeServer, listen } from '../../../../test/helpers/net';
+import { closeServer, listen, refusedPort } from '../../../../test/helpers/net';
 
 /**
  * The upgrade relay between a real browser-side server and a real app, both node:http on
@@ -145,9 +145,7 @@ test('the browser leaving before the answer closes the connection to the app', a
 });
 
 test('an app that cannot be reached: the coded error, then the connection closes', async () => {
-  const gone = createServer();
-  const deadPort = await listen(gone);
-  await closeServer(gone);
+  const deadPort = await refusedPort();
   const f = await front(deadPort);
   const { socket, received } = await browser(f.port);
   await once(socket, 'close');
