@@ -28,6 +28,8 @@ export interface LocalResponse {
   body: Readable | null;
   /** …the whole body, read already because it is small: it goes up in one write with the head. */
   bytes?: Buffer;
+  /** When `bytes` are encoded for the leg (`head.coding`): the body as the app sent it (the speculator scans it). */
+  plain?: Buffer;
 }
 
 
@@ -181,7 +183,7 @@ export function createForwarder(target: LocalTarget, timeouts: () => ForwarderTi
         if (!legOnly || bytes.length >= MIN_LEG_ONLY_BYTES) {
           const encoded = encodeWhole(bytes, coding);
           // Text that does not compress (already minified and tiny, random ids) goes as it is.
-          if (encoded.length < bytes.length) return { head: { status, headers: encodedHeaders(headers, coding), bodyLength: encoded.length, coding }, body: null, bytes: encoded };
+          if (encoded.length < bytes.length) return { head: { status, headers: encodedHeaders(headers, coding), bodyLength: encoded.length, coding }, body: null, bytes: encoded, plain: bytes };
         }
       }
       return { head: { status, headers, bodyLength: bytes.length }, body: null, bytes };

@@ -5,9 +5,10 @@ import { createCancel } from '../cancel';
 import type { BatchItem, Session } from '../control';
 import type { LocalResponse } from '../forward';
 import { discard } from '../http-call';
-import { headerValue, joinedValue, MAX_PROMISES, MAX_PUSH_BODY, MAX_WHOLE_BODY, pushVariant, type HeaderPairs, type PushInfo, type RequestMessage, type ResponseHead } from '../protocol';
+import { headerValue, joinedValue, MAX_PUSH_BODY, MAX_WHOLE_BODY, pushVariant, type HeaderPairs, type PushInfo, type RequestMessage, type ResponseHead } from '../protocol';
 import type { ClientContext } from '../client/context';
 import { createSpeculationMemory, type SpeculationMemory } from './memory';
+import { createValidatorBatch } from './validators';
 import { bypassesCaches, identityHash, isImmutable, notPushable, pushRequestHeaders, varyNames } from './rules';
 import { references as scanReferences, scannable, type Reference } from './scan';
 
@@ -15,12 +16,15 @@ import { references as scanReferences, scannable, type Reference } from './scan'
 const MAX_SCANNED = 8 * 1024 * 1024;
 
 /**
- * What an answer names, read from its bytes as the app sent them: an answer encoded for the leg
- * (option compress, `ResponseHead.coding`) is decoded for the scan only. One that does not decode
- * names nothing (the server cuts it anyway).
+ * What an answer names, read from its bytes as the app sent them (`plain`, which the forwarder
+ * keeps beside a whole answer it encoded). Only an encoded stream read whole for a push (larger
+ * than a whole answer) is decoded for the scan; one that does not decode names nothing (the server
+ * cuts it anyway).
  */
-function references(kind: 'html' | 'js', bytes: Uint8Array, base: string, coding: ResponseHead['coding']): Reference[] {
+function references(kind: 'html' | 'js', response: LocalResponse, bytes: Uint8Array, base: string): Reference[] {
+  const coding = response.head.coding;
   if (coding === undefined) return scanReferences(kind, bytes, base);
+  if (response.plain) return scanReferences(kind, response.plain, base);
   try {
     const plain = coding === 'br' ? brotliDecompressSync(bytes, { maxOutputLength: MAX_SCANNED }) : gunzipSync(bytes, { maxOutputLength: MAX_SCANNED });
     return scanReferences(kind, plain, base);
@@ -76,8 +80,6 @@ const BYTES_PER_ROOT = 32 * 1024 * 1024;
 const RECENT_MS = 15_000;
 /** The URLs one head promises, in characters at most. */
 const PROMISE_CHARS = 128 * 1024;
-/** A head of validators alike (with their promises), in bytes at most (roughly). */
-const ALIKE_BYTES = 160 * 1024;
 const RECENT_MAX = 20_000;
 
 /** Headers a validator keeps: those a 304 carries. */
@@ -182,43 +184,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     // A large push takes an upload of its own: it never holds back the answers on the upstream.
     ctx.control.respondBatch(s, [{ head, bytes }], false).catch((error: unknown) => ctx.log.debug(`devtunnel: a push upload failed: ${(error as Error).message}`));
   }
-
-  /**
-   * Validators of one turn that differ only in URL and ETag leave as one head (`alike`): a reload
-   * revalidates every module, and each then costs its URL and ETag instead of a whole head.
-   */
-  const alike = new Map<string, { root: Root; head: ResponseHead & { push: PushInfo }; promise: string[]; size: number }>();
-
-  function validator(root: Root, info: PushInfo, headers: HeaderPairs, etag: string, promise: string[] | undefined): void {
-    const shared = headers.filter(([n]) => n.toLowerCase() !== 'etag');
-    const key = JSON.stringify([info.identity, info.variant, info.vary, info.gen, shared]);
-    const size = info.url.length + etag.length + 8 + (promise?.reduce((n, u) => n + u.length + 3, 0) ?? 0);
-    const group = alike.get(key);
-    // One head stays far below MAX_HEAD_BYTES (256 KiB), its lists within MAX_PROMISES.
-    const fits = group && group.root.s === root.s && group.size + size <= ALIKE_BYTES && group.head.push.alike!.length < MAX_PROMISES && group.promise.length + (promise?.length ?? 0) <= MAX_PROMISES;
-    if (group && fits) {
-      group.head.push.alike!.push([info.url, etag]);
-      if (promise) group.promise.push(...promise);
-      group.size += size;
-      return;
-    }
-    if (group) flushAlike(key);
-    if (alike.size === 0) setImmediate(flushAll);
-    alike.set(key, { root, head: { status: 200, headers: [...shared, ['etag', etag]], bodyLength: 0, push: { ...info, alike: [] } }, promise: promise ? [...promise] : [], size });
-  }
-
-  function flushAlike(key: string): void {
-    const group = alike.get(key)!;
-    alike.delete(key);
-    const { head } = group;
-    if (head.push.alike!.length === 0) delete head.push.alike;
-    if (group.promise.length > 0) head.promise = group.promise;
-    emit(group.root.s, head, undefined);
-  }
-
-  function flushAll(): void {
-    for (const key of [...alike.keys()]) flushAlike(key);
-  }
+  const validators = createValidatorBatch(emit);
 
   function none(root: Root, info: PushInfo): void {
     stats.none++;
@@ -256,7 +222,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
       if (headerValue(kept, 'etag') === undefined) kept.push(['etag', job.etag]);
       const promise = plan(root, memory.references(ref.url, job.etag));
       stats.validators++;
-      return validator(root, info, kept, job.etag, promise);
+      return validators.add(root.s, info, kept, job.etag, promise);
     }
 
     const why = head.error ? head.error.code : notPushable(head.status, head.headers, bytes === undefined ? MAX_PUSH_BODY + 1 : bytes.length);
@@ -269,7 +235,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
     const kind = scannable(headerValue(head.headers, 'content-type'));
     let refs: Reference[] | undefined;
     if (kind) {
-      refs = references(kind, bytes, ref.url, head.coding);
+      refs = references(kind, response, bytes, ref.url);
       if (etag) memory.remember(ref.url, etag, refs);
     }
     const promise = plan(root, refs);
@@ -305,7 +271,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
         memory.deliver(identity, message.url, { etag, immutable: isImmutable(head.headers), vary: varyNames(head.headers) ?? [] });
         markRecent(`${identity}\0${message.url}`);
         if (kind && response.bytes) {
-          refs = references(kind, response.bytes, message.url, head.coding);
+          refs = references(kind, response, response.bytes, message.url);
           if (etag) memory.remember(message.url, etag, refs, kind === 'html');
         }
       } else if (head.status === 304) {
@@ -325,7 +291,7 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
       queue.length = 0;
       next = 0;
       recent.clear();
-      alike.clear();
+      validators.clear();
       const s = ctx.session;
       if (!s || ctx.closed || !enabled(s)) return;
       emit(s, { status: 200, headers: [], bodyLength: 0, push: { url: '/', identity: '', variant: '', vary: [], gen, drop: true } }, undefined);

@@ -5,9 +5,9 @@
  * server's `DEVTUNNEL_TUNNEL_PORTS` from drifting apart. Pure: returns text.
  */
 import { posix } from 'node:path';
-import { Document, isNode, isScalar, visit, type CreateNodeOptions, type DocumentOptions, type Node, type SchemaOptions, type ToStringOptions } from 'yaml';
 import { serverDefaults } from '../options';
 import { k8sFlags, k8sNames, resolveK8sManifestOptions, type K8sManifestOptions } from './options';
+import { manifest, note, shellWord, yamlStream } from './yaml';
 
 /**
  * The Secret's placeholder. The server refuses it (a token has no spaces), so an unedited Secret
@@ -25,59 +25,6 @@ const ingressPaths: ReadonlyArray<readonly [path: string, pathType: 'Prefix' | '
   ['/readyz', 'Exact'],
   ['/dashboard', 'Prefix'],
 ];
-
-/**
- * Kubernetes reads YAML 1.1 (go-yaml: `on`, `yes`, `0x1F`, `1:20` are not strings there), the yaml
- * library and most tools 1.2: `compat` quotes every string that either version would take for
- * anything else. No anchors where a JS object is used twice: each manifest reads on its own.
- */
-const documentOptions = { compat: 'yaml-1.1', aliasDuplicateObjects: false } satisfies DocumentOptions & SchemaOptions & CreateNodeOptions;
-
-/** Every scalar on its own line: no folding of long values (an image digest), no block scalars. */
-const textOptions = { lineWidth: 0, blockQuote: false } satisfies ToStringOptions;
-
-/** One string as the manifests write it: a scalar YAML 1.1 and 1.2 readers both read back as that string. */
-export function yamlString(text: string): string {
-  return new Document(text, documentOptions).toString(textOptions).replace(/\n$/, '');
-}
-
-/** Comment lines as the yaml library takes them: it puts the `#` before each. */
-const commentText = (lines: string | readonly string[]) => (typeof lines === 'string' ? [lines] : lines).map((line) => ` ${line}`).join('\n');
-
-/** `value` with comment lines above it: above its key in a map, above its `-` in a list. */
-function note(lines: string | readonly string[], value: unknown): Node {
-  const node = new Document(value, documentOptions).contents as Node;
-  node.commentBefore = commentText(lines);
-  return node;
-}
-
-/** One manifest with its comment lines above it. */
-function manifest(comment: readonly string[], body: Record<string, unknown>): Document {
-  const doc = new Document(body, documentOptions);
-  (doc.contents as Node).commentBefore = commentText(comment);
-  // The library writes a map value's comment between its key and the value; a reader looks for it
-  // above the key, where the comment of a list item is (above its `-`).
-  visit(doc, {
-    Pair(_, pair) {
-      if (isNode(pair.value) && pair.value.commentBefore && isScalar(pair.key)) {
-        pair.key.commentBefore = pair.value.commentBefore;
-        pair.value.commentBefore = undefined;
-      }
-    },
-  });
-  return doc;
-}
-
-/** One word of a shell command line: quoted when the shell would read it otherwise (`;` in a route). */
-function shellWord(text: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The manifests, each after `---`, the first preceded by the `header` comment. */
-function yamlStream(header: readonly string[], documents: readonly Document[]): string {
-  documents[0]!.commentBefore = commentText(header);
-  return documents.map((doc) => doc.toString({ ...textOptions, directives: true })).join('');
-}
 
 /** Renders every manifest for `options`; throws `InvalidOptionError` naming a bad option. */
 export function renderManifests(options: K8sManifestOptions = {}): string {

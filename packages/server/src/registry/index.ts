@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PROTOCOL_VERSION, RegistrationError, parseRegisterRequest, type RegisterRequest, type RegisterResponse } from '@devtunnel/core/protocol';
+import { PROTOCOL_VERSION, type RegisterResponse } from '@devtunnel/core/protocol';
 import { HttpError } from '../errors';
 import type { Exchange } from '../exchange';
 import { randomId } from '../ids';
@@ -10,11 +10,14 @@ import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import { createPortAllocator, type PortAllocator } from '../ports';
 import { createRouteTable, routeSnapshot, type Route, type RouteSnapshot, type RouteTable } from '../routes';
 import type { UpstreamOutcome } from '../routes/upstream';
-import { createTunnelSession, type TunnelDeps, type TunnelSession } from '../session';
+import { createTunnelSession, type TunnelSession } from '../session';
 import { createStateStore, type StateStore } from '../state-store';
 import { createTunnelListener, type TunnelListener } from '../tunnel-port/listener';
 import { createCluster, type Cluster, type OwnerRecord } from '../cluster';
-import { handOver, sendQueuedOn } from './handover';
+import { publicUrl, routeFor, routeLink, validRegistration } from './admission';
+import { handOver } from './handover';
+import { pushesOf } from './pushes';
+import { createReplicaSide, type ReplicaSide } from './replicas';
 import { createIdentityGate } from './identities';
 import { owner, snapshot, type TunnelSnapshot } from './snapshot';
 
@@ -63,27 +66,6 @@ export interface RegistryDeps {
 /** How long a port that another process holds is skipped before we try it again. */
 const UNUSABLE_PORT_MS = 60_000;
 
-
-
-
-function validRegistration(body: unknown): RegisterRequest {
-  try {
-    return parseRegisterRequest(body);
-  } catch (error) {
-    if (error instanceof RegistrationError) throw new HttpError('invalid_request', error.message);
-    throw error;
-  }
-}
-
-/**
- * Push bounds (docs/speculation.md): a browser request waits this long at most for a promised push;
- * a tunnel keeps this many pushes and bytes, the server this many bytes over all tunnels.
- */
-const PUSH_WAIT_MS = 5_000;
-const PUSH_ENTRIES_PER_TUNNEL = 8_192;
-const PUSH_BYTES_PER_TUNNEL = 32 * 1024 * 1024;
-const PUSH_BYTES_TOTAL = 256 * 1024 * 1024;
-
 export function createRegistry(deps: RegistryDeps): Registry {
   const { options, logger } = deps;
   const now = options.now;
@@ -96,16 +78,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const byClient = new Map<string, TunnelSession>();
   const routes: RouteTable = createRouteTable(options);
   const cluster: Cluster | undefined = options.store ? createCluster(options, logger) : undefined;
-  /** Every tunnel's pushes share one byte budget (docs/speculation.md, "Memory"). */
-  const pushes: TunnelDeps['pushes'] = options.pushLifetimeMs > 0
-    ? {
-        limits: { lifetimeMs: options.pushLifetimeMs, waitMs: PUSH_WAIT_MS, maxEntries: PUSH_ENTRIES_PER_TUNNEL, maxBytes: PUSH_BYTES_PER_TUNNEL },
-        budget: { bytes: 0, maxBytes: PUSH_BYTES_TOTAL },
-        events: { received: (n) => deps.metrics.pushReceived(n), used: (_n, notModified) => deps.metrics.pushUsed(notModified), dropped: (reason, n) => deps.metrics.pushDropped(reason, n) },
-      }
-    : undefined;
-  /** With a store: this replica's claim on each tunnel it holds, by identity. */
-  const owned = new Map<string, OwnerRecord>();
+  const pushes = pushesOf(options, deps.metrics);
   /**
    * A port accepts browsers as long as someone holds it, with or without a live tunnel: a browser
    * reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather than a
@@ -131,13 +104,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
   let serial: Promise<unknown> = Promise.resolve();
   let draining = false;
   const identities = createIdentityGate({ now, expireMs: options.expireMs, logger });
+  const replicas: ReplicaSide | undefined = cluster
+    ? createReplicaSide({ cluster, options, logger, allocator, listener, identities, tunnelOf: (clientId) => byClient.get(clientId), routePort: (route) => routes.byName(route)?.config.port, end })
+    : undefined;
+  /** With a store: this replica's claim on each tunnel it holds, by identity. */
+  const owned = replicas?.owned ?? new Map<string, OwnerRecord>();
   /** Identities whose last tunnel was closed by its owner or an administrator, not lost: listed `closed`. */
   const closedByOwner = new Set<string>();
-
-  function publicUrl(port: number, hostHeader: string | undefined): string {
-    const host = (hostHeader ?? 'localhost').replace(/:\d+$/, '');
-    return options.publicUrl.replace('{host}', host).replace('{port}', String(port));
-  }
 
   function end(tunnel: TunnelSession, reason: string, error: HttpError): void {
     byId.delete(tunnel.id);
@@ -164,18 +137,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     const req = validRegistration(body);
     identities.admit(req, byClient.get(req.clientId));
     const name = req.name ?? 'tunnel';
-    const route = req.route === undefined ? undefined : routes.byName(req.route);
-    if (req.route !== undefined && !route) {
-      const known = routes.all.map((r) => r.config.name);
-      throw new HttpError('unknown_route', `This tunnel server has no route "${req.route}" (${known.length ? `its routes: ${known.join(', ')}` : 'it has no routes'}). Check --route / DEVTUNNEL_ROUTE, or ask the server's operator to add it (devtunnel-server --route ${req.route}:PORT=URL).`);
-    }
-    // A name selects one tunnel per route: another developer's live tunnel keeps it.
-    const holder = route?.member(name);
-    const remoteHolder = route && cluster ? cluster.view.byRouteName(route.config.name, name) : undefined;
-    const taken = holder && holder.clientId !== req.clientId && holder.isActive() ? holder.clientId : remoteHolder && remoteHolder.clientId !== req.clientId && cluster!.elsewhere(remoteHolder) ? remoteHolder.clientId : undefined;
-    if (taken !== undefined) {
-      throw new HttpError('route_name_taken', `Another developer's tunnel (${owner(taken)}) serves route "${route!.config.name}" under the name "${name}". Choose another name (--name / the name option).`);
-    }
+    const route = routeFor(req, name, routes, cluster);
     // The same identity registering again (a client restart, or after a server restart) replaces
     // its old session and keeps its port.
     const previous = byClient.get(req.clientId);
@@ -183,7 +145,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     let port: number | undefined;
     // Bounded: each failed listen marks one more port unusable.
     for (let attempt = 0; attempt <= options.portRange.to - options.portRange.from + 1; attempt++) {
-      const { port: candidate, evicted } = cluster ? await clusterAssign(req.clientId, name, req.preferredPort ?? previous?.port) : allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
+      const { port: candidate, evicted } = replicas ? await replicas.assign(req.clientId, name, req.preferredPort ?? previous?.port) : allocator.assign(req.clientId, name, req.preferredPort ?? previous?.port, isActive);
       if (evicted) {
         closedByOwner.delete(evicted);
         const loser = byClient.get(evicted);
@@ -233,7 +195,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     route?.join(tunnel);
     closedByOwner.delete(req.clientId);
     store?.save();
-    const url = publicUrl(port, hostHeader);
+    const url = publicUrl(options, port, hostHeader);
     deps.metrics.tunnelRegistered();
     logger.log('info', 'tunnel.registered', { tunnel: name, port, id, owner: owner(req.clientId), localPort: req.localPort, version: req.version, replaced: previous !== undefined, ...(route ? { route: route.config.name } : {}) });
     return {
@@ -251,50 +213,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
       },
       maxPolls: options.maxPolls,
       features: offeredFeatures(options),
-      ...(route ? { route: { name: route.config.name, selector: name, link: routeLink(route, name, hostHeader) } } : {}),
+      ...(route ? { route: { name: route.config.name, selector: name, link: routeLink(options, route, name, hostHeader) } } : {}),
     };
-  }
-
-  /** The route's page offering this tunnel, where browsers reach the route. */
-  function routeLink(route: Route, name: string, hostHeader: string | undefined): string {
-    const base = route.config.publicUrl ?? publicUrl(route.config.port, hostHeader).replace(/\/+$/, '');
-    return `${base}/__devtunnel/?use=${name}`;
-  }
-
-  /** A port from the store (one atomic script for every replica), mirrored here. */
-  async function clusterAssign(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }> {
-    const result = await cluster!.assignPort(clientId, name, preferred);
-    if (result.port === 0) {
-      throw new HttpError('port_range_full', `Every tunnel port (${options.portRange.from}-${options.portRange.to}) is held by an active tunnel. Try again later, or ask the operator to widen --tunnel-ports.`, { retryAfter: 30 });
-    }
-    const kept = allocator.list().filter((a) => a.clientId !== clientId && a.port !== result.port && a.clientId !== result.evicted);
-    allocator.replace([...kept, { clientId, name, port: result.port, lastActive: now() }]);
-    return result;
-  }
-
-  /** Listens on every port the store reserves (any replica serves any tunnel), mirrored here. */
-  let syncingPorts: Promise<void> | undefined;
-  let portsAgain = false;
-  function syncPorts(): void {
-    if (syncingPorts) {
-      portsAgain = true;
-      return;
-    }
-    syncingPorts = (async () => {
-      do {
-        portsAgain = false;
-        try {
-          const ports = await cluster!.ports();
-          allocator.replace([...ports].map(([port, p]) => ({ port, clientId: p.clientId, name: p.name, lastActive: p.lastActive })));
-          for (const port of ports.keys()) {
-            await listener.listen(port).catch((error: NodeJS.ErrnoException) => logger.log('warn', 'port.unusable', { port, code: error.code }));
-          }
-        } catch {
-          // The store is away: the next change or full read tries again.
-        }
-      } while (portsAgain);
-      syncingPorts = undefined;
-    })();
   }
 
   function sweep(): void {
@@ -316,35 +236,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     async start() {
       for (const route of routes.all) await listener.listen(route.config.port);
       routes.start();
-      if (cluster) {
-        await cluster.start({
-          held: () => [...owned.values()],
-          portsChanged(change) {
-            if (!change) return syncPorts();
-            // Our own claim's echo: set already (clusterAssign), listened on by the registration.
-            if (owned.get(change.clientId)?.port === change.port) return;
-            if (!allocator.put({ ...change, lastActive: now() })) return;
-            listener.listen(change.port).catch((error: NodeJS.ErrnoException) => logger.log('warn', 'port.unusable', { port: change.port, code: error.code }));
-          },
-          lost(owner) {
-            const tunnel = byClient.get(owner.clientId);
-            if (!tunnel) return;
-            // Requests that waited here (never handed to the client) follow the tunnel there.
-            const there = cluster!.elsewhere(owner);
-            if (there) {
-              const sent = sendQueuedOn(tunnel, there, cluster!.hop, (route) => routes.byName(route)?.config.port);
-              if (sent > 0) logger.log('info', 'tunnel.requests_moved', { tunnel: tunnel.name, port: tunnel.port, requests: sent });
-            }
-            // A newer registration on another replica: the same process moved (its polls come
-            // there now), or another process of the identity took it over for good.
-            const error = owner.instance !== undefined && tunnel.instance !== undefined && owner.instance !== tunnel.instance
-              ? identities.replacedBy(tunnel.localPort)
-              : new HttpError('unknown_tunnel', 'This tunnel is held by another tunnel server replica now; register again.');
-            end(tunnel, 'replaced_elsewhere', error);
-          },
-        });
-        await syncingPorts;
-      }
+      await replicas?.start();
       if (store) {
         allocator.load(await store.load());
         for (const { port, clientId } of allocator.list()) {
@@ -388,8 +280,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
           const local = byClient.get(a.clientId);
           const shown = snapshot(a, local, closedByOwner.has(a.clientId) ? 'closed' : 'expired');
           // Held by another replica: connected there (its counters are that replica's).
-          const there = !local && cluster ? cluster.view.byPort(a.port) : undefined;
-          return there && there.clientId === a.clientId ? { ...shown, id: there.tunnelId, name: there.name, route: there.route, state: 'connected' as const } : shown;
+          return !local && replicas ? replicas.shownElsewhere(shown, a.clientId) : shown;
         })
         .sort((x, y) => x.port - y.port);
     },
