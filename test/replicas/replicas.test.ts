@@ -162,6 +162,19 @@ describe('several replicas sharing Redis', () => {
     }
   });
 
+  test('a tunnel port another program holds on one replica: that replica registers on the next ports', async () => {
+    const squatter = createServer();
+    squatter.listen(range.from, HOSTS[0]);
+    await once(squatter, 'listening');
+    cleanup.push(() => closeServer(squatter));
+    // The store alone would offer the lowest free port every time; the replica skips what it cannot listen on.
+    const ann = await developer('ann', `http://${HOSTS[0]}:${control}`);
+    const bob = await developer('bob', `http://${HOSTS[0]}:${control}`);
+    expect([ann.info.port, bob.info.port]).toEqual([range.from + 1, range.from + 2]);
+    expect((await get(HOSTS[0]!, ann.info.port, '/a')).body).toBe('ann /a');
+    expect((await get(HOSTS[1]!, bob.info.port, '/b')).body).toBe('bob /b');
+  });
+
   test('a browser that leaves in the middle of an answer through the hop cancels the request at the laptop', async () => {
     const ann = await developer('ann');
     const holder = (await owner('ann')).host;

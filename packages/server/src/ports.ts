@@ -34,6 +34,8 @@ export interface PortAllocator {
   touch(clientId: string): void;
   /** The port cannot be listened on (taken by another process): skip it for `forMs`. */
   markUnusable(port: number, forMs: number): void;
+  /** The ports skipped now (marked unusable and not yet due). */
+  unusable(): number[];
   /** Gives a port up (on explicit deregistration the reservation is kept: use only for failures). */
   release(clientId: string): void;
   list(): PortAssignment[];
@@ -123,6 +125,7 @@ export function createPortAllocator(range: { from: number; to: number }, now: ()
     markUnusable(port, forMs) {
       unusableUntil.set(port, now() + forMs);
     },
+    unusable: () => [...unusableUntil.keys()].filter((port) => !usable(port)),
     release(clientId) {
       const entry = byClient.get(clientId);
       if (entry) drop(entry);

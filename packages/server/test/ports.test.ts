@@ -48,8 +48,10 @@ describe('port allocator', () => {
   test('unusable ports are skipped until their time is up', () => {
     const a = createPortAllocator({ from: 9000, to: 9001 }, now);
     a.markUnusable(9000, 1_000);
+    expect(a.unusable()).toEqual([9000]);
     expect(a.assign('alice', 'alice', 9000, nobodyActive).port).toBe(9001);
     t += 1_000;
+    expect(a.unusable()).toEqual([]);
     expect(a.assign('bob', 'bob', 9000, nobodyActive).port).toBe(9000);
   });
 

@@ -20,7 +20,8 @@ export interface Cluster {
   readonly hop: Hop;
   readonly storeUp: boolean;
   /** A port for `clientId` (the allocator's rules, in one atomic script). */
-  assignPort(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }>;
+  /** `skip`: ports this replica cannot listen on now; the store never offers them. */
+  assignPort(clientId: string, name: string, preferred: number | undefined, skip?: number[]): Promise<{ port: number; evicted: string | undefined }>;
   releasePort(clientId: string): Promise<void>;
   /** Takes a tunnel over for this replica; published to the others. */
   claim(owner: Omit<OwnerRecord, 'gen' | 'replica' | 'url' | 'claimedAt'>): Promise<OwnerRecord>;
@@ -142,8 +143,8 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
     get storeUp() {
       return store.up;
     },
-    assignPort(clientId, name, preferred) {
-      return stored(() => store.assignPort({ clientId, name, preferred, from: options.portRange.from, to: options.portRange.to, live: [...new Set([...view.liveReplicas(), replica])] }));
+    assignPort(clientId, name, preferred, skip) {
+      return stored(() => store.assignPort({ clientId, name, preferred, from: options.portRange.from, to: options.portRange.to, live: [...new Set([...view.liveReplicas(), replica])], skip }));
     },
     releasePort(clientId) {
       return stored(() => store.releasePort(clientId));
@@ -164,6 +165,10 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
       await store.publish({ type: 'ports', change: { port: record.port, clientId: record.clientId, name: record.name } }).catch(() => {});
       await echoed;
       echoes.delete(record.gen);
+      // Another replica's newer claim may have come while this one was on its way: its event
+      // found nothing held here to end. Lost at once, then, after the caller set its session up.
+      const current = view.byClient(record.clientId);
+      if (current && current.gen > record.gen && current.replica !== replica) setImmediate(() => hooks?.lost(current));
       return record;
     },
     async findTunnel(tunnelId) {

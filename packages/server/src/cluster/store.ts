@@ -56,7 +56,8 @@ export type StoreEvent =
 export interface ClusterStore {
   /** Whether the last command reached Redis. */
   readonly up: boolean;
-  assignPort(a: { clientId: string; name: string; preferred: number | undefined; from: number; to: number; live: string[] }): Promise<{ port: number; evicted: string | undefined }>;
+  /** `skip`: ports the asking replica cannot listen on (another program holds them there). */
+  assignPort(a: { clientId: string; name: string; preferred: number | undefined; from: number; to: number; live: string[]; skip?: number[] }): Promise<{ port: number; evicted: string | undefined }>;
   /** Takes a tunnel over: returns the record with its gen (always wins: the newest claim). */
   claim(owner: Omit<OwnerRecord, 'gen'>): Promise<OwnerRecord>;
   /** Gives a tunnel up, if this claim is still the current one. */
@@ -82,6 +83,8 @@ local clientId, name = ARGV[1], ARGV[2]
 local preferred, from, to, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local live = {}
 for id in string.gmatch(ARGV[7], '[^,]+') do live[id] = true end
+local skip = {}
+for p in string.gmatch(ARGV[8] or '', '[^,]+') do skip[tonumber(p)] = true end
 local function take(port, evicted)
   local prev = redis.call('HGET', clients, clientId)
   if prev and tonumber(prev) ~= port then redis.call('HDEL', ports, prev) end
@@ -97,16 +100,16 @@ local function holder(port)
   local v = redis.call('HGET', ports, tostring(port))
   if v then return cjson.decode(v).clientId end
 end
-if preferred and preferred >= from and preferred <= to then
+if preferred and preferred >= from and preferred <= to and not skip[preferred] then
   local h = holder(preferred)
   if not h or h == clientId then return take(preferred) end
 end
 local own = tonumber(redis.call('HGET', clients, clientId) or '')
-if own and own >= from and own <= to then return take(own) end
+if own and own >= from and own <= to and not skip[own] then return take(own) end
 local used = {}
 for _, k in ipairs(redis.call('HKEYS', ports)) do used[tonumber(k)] = true end
 for p = from, to do
-  if not used[p] then return take(p) end
+  if not used[p] and not skip[p] then return take(p) end
 end
 local best, bestAt, bestClient
 local all = redis.call('HGETALL', ports)
@@ -115,7 +118,7 @@ for i = 1, #all, 2 do
   local active = false
   local o = redis.call('HGET', owners, e.clientId)
   if o and live[cjson.decode(o).replica] then active = true end
-  if e.clientId ~= clientId and not active and p >= from and p <= to and (not best or e.lastActive < bestAt) then
+  if e.clientId ~= clientId and not active and not skip[p] and p >= from and p <= to and (not best or e.lastActive < bestAt) then
     best, bestAt, bestClient = p, e.lastActive, e.clientId
   end
 end
@@ -214,7 +217,7 @@ export function createRedisStore(url: string, password: string | undefined, logg
       return up && redis.status === 'ready';
     },
     async assignPort(a) {
-      const [port, evicted] = (await run(() => redis.eval(ASSIGN, 3, 'dt:ports', 'dt:clients', 'dt:owners', a.clientId, a.name, String(a.preferred ?? ''), String(a.from), String(a.to), String(now()), a.live.join(',')))) as [number, string];
+      const [port, evicted] = (await run(() => redis.eval(ASSIGN, 3, 'dt:ports', 'dt:clients', 'dt:owners', a.clientId, a.name, String(a.preferred ?? ''), String(a.from), String(a.to), String(now()), a.live.join(','), (a.skip ?? []).join(',')))) as [number, string];
       return { port: Number(port), evicted: evicted || undefined };
     },
     async claim(owner) {

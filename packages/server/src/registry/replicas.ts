@@ -89,7 +89,8 @@ export function createReplicaSide(deps: ReplicaSideDeps): ReplicaSide {
     owned,
 
     async assign(clientId, name, preferred) {
-      const result = await cluster.assignPort(clientId, name, preferred);
+      // Ports another program holds here stay out, or each attempt would draw the same one again.
+      const result = await cluster.assignPort(clientId, name, preferred, allocator.unusable());
       if (result.port === 0) {
         throw new HttpError('port_range_full', `Every tunnel port (${options.portRange.from}-${options.portRange.to}) is held by an active tunnel. Try again later, or ask the operator to widen --tunnel-ports.`, { retryAfter: 30 });
       }
