@@ -11,7 +11,7 @@ import { CONTENT_TYPE_FRAME, encodeHead, parseServerMessage, paths, readFrameHea
 import { useHandDrivenServer } from '../helpers/by-hand';
 import { CLIENT_BIN, ROOT, runBin, type Child } from '../helpers/child';
 import { closeServer, listen } from '../helpers/net';
-import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, waitFor, type Fetched } from '../helpers/tunnel';
+import { browser, fetchBuffer, startClient, startServer, stateDir, TOKEN, tunnelOn, waitFor, type Fetched } from '../helpers/tunnel';
 
 /**
  * The laptop leg compressed (feature `encode`, docs/protocol.md "Encoded answers"): a real server,
@@ -160,10 +160,7 @@ describe.each([
 
   beforeAll(async () => {
     app = await startApp();
-    server = await startServer();
-    client = await startClient(server, { port: app.port, transport });
-    base = `http://127.0.0.1:${client.info.port}`;
-    if (transport === 'auto') await waitFor(() => server.tunnels()[0]!.downstream && server.tunnels()[0]!.upstreams === 1, 5_000, 'both streams');
+    ({ server, client, base } = await tunnelOn(app.port, transport));
   });
 
   afterAll(async () => {

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { RequestEvent } from '@devtunnel/core';
 import { patternBytes, sha256, startEchoApp, type EchoApp, type EchoBody } from '../helpers/echo-app';
-import { browser, fetchBuffer, startClient, startServer, waitFor } from '../helpers/tunnel';
+import { browser, fetchBuffer, type startClient, type startServer, tunnelOn } from '../helpers/tunnel';
 
 /**
  * The original project's scenarios, through a real tunnel server, a real client and a real local
@@ -22,11 +22,7 @@ describe.each([
 
   beforeAll(async () => {
     app = await startEchoApp();
-    server = await startServer();
-    client = await startClient(server, { port: app.port, transport });
-    base = `http://127.0.0.1:${client.info.port}`;
-    // Every test below runs on the transport it names.
-    if (transport === 'auto') await waitFor(() => server.tunnels()[0]!.downstream && server.tunnels()[0]!.upstreams === 1, 5_000, 'both streams');
+    ({ server, client, base } = await tunnelOn(app.port, transport));
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, pluginEnv, startServer, waitFor, type Fetched } from '../helpers/tunnel';
+import { ROOT, runBin } from '../helpers/child';
+import { fetchBuffer, pluginEnv, useDevServerSuite, waitFor, type Fetched } from '../helpers/tunnel';
 
 /**
  * Speculative delivery against a real Vite dev server with @devtunnel/vite-plugin (docs/speculation.md):
@@ -35,23 +35,11 @@ export default { plugins: [count, devTunnel(${pluginOptions})], optimizeDeps: { 
 }
 
 describe('speculative delivery with Vite', () => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  const dispatcher = browser();
-  const children: Child[] = [];
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((c) => c.stop('SIGTERM')));
-  });
-  afterAll(async () => {
-    await server.close();
-    await dispatcher.close();
-  });
+  const suite = useDevServerSuite();
+  const { dispatcher, children } = suite;
 
   async function vite(dir: string, env: Record<string, string> = {}): Promise<string> {
-    const child = runBin(VITE, ['--clearScreen', 'false', dir, '--port', '0', '--host', '127.0.0.1'], pluginEnv(server.url, { DEVTUNNEL_INSPECT: 'false', ...env }));
+    const child = runBin(VITE, ['--clearScreen', 'false', dir, '--port', '0', '--host', '127.0.0.1'], pluginEnv(suite.server.url, { DEVTUNNEL_INSPECT: 'false', ...env }));
     children.push(child);
     const line = await child.waitForLine((l) => l.includes('devtunnel') && l.includes('connected:'), 30_000);
     return `http://127.0.0.1:${/:(\d+) →/.exec(line)![1]}`;
@@ -61,7 +49,7 @@ describe('speculative delivery with Vite', () => {
   const pushed = (r: Fetched) => r.headers['x-devtunnel-push'] === 'hit';
   const seen = async (base: string) => (await get(`${base}/__seen`)).json<Record<string, number>>();
   async function metric(name: string): Promise<number> {
-    const text = (await fetchBuffer(`${server.url}/metrics`, { dispatcher })).text;
+    const text = (await fetchBuffer(`${suite.server.url}/metrics`, { dispatcher })).text;
     return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }
 

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, pluginEnv, startServer, waitFor } from '../helpers/tunnel';
+import { fetchBuffer, pluginEnv, useDevServerSuite, waitFor } from '../helpers/tunnel';
 
 /**
  * @devtunnel/vite-plugin against real Vite dev servers, the oldest and the newest supported major:
@@ -35,23 +35,11 @@ function writeConfig(dir: string, pluginOptions: string, viteOptions: string): v
 }
 
 describe.each(versions)('Vite %s', (_major, bin) => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  const dispatcher = browser();
-  const children: Child[] = [];
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((c) => c.stop('SIGTERM')));
-  });
-  afterAll(async () => {
-    await server.close();
-    await dispatcher.close();
-  });
+  const suite = useDevServerSuite();
+  const { dispatcher, children } = suite;
 
   function vite(dir: string, args: string[] = [], env: Record<string, string> = {}): Child {
-    const child = runBin(bin, ['--clearScreen', 'false', ...args], pluginEnv(server.url, env));
+    const child = runBin(bin, ['--clearScreen', 'false', ...args], pluginEnv(suite.server.url, env));
     children.push(child);
     return child;
   }
@@ -118,13 +106,13 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     writeConfig(dir, "{ name: 'restart-me' }", "define: { __EDITED__: '1' },");
     await child.waitForLine((l) => /server restarted/.test(l), 30_000);
     await waitFor(async () => (await fetchBuffer(`http://127.0.0.1:${port}/main.js`, { dispatcher })).status === 200, 10_000, 'the tunnel to serve the restarted Vite');
-    const mine = server.tunnels().filter((t) => t.name === 'restart-me');
+    const mine = suite.server.tunnels().filter((t) => t.name === 'restart-me');
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ port, state: 'connected' });
   }, 60_000);
 
   test('off with DEVTUNNEL=0 and in CI; Vite serves locally either way', async () => {
-    const before = server.tunnels().length;
+    const before = suite.server.tunnels().length;
     const cases: Array<Record<string, string>> = [{ DEVTUNNEL: '0' }, { DEVTUNNEL: '', CI: 'true' }];
     for (const env of cases) {
       const dir = project('{}');
@@ -133,7 +121,7 @@ describe.each(versions)('Vite %s', (_major, bin) => {
       expect((await fetchBuffer(local, { dispatcher })).status).toBe(200);
       expect(child.lines.join('\n')).not.toContain('Tunnel:');
     }
-    expect(server.tunnels().length).toBe(before);
+    expect(suite.server.tunnels().length).toBe(before);
   }, 60_000);
 
   test('the tunnel server is down: one warning, and Vite keeps serving', async () => {
@@ -170,12 +158,12 @@ describe.each(versions)('Vite %s', (_major, bin) => {
     const all = child.output();
     expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
     expect(all.filter((l) => l.includes('not connected yet') || l.includes('lost:'))).toHaveLength(0);
-    expect(server.tunnels().filter((t) => t.name === 'fix-my-token')).toHaveLength(0);
+    expect(suite.server.tunnels().filter((t) => t.name === 'fix-my-token')).toHaveLength(0);
     // The token fixed (the right one comes from DEVTUNNEL_TOKEN): the restart opens a new tunnel.
     writeConfig(dir, "{ name: 'fix-my-token' }", '');
     const port = await connectedPort(child);
     expect((await fetchBuffer(`http://127.0.0.1:${port}/main.js`, { dispatcher })).status).toBe(200);
-    expect(server.tunnels().filter((t) => t.name === 'fix-my-token')).toMatchObject([{ port, state: 'connected' }]);
+    expect(suite.server.tunnels().filter((t) => t.name === 'fix-my-token')).toMatchObject([{ port, state: 'connected' }]);
   }, 60_000);
 
   test('a refused option: its error line, and the banner says the tunnel is not running', async () => {

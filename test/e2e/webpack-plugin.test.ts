@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { browser, fetchBuffer, pluginEnv, startServer, waitFor } from '../helpers/tunnel';
+import { fetchBuffer, pluginEnv, startServer, useDevServerSuite, waitFor } from '../helpers/tunnel';
 
 /**
  * @devtunnel/webpack-plugin's withTunnel() against real dev servers through their Node API: the
@@ -16,26 +16,14 @@ if (major > 22 || (major === 22 && minor >= 15)) kinds.push('wds6');
 const scratch = join(ROOT, '.artifacts', 'tmp');
 
 describe.each(kinds)('%s', (kind) => {
-  let server: Awaited<ReturnType<typeof startServer>>;
-  const dispatcher = browser();
-  const children: Child[] = [];
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((c) => c.stop('SIGTERM')));
-  });
-  afterAll(async () => {
-    await server.close();
-    await dispatcher.close();
-  });
+  const suite = useDevServerSuite();
+  const { dispatcher, children } = suite;
 
   function start(publicPath: string, plugin: object, env: Record<string, string> = {}) {
     mkdirSync(scratch, { recursive: true });
     const root = mkdtempSync(join(scratch, `${kind}-`));
     cpSync(join(ROOT, 'test/fixtures/webpack-app'), root, { recursive: true });
-    const child = runBin(join(ROOT, 'test/helpers/dev-server.mjs'), [kind, root, publicPath, JSON.stringify(plugin)], pluginEnv(server.url, env));
+    const child = runBin(join(ROOT, 'test/helpers/dev-server.mjs'), [kind, root, publicPath, JSON.stringify(plugin)], pluginEnv(suite.server.url, env));
     children.push(child);
     return { root, child };
   }
@@ -100,7 +88,7 @@ describe.each(kinds)('%s', (kind) => {
   }, 90_000);
 
   test('a wrong token: one "stopped" line that names the token, the dev server keeps serving', async () => {
-    const before = server.tunnels().length;
+    const before = suite.server.tunnels().length;
     const { child } = start('/', {}, { DEVTUNNEL_TOKEN: 'a-wrong-token-0123456789' });
     const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
     const stopped = await child.waitForLine((l) => l.includes('stopped:'), 30_000);
@@ -108,18 +96,18 @@ describe.each(kinds)('%s', (kind) => {
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
     const all = child.output();
     expect(all.filter((l) => l.includes('stopped:'))).toHaveLength(1);
-    expect(server.tunnels().length).toBe(before);
+    expect(suite.server.tunnels().length).toBe(before);
   }, 90_000);
 
   test('off with DEVTUNNEL=0: the dev server runs untouched', async () => {
-    const before = server.tunnels().length;
+    const before = suite.server.tunnels().length;
     const { child } = start('/', {}, { DEVTUNNEL: '0' });
     const devPort = (JSON.parse(await child.waitForLine((l) => l.startsWith('{'), 60_000)) as { port: number }).port;
     expect(await child.waitForLine((l) => l.includes('no tunnel.'), 30_000)).toContain('DEVTUNNEL=0');
     expect((await fetchBuffer(`http://127.0.0.1:${devPort}/`, { dispatcher })).status).toBe(200);
     // webpack's infrastructure logger writes to stderr.
     expect(child.output().join('\n')).not.toContain('Tunnel:');
-    expect(server.tunnels().length).toBe(before);
+    expect(suite.server.tunnels().length).toBe(before);
   }, 90_000);
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import { createTunnelClient, type TunnelClient, type TunnelInfo, type TunnelOptions } from '@devtunnel/core';
+import type { Child } from './child';
 import { startEchoApp, type EchoApp } from './echo-app';
 import { createTunnelServer, type ServerLogger, type ServerOptions, type TunnelServer } from '@devtunnel/server';
 
@@ -92,6 +93,17 @@ export async function startClient(server: { url: string }, options: Partial<Tunn
   return client as TunnelClient & { info: TunnelInfo };
 }
 
+/**
+ * A tunnel server and a client of it to the local app on `port`, on one transport: on `auto`, both
+ * streams are up before it resolves, so every test runs on the transport it names.
+ */
+export async function tunnelOn(port: number, transport: 'auto' | 'poll' = 'auto') {
+  const server = await startServer();
+  const client = await startClient(server, { port, transport });
+  if (transport === 'auto') await waitFor(() => server.tunnels()[0]!.downstream && server.tunnels()[0]!.upstreams === 1, 5_000, 'both streams');
+  return { server, client, base: `http://127.0.0.1:${client.info.port}` };
+}
+
 /** A fresh connection pool per test: nothing leaks between tests. */
 export function browser(): Dispatcher {
   return new Agent({ keepAliveTimeout: 1_000, connections: 256 });
@@ -149,6 +161,29 @@ export function useEchoSuite() {
   });
   afterAll(async () => {
     await suite.app?.close();
+    await suite.dispatcher.close();
+  });
+  return suite;
+}
+
+/**
+ * For tests of dev servers run as child processes with a plugin: one tunnel server for the block,
+ * a browser-like dispatcher, and the children (push them) stopped after each test.
+ */
+export function useDevServerSuite() {
+  const suite = {
+    server: undefined as unknown as Awaited<ReturnType<typeof startServer>>,
+    dispatcher: browser(),
+    children: [] as Child[],
+  };
+  beforeAll(async () => {
+    suite.server = await startServer();
+  });
+  afterEach(async () => {
+    await Promise.all(suite.children.splice(0).map((c) => c.stop('SIGTERM')));
+  });
+  afterAll(async () => {
+    await suite.server?.close();
     await suite.dispatcher.close();
   });
   return suite;

@@ -122,7 +122,8 @@ test('the browser leaving mid-body cancels the request at the app', async () => 
   expect(relay.failed).toEqual([]);
 });
 
-test('the browser leaving before the head cancels the request at the app', async () => {
+/** A relay to an app that takes a request and never answers: when it arrived, whether the app's response finished. */
+async function relayToSilentApp() {
   let arrived!: () => void;
   const atApp = new Promise<void>((r) => (arrived = r));
   let appRes!: Promise<boolean>;
@@ -130,10 +131,15 @@ test('the browser leaving before the head cancels the request at the app', async
     appRes = closed(res);
     arrived();
   });
+  return { relay, atApp, appFinished: () => appRes };
+}
+
+test('the browser leaving before the head cancels the request at the app', async () => {
+  const { relay, atApp, appFinished } = await relayToSilentApp();
   const { req } = browse(relay.port, '/hang');
   await atApp;
   req.destroy();
-  expect(await appRes).toBe(false);
+  expect(await appFinished()).toBe(false);
   expect([relay.cut, relay.failed]).toEqual([[], []]);
 });
 
@@ -169,20 +175,14 @@ test('a head the caller refuses is the caller\'s to answer, and the app\'s reque
 });
 
 test('stopped by the caller: the app\'s request is cut, and the browser gets what the caller answers', async () => {
-  let arrived!: () => void;
-  const atApp = new Promise<void>((r) => (arrived = r));
-  let appRes!: Promise<boolean>;
-  const relay = await relayTo((_req, res) => {
-    appRes = closed(res);
-    arrived();
-  });
+  const { relay, atApp, appFinished } = await relayToSilentApp();
   const { response } = browse(relay.port, '/held');
   await atApp;
   const { relaying, res } = relay.relays[0]!;
   relaying.stop();
   res.writeHead(503, { 'content-length': 0 }).end();
   expect((await response).statusCode).toBe(503);
-  expect(await appRes).toBe(false);
+  expect(await appFinished()).toBe(false);
   expect([relay.cut, relay.failed]).toEqual([[], []]);
 });
 
