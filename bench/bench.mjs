@@ -7,17 +7,16 @@
 // sections to skip: gets,routes,transfer,vite,inflight,ws,idle), BENCH_CLIENT_ARGS (extra devtunnel
 // flags for every tunnel client of the run, e.g. "--transport poll" to measure the long-poll
 // fallback, or "--polls 2").
-import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
+import { cpuSeconds, createChildren, firstLine, log, median, midpoint, pin, rss, runSections } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -29,58 +28,15 @@ const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 const TOKEN = 'bench-token-0123456789abcdef';
 const clientArgs = (process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boolean);
 const MiB = 1024 * 1024;
-const children = [];
+const { start, stop } = createChildren('SIGTERM');
 const results = { machine: {}, rows: [] };
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-/** The median proper: of an even count, the mean of the middle two (`median` takes the upper one). */
-const midpoint = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
-const log = (...a) => console.error(...a);
 
-function start(args, options = {}) {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...options });
-  children.push(child);
-  return child;
-}
 
-function firstLine(stream, match = () => true, timeoutMs = 30_000, what = 'a line') {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-    const rl = createInterface({ input: stream });
-    rl.on('line', (l) => {
-      if (!match(l)) return;
-      clearTimeout(timer);
-      resolve(l);
-    });
-  });
-}
 
-function stop() {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-}
-process.on('exit', stop);
-process.on('SIGINT', () => process.exit(130));
 
-/** Resident set size of a process now, in MiB. */
-function rss(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
-/** Pins a process, all its threads, to some CPUs (util-linux's taskset); false when that failed. */
-function pin(pid, cpuList) {
-  return spawnSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' }).status === 0;
-}
 
 /** Server / client MiB, as the table shows them. */
 const mib = ([server, client]) => `${server.toFixed(0)} / ${client.toFixed(0)}`;
@@ -120,18 +76,8 @@ async function main() {
   const pids = { server: server.pid, client: client.pid };
 
   const sections = { gets: () => smallGets(targets), routes: () => routes(appPort, targets.proxy, proxy.pid), transfer: () => transfers(targets, pids), inflight: () => inFlight(targets.tunnel), ws: () => websockets(targets), vite: () => vitePage(controlPort, server.pid), idle: () => idleScale() };
-  let failed = 0;
-  for (const [name, run] of Object.entries(sections)) {
-    if (SKIP.has(name)) continue;
-    // A section that fails is reported in the table; the others still run and print.
-    try {
-      await run();
-    } catch (error) {
-      failed++;
-      log(`section ${name} failed: ${error.stack ?? error}`);
-      row(name, `FAILED: ${error.message}`, {});
-    }
-  }
+  // A section that fails is reported in the table; the others still run and print.
+  const failed = await runSections(sections, SKIP, (name, error) => row(name, `FAILED: ${error.message}`, {}));
   print();
   if (failed) throw new Error(`${failed} section(s) failed`);
 }

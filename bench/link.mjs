@@ -17,12 +17,10 @@
 // LINK_FULL=1 (every combination: RTT × size × cap × connections × first/second load, long),
 // LINK_SKIP (comma list of arms to leave out: direct,tunnel,poll,ssh), LINK_CLIENT_ARGS (extra
 // devtunnel flags for both tunnel clients), LINK_CAP_MBPS (50), LINK_QUEUE_MS (bottleneck queue, 50).
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { bulkDown, bulkUp, pingPong, startEndpoints } from './link/check.mjs';
@@ -30,6 +28,7 @@ import { startLine } from './link/line-client.mjs';
 import { loadPage } from './link/loader.mjs';
 import { MODULES, writeProject } from './link/page.mjs';
 import { startSshTunnel } from './link/ssh.mjs';
+import { cpuSeconds, createChildren, firstLine, log, midpoint as median } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -44,48 +43,13 @@ const QUEUE_MS = Number(process.env.LINK_QUEUE_MS ?? 50);
 const clientArgs = (process.env.LINK_CLIENT_ARGS ?? '').split(' ').filter(Boolean);
 const TOKEN = 'bench-link-token-0123456789abcdef';
 const LOAD_TIMEOUT_MS = 180_000;
-const children = [];
-const log = (...a) => console.error(...a);
+const { start } = createChildren('SIGTERM');
 const MB = 1e6;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 
-function start(args, options = {}) {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...options });
-  children.push(child);
-  return child;
-}
 
-function firstLine(stream, match = () => true, timeoutMs = 60_000, what = 'a line') {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-    const rl = createInterface({ input: stream });
-    rl.on('line', (l) => {
-      if (!match(l)) return;
-      clearTimeout(timer);
-      rl.close();
-      stream.resume();
-      resolve(l);
-    });
-  });
-}
 
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
-function stop() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-}
-process.on('exit', stop);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
 
 /** The environment of the processes on the laptop's side: no proxy between them and the line. */
 function laptopEnv(extra = {}) {

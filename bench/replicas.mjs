@@ -24,14 +24,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { cpuSeconds, createBalancer, createChildren, firstLine, log, median, pin, probe, rss, runSections, sleep } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -51,57 +50,22 @@ const FRONT = '127.0.0.10';
 // port (see docs/performance.md, "Replicas"), so a port held by another program must stay out.
 const HOP_PORTS = [20, 13_800, 13_999];
 const IDLE_PORTS = [IDLE + 100, 14_000, 32_000];
-const children = [];
+const { start, adopt, stop: stopAll } = createChildren('SIGKILL');
 const results = { machine: {}, rows: [] };
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.error(...a);
 
 function bin(pkg) {
   return join(root, 'packages', pkg === '@devtunnel/server' ? 'server' : 'core', 'dist', 'cli.js');
 }
 
-function start(args, options = {}) {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...options });
-  children.push(child);
-  return child;
-}
 
-function firstLine(stream, match = () => true, timeoutMs = 30_000, what = 'a line') {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-    const rl = createInterface({ input: stream });
-    rl.on('line', (l) => {
-      if (!match(l)) return;
-      clearTimeout(timer);
-      resolve(l);
-    });
-  });
-}
 
-function stopAll() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
 const cleanups = [];
 process.on('exit', () => {
   stopAll();
   for (const fn of cleanups) fn();
 });
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
 
-/** Resident set size of a process now, in MiB. */
-function rss(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function row(section, what, value, target, met) {
   results.rows.push({ section, what, value, target, verdict: met === undefined ? '' : met ? 'PASS' : 'MISS' });
@@ -165,7 +129,7 @@ async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), 'devtunnel-bench-redis-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const child = spawn(REDIS_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
-  children.push(child);
+  adopt(child);
   for (let i = 0; ; i++) {
     try {
       if (redisCli(port, 'PING').trim() === 'PONG') break;
@@ -215,50 +179,7 @@ function holderHost(redis, name) {
   return undefined;
 }
 
-/** A Kubernetes Service, as the tests' balancer: each TCP connection to the next replica in turn. */
-function createBalancer(host, targets) {
-  const servers = [];
-  const sockets = new Set();
-  let next = 0;
-  return {
-    async expose(port) {
-      const server = createNetServer((socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        const upstream = connect(port, targets[next++ % targets.length]);
-        sockets.add(upstream);
-        upstream.once('close', () => sockets.delete(upstream));
-        socket.on('error', () => upstream.destroy());
-        upstream.on('error', () => socket.destroy());
-        socket.pipe(upstream);
-        upstream.pipe(socket);
-      });
-      servers.push(server);
-      await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, resolve);
-      });
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    },
-  };
-}
 
-/** One GET on a new connection; its status (0 when the connection failed), never throws. */
-function probe(host, port, path = '/') {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host, port, path, agent: false, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', () => resolve(0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
 
 async function until(check, timeoutMs, what) {
   const deadline = performance.now() + timeoutMs;
@@ -279,10 +200,6 @@ async function load(url, connections, seconds = SECONDS) {
 
 // ---- (a) one internal hop --------------------------------------------------------------------
 
-/** Pins a process, all its threads, to some CPUs (util-linux's taskset); false when that failed. */
-function pin(pid, cpuList) {
-  return spawnSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' }).status === 0;
-}
 
 async function hop(redis, app) {
   const cluster = await startCluster(redis, HOP_PORTS);
@@ -445,7 +362,7 @@ async function idle(redis) {
   const calls = () => Object.fromEntries(Object.entries(redisInfo(redis.port, 'commandstats')).map(([k, v]) => [k.replace('cmdstat_', ''), Number(/calls=(\d+)/.exec(v)?.[1] ?? 0)]));
 
   const fleet = spawn(process.execPath, [join(here, 'replicas.mjs'), 'fleet', JSON.stringify({ hosts: HOSTS, control: cluster.control, n: IDLE, token: TOKEN })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(fleet);
+  adopt(fleet);
   const t0 = performance.now();
   const [ready] = await Promise.race([once(fleet, 'message'), once(fleet, 'exit').then(() => Promise.reject(new Error('the fleet exited')))]);
   log(`idle: ${ready.registered} tunnels registered over the control API in ${((performance.now() - t0) / 1000).toFixed(0)} s, each holding one long poll`);
@@ -601,17 +518,7 @@ async function main() {
   const app = start([join(here, 'app.mjs')]);
   app.port = Number(await firstLine(app.stdout));
   const sections = { hop: () => hop(redis, app), failover: () => failover(redis, app.port), idle: () => idle(redis) };
-  let failed = 0;
-  for (const [name, run] of Object.entries(sections)) {
-    if (SKIP.has(name)) continue;
-    try {
-      await run();
-    } catch (error) {
-      failed++;
-      log(`section ${name} failed: ${error.stack ?? error}`);
-      row(name, `FAILED: ${error.message}`, '', '', false);
-    }
-  }
+  const failed = await runSections(sections, SKIP, (name, error) => row(name, `FAILED: ${error.message}`, '', '', false));
   print();
   redis.close();
   if (failed) throw new Error(`${failed} section(s) failed`);

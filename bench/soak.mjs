@@ -19,9 +19,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { connect, createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,6 +30,7 @@ import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createTunnelServer } from '@devtunnel/server';
 import { createChaosProxy } from './chaos-proxy.mjs';
+import { createBalancer, probe, sleep } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -43,7 +44,6 @@ const TOKEN = 'soak-token-0123456789abcdef';
 const REDIS_BIN = process.env.REDIS_SERVER ?? 'redis-server';
 const HEAP_BOUND_MIB = 32;
 const sha = (b) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 if (typeof global.gc !== 'function') throw new Error('run with node --expose-gc (npm run soak does)');
 
 /** Scaled-down timings keep every wait inside the run; the same for the one server and the replicas. */
@@ -397,54 +397,7 @@ function redisCli(port, ...args) {
   return (spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).stdout ?? '').trim();
 }
 
-/** A Kubernetes Service, as the tests' balancer (test/helpers/balancer.ts): each connection to the next replica in turn. */
-function createBalancer(host, replicas) {
-  const targets = [...replicas];
-  const servers = [];
-  const sockets = new Set();
-  let next = 0;
-  return {
-    async expose(port) {
-      const server = createNetServer((socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        if (targets.length === 0) return void socket.destroy();
-        const upstream = connect(port, targets[next++ % targets.length]);
-        sockets.add(upstream);
-        upstream.once('close', () => sockets.delete(upstream));
-        socket.on('error', () => upstream.destroy());
-        upstream.on('error', () => socket.destroy());
-        socket.pipe(upstream);
-        upstream.pipe(socket);
-      });
-      servers.push(server);
-      await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, resolve);
-      });
-    },
-    remove: (h) => targets.includes(h) && targets.splice(targets.indexOf(h), 1),
-    add: (h) => targets.includes(h) || targets.push(h),
-    async close() {
-      for (const s of sockets) s.destroy();
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    },
-  };
-}
 
-/** One GET straight at one replica, on a new connection: its status (0: no answer). */
-function probe(host, port) {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host, port, path: '/small?n=16', agent: false, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', () => resolve(0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
 
 async function replicaRun(app) {
   const missing = [REDIS_BIN, 'redis-cli'].filter((b) => spawnSync(b, ['--version']).status !== 0);
@@ -547,7 +500,7 @@ async function replicaRun(app) {
   for (const r of client.registrations) if (r.port !== tunnelPort) problems.push(`the client registered again on port ${r.port}, not ${tunnelPort}`);
   for (const host of replicas.keys()) {
     let status = 0;
-    for (let i = 0; i < 50 && status !== 200; i++) if ((status = await probe(host, tunnelPort)) !== 200) await sleep(200);
+    for (let i = 0; i < 50 && status !== 200; i++) if ((status = await probe(host, tunnelPort, '/small?n=16')) !== 200) await sleep(200);
     if (status !== 200) problems.push(`the replica on ${host} does not serve the tunnel at the end (${status})`);
   }
   const total = load.total();
