@@ -10,7 +10,7 @@ import type { ClientContext } from '../client/context';
 import { createSpeculationMemory, type SpeculationMemory } from './memory';
 import { createValidatorBatch } from './validators';
 import { bypassesCaches, identityHash, isImmutable, notPushable, pushRequestHeaders, varyNames } from './rules';
-import { references as scanReferences, scannable, type Reference } from './scan';
+import { isStylesheet, references as scanReferences, scannable, type Reference } from './scan';
 
 /** Bytes decoded beyond this are not scanned (a body that grows past it is no dev-server module). */
 const MAX_SCANNED = 8 * 1024 * 1024;
@@ -258,11 +258,17 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
       // A hard reload asks every cache to check with the app: nothing would be used.
       if (bypassesCaches(h)) return undefined;
       const head = response.head;
-      const identity = identityHash(h);
+      if (head.status !== 200 && head.status !== 304) return undefined;
       const etag = headerValue(head.headers, 'etag')?.trim();
+      let identity: string;
       let refs: Reference[] | undefined;
       if (head.status === 200) {
-        const kind = scannable(headerValue(head.headers, 'content-type'));
+        const type = headerValue(head.headers, 'content-type');
+        const kind = scannable(type);
+        // Only scripts and stylesheets are ever pushed (scan.ts): an answer of any other type
+        // (an API's JSON, an image) is nothing to remember, and costs no hash.
+        if (!kind && !isStylesheet(type)) return undefined;
+        identity = identityHash(h);
         // A page loaded without a validator: this browser's cache is probably empty (a new
         // profile, a cleared cache), so nothing it was given before can be left out.
         if (kind === 'html' && joinedValue(h, 'if-none-match') === null) memory.forget(identity);
@@ -274,12 +280,14 @@ export function createSpeculator(ctx: ClientContext, deps: SpeculatorDeps, now: 
           refs = references(kind, response, response.bytes, message.url);
           if (etag) memory.remember(message.url, etag, refs, kind === 'html');
         }
-      } else if (head.status === 304) {
+      } else {
         // No body to scan: what the same version named last time.
         const tag = etag ?? joinedValue(h, 'if-none-match')?.trim();
         if (tag && !tag.includes(',')) refs = memory.references(message.url, tag);
+        if (!refs) return undefined;
+        identity = identityHash(h);
         // A page revalidated: a reload, which asks for its modules again.
-        if (refs && memory.isPage(message.url, tag!)) forgetRecent(identity);
+        if (memory.isPage(message.url, tag!)) forgetRecent(identity);
       }
       if (!refs) return undefined;
       return plan({ s, identity, parent: h, gen, count: 0, bytes: 0 }, refs);

@@ -25,6 +25,11 @@ export function scannable(contentType: string | undefined): 'html' | 'js' | unde
   return undefined;
 }
 
+/** Whether a `Content-Type` is CSS: a stylesheet a page names is pushed too, though not scanned. */
+export function isStylesheet(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.split(';', 1)[0]!.trim().toLowerCase() === 'text/css';
+}
+
 /** es-module-lexer parses synchronously once its WebAssembly is compiled (a few ms, once). */
 let lexerReady = false;
 export const lexerInit: Promise<void> = init.then(

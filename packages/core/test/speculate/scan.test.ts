@@ -1,4 +1,4 @@
-import { htmlReferences, jsReferences, lexerInit, sameOrigin, scannable } from '../../src/speculate/scan';
+import { htmlReferences, isStylesheet, jsReferences, lexerInit, sameOrigin, scannable } from '../../src/speculate/scan';
 import { isImmutable, notPushable, pushRequestHeaders, varyNames } from '../../src/speculate/rules';
 import { etagMatches, pushIdentity, pushVariant } from '../../src/protocol';
 
@@ -52,6 +52,8 @@ describe('what an answer names', () => {
     expect(scannable('text/javascript; charset=utf-8')).toBe('js');
     expect(scannable('text/html')).toBe('html');
     expect(scannable('text/css')).toBeUndefined();
+    // Pushed (a page names it) but not scanned; anything else is neither.
+    expect([isStylesheet('text/css; charset=utf-8'), isStylesheet('application/json'), isStylesheet(undefined)]).toEqual([true, false, false]);
   });
 });
 
