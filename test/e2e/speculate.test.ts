@@ -1,7 +1,7 @@
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runBin } from '../helpers/child';
-import { fetchBuffer, pluginEnv, useDevServerSuite, waitFor, type Fetched } from '../helpers/tunnel';
+import { fetchBuffer, metricSum, pluginEnv, useDevServerSuite, waitFor, type Fetched } from '../helpers/tunnel';
 
 /**
  * Speculative delivery against a real Vite dev server with @devtunnel/vite-plugin (docs/speculation.md):
@@ -48,10 +48,7 @@ describe('speculative delivery with Vite', () => {
   const get = (url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Fetched> => fetchBuffer(url, { dispatcher, method: method as 'GET', headers: { cookie: 'devtunnel=ann; sid=1', ...headers } });
   const pushed = (r: Fetched) => r.headers['x-devtunnel-push'] === 'hit';
   const seen = async (base: string) => (await get(`${base}/__seen`)).json<Record<string, number>>();
-  async function metric(name: string): Promise<number> {
-    const text = (await fetchBuffer(`${suite.server.url}/metrics`, { dispatcher })).text;
-    return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-  }
+  const metric = (name: string) => metricSum(suite.server, name, dispatcher);
 
   /** The page as a browser loads it: each module after the one that names it. */
   async function load(base: string, headers: Record<string, string> = {}): Promise<Record<string, Fetched>> {

@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT, runBin, type Child } from '../helpers/child';
-import { fetchBuffer, pluginEnv, startServer, useDevServerSuite, waitFor } from '../helpers/tunnel';
+import { fetchBuffer, metricSum, pluginEnv, startServer, useDevServerSuite, waitFor } from '../helpers/tunnel';
 
 /**
  * @devtunnel/webpack-plugin's withTunnel() against real dev servers through their Node API: the
@@ -72,8 +72,15 @@ describe.each(kinds)('%s', (kind) => {
     try {
       await seen('ok');
       expect(types).not.toContain('error');
+      // The page names its bundle, which comes pushed; a rebuild drops what is pushed and unused.
+      const metric = (name: string) => metricSum(suite.server, name, dispatcher);
+      const received = await metric('devtunnel_pushes_received_total');
+      await fetchBuffer(`${base}/cart/`, { headers: { host: 'shop.test.example.com', accept: 'text/html' }, dispatcher });
+      await waitFor(async () => (await metric('devtunnel_pushes_received_total')) > received, 10_000, 'the push of main.js');
+      const dropped = await metric('devtunnel_pushes_dropped_total{reason="invalidated"}');
       writeFileSync(join(root, 'src/message.js'), "export const message = 'edited on the laptop';\n");
       await seen('invalid');
+      await waitFor(async () => (await metric('devtunnel_pushes_dropped_total{reason="invalidated"}')) > dropped, 10_000, 'the pushes to be dropped');
       await seen('ok', 2);
     } finally {
       ws.terminate();

@@ -188,3 +188,9 @@ export function useDevServerSuite() {
   });
   return suite;
 }
+
+/** The sum of a metric's series on a tunnel server's /metrics (every series whose line starts with `name`). */
+export async function metricSum(server: { url: string }, name: string, dispatcher: Dispatcher): Promise<number> {
+  const text = (await fetchBuffer(`${server.url}/metrics`, { dispatcher })).text;
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
