@@ -16,7 +16,8 @@
 // Environment: LINK_ROUNDS (3), LINK_QUICK=1 (RTT 20, small modules, 6 and 64 connections),
 // LINK_FULL=1 (every combination: RTT × size × cap × connections × first/second load, long),
 // LINK_SKIP (comma list of arms to leave out: direct,tunnel,poll,ssh), LINK_CLIENT_ARGS (extra
-// devtunnel flags for both tunnel clients), LINK_CAP_MBPS (50), LINK_QUEUE_MS (bottleneck queue, 50).
+// devtunnel flags for both tunnel clients), LINK_CAP_MBPS (50), LINK_QUEUE_MS (bottleneck queue, 50),
+// LINK_PROFILE (a directory: the tunnel clients and server write V8 CPU profiles there on exit).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
@@ -41,6 +42,7 @@ const SKIP = new Set((process.env.LINK_SKIP ?? '').split(',').filter(Boolean));
 const CAP = Number(process.env.LINK_CAP_MBPS ?? 50) * 1e6;
 const QUEUE_MS = Number(process.env.LINK_QUEUE_MS ?? 50);
 const clientArgs = (process.env.LINK_CLIENT_ARGS ?? '').split(' ').filter(Boolean);
+const profile = process.env.LINK_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.LINK_PROFILE] : [];
 const TOKEN = 'bench-link-token-0123456789abcdef';
 const LOAD_TIMEOUT_MS = 180_000;
 const { start } = createChildren('SIGTERM');
@@ -109,13 +111,13 @@ async function main() {
   // One tunnel server for both tunnels (the idle one holds its polls and costs nothing), its
   // tunnel ports on a random range below the ephemeral ports (other benches may be running).
   const from = 10_000 + Math.floor(Math.random() * 1_000) * 20;
-  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', `${from}-${from + 19}`, '--token', TOKEN]);
+  const server = start([...profile, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', `${from}-${from + 19}`, '--token', TOKEN]);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'), 30_000, 'the tunnel server')).port;
   for (const [arm, transport] of [['tunnel', 'auto'], ['poll', 'poll']]) {
     if (SKIP.has(arm)) continue;
     const legPort = await line.open(`laptop-${arm}`, controlPort);
     const stateDir = join(root, '.artifacts', 'bench-link-state', arm);
-    const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${legPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--name', `bench-link-${arm}`, '--identity', `bench-link-${arm}`, '--state-dir', stateDir, '--transport', transport, '--json', ...clientArgs], { env: laptopEnv({ DEVTUNNEL_TOKEN: TOKEN }) });
+    const client = start([...profile, bin('@devtunnel/core'), '--server', `http://127.0.0.1:${legPort}`, '--port', String(vitePort), '--host', '127.0.0.1', '--name', `bench-link-${arm}`, '--identity', `bench-link-${arm}`, '--state-dir', stateDir, '--transport', transport, '--json', ...clientArgs], { env: laptopEnv({ DEVTUNNEL_TOKEN: TOKEN }) });
     const { port } = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'), 30_000, `the ${arm} client`));
     arms[arm] = { ...(await behindGateway(line, arm, port)), laptopLeg: `laptop-${arm}`, pid: client.pid };
   }
