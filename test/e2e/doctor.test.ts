@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { CLIENT_BIN, ROOT, runBin, watchChild } from '../helpers/child';
 import { closeServer, listen, refusedPort } from '../helpers/net';
 import { startBufferingFront, startConnectProxy } from '../helpers/proxies';
@@ -127,6 +128,17 @@ describe('devtunnel doctor', () => {
     expect(run.checks.streams!.data).toMatchObject({ answersStream: true, uploadsStream: false });
     expect(run.checks.streams!.fix).toContain('proxy-request-buffering');
     expect(run.code).toBe(0);
+  });
+
+  test('with pushes off, /healthz and the probe offer no push', async () => {
+    const s = await startServer({ pushLifetimeMs: 0 });
+    suite.defer(() => s.close());
+    const { dispatcher } = suite;
+    expect((await fetchBuffer(`${s.url}/healthz`, { dispatcher })).json<{ features: string[] }>().features).toEqual(['batch', 'stream', 'encode']);
+    const probe = await request(`${s.url}/api/v1/doctor`, { headers: { authorization: `Bearer ${TOKEN}` }, dispatcher });
+    const first = await new Promise<string>((resolve) => probe.body.once('data', (c: Buffer) => resolve(c.toString().split('\n')[0]!)));
+    probe.body.destroy();
+    expect((JSON.parse(first) as { features: string[] }).features).toEqual(['batch', 'stream', 'encode']);
   });
 
   test('the server\'s probe: the token first, bounded sizes; /healthz says the protocol', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PROTOCOL_VERSION, SERVER_FEATURES } from '@devtunnel/core/protocol';
+import { PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { HttpError } from '../errors';
 
 /**
@@ -30,12 +30,13 @@ const NDJSON = { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-c
 /** One buffer of random bytes (a compressing proxy gains nothing), written again and again. */
 let block: Buffer | undefined;
 
-export function probeDownstream(req: IncomingMessage, res: ServerResponse): void {
+/** `features`: what this server offers registrations (as /healthz says: no `push` when pushes are off). */
+export function probeDownstream(req: IncomingMessage, res: ServerResponse, features: readonly string[]): void {
   const bytes = new URL(req.url ?? '/', 'http://probe').searchParams.get('bytes');
   if (bytes !== null) return sendBytes(res, bytes);
   // x-accel-buffering, as on the real downstream: the probe meets what the downstream meets.
   res.writeHead(200, NDJSON);
-  res.write(`${JSON.stringify({ protocol: PROTOCOL_VERSION, features: SERVER_FEATURES, holdMs: PROBE_HOLD_MS })}\n`);
+  res.write(`${JSON.stringify({ protocol: PROTOCOL_VERSION, features, holdMs: PROBE_HOLD_MS })}\n`);
   const timer = setTimeout(() => res.end(`${JSON.stringify({ heldMs: PROBE_HOLD_MS })}\n`), PROBE_HOLD_MS);
   res.once('close', () => clearTimeout(timer));
 }

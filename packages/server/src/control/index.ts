@@ -91,7 +91,7 @@ export function createControlHandler(deps: ControlDeps) {
       path: `${API_PREFIX}/doctor`,
       handler(req, res) {
         requireToken(req);
-        probeDownstream(req, res);
+        probeDownstream(req, res, offeredFeatures(options));
       },
     },
     {
