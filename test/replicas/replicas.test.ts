@@ -259,6 +259,28 @@ describe('several replicas sharing Redis', () => {
     for (const host of HOSTS) expect((await get(host, ann.info.port, '/after')).body).toBe('ann /after');
   });
 
+  test('a tunnel whose client went quiet is listed offline by every replica, and connected again on its next poll', async () => {
+    const res = await fetch(`http://${HOSTS[0]}:${control}/api/v1/tunnels`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ clientId: 'quiet@laptop:1#k', name: 'quiet' }),
+    });
+    const { id, secret } = (await res.json()) as { id: string; secret: string };
+    const states = async () =>
+      Promise.all(
+        HOSTS.map(async (host) => {
+          const list = (await (await fetch(`http://${host}:${control}/api/v1/tunnels`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tunnels: Array<{ name: string; state: string }> };
+          return list.tunnels.find((t) => t.name === 'quiet')?.state;
+        }),
+      );
+    // No poll after the registration: offline once the lease (1.5 s here) lapses, on every replica.
+    await waitFor(async () => (await states()).every((s) => s === 'offline'), 10_000, 'offline on every replica');
+    // A poll (held until its timeout) brings it back, and every replica says so.
+    const poll = fetch(`http://${HOSTS[0]}:${control}/api/v1/tunnels/${id}/poll`, { headers: { authorization: `Bearer ${secret}` } }).catch(() => undefined);
+    await waitFor(async () => (await states()).every((s) => s === 'connected'), 10_000, 'connected on every replica');
+    await poll;
+  });
+
   test('two replicas take one tunnel over at once: exactly one keeps it', async () => {
     const register = (host: string) =>
       fetch(`http://${host}:${control}/api/v1/tunnels`, {

@@ -29,6 +29,8 @@ export interface Cluster {
   findTunnel(tunnelId: string): Promise<OwnerRecord | undefined>;
   /** Gives a tunnel up (closed, expired), best effort: never rejects. */
   release(owner: OwnerRecord): Promise<void>;
+  /** This replica's session of a claim went offline or came back: recorded and told to the others. */
+  setOffline(owner: OwnerRecord, offline: boolean): Promise<void>;
   /** The live replica's URL holding `owner`, unless it is this one. */
   elsewhere(owner: OwnerRecord | undefined): string | undefined;
   ports(): Promise<Map<number, PortRecord>>;
@@ -182,6 +184,14 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
         return undefined;
       }
     },
+    setOffline(owner, offline) {
+      owner.offline = offline;
+      view.offline(owner.clientId, owner.gen, offline);
+      return store
+        .setOffline(owner.clientId, owner.gen, offline)
+        .then(() => store.publish({ type: 'offline', clientId: owner.clientId, gen: owner.gen, offline }))
+        .catch(() => {});
+    },
     release(owner) {
       view.released(owner.clientId, owner.gen);
       return store
@@ -203,6 +213,7 @@ export function createCluster(options: ResolvedServerOptions, logger: ServerLogg
             const mine = hooks?.held().find((o) => o.clientId === event.owner.clientId);
             if (view.claimed(event.owner) && mine && event.owner.replica !== replica && event.owner.gen > mine.gen) hooks?.lost(event.owner);
           } else if (event.type === 'released') view.released(event.clientId, event.gen);
+          else if (event.type === 'offline') view.offline(event.clientId, event.gen, event.offline === true);
           else if (event.type === 'ports') hooks?.portsChanged(validChange(event.change));
         },
         () => void restore(),

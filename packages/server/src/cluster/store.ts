@@ -12,7 +12,7 @@ import type { ServerLogger } from '../logger';
  *   dt:gen       counter                                      orders claims: the highest wins
  *   dt:replicas  hash  replica id → control URL               every replica ever seen (bounded: pruned)
  *   dt:alive:<id> string with a 10 s lease                    a replica's heartbeat
- *   dt:events    channel                                      claims, releases, reservations
+ *   dt:events    channel                                      claims, releases, reservations, offline
  *
  * Ownership rides on the replica's heartbeat, not on a lease per tunnel: an idle tunnel costs
  * Redis nothing per minute, and a dead replica's tunnels all lapse with its one key.
@@ -32,6 +32,8 @@ export interface OwnerRecord {
   port: number;
   name: string;
   route: string | undefined;
+  /** The holder's session is offline (its client stopped calling): other replicas list it so. */
+  offline?: boolean;
 }
 
 export interface PortRecord {
@@ -50,6 +52,7 @@ export interface PortChange {
 export type StoreEvent =
   | { type: 'claimed'; owner: OwnerRecord }
   | { type: 'released'; clientId: string; gen: number }
+  | { type: 'offline'; clientId: string; gen: number; offline: boolean }
   /** Without `change` (older replicas send none): reread every reservation. */
   | { type: 'ports'; change?: PortChange };
 
@@ -62,6 +65,8 @@ export interface ClusterStore {
   claim(owner: Omit<OwnerRecord, 'gen'>): Promise<OwnerRecord>;
   /** Gives a tunnel up, if this claim is still the current one. */
   release(clientId: string, gen: number): Promise<void>;
+  /** Marks a claim's session offline or back (if the claim is still the current one). */
+  setOffline(clientId: string, gen: number, offline: boolean): Promise<void>;
   /** Who holds the tunnel with this id, read from the store (a replica that missed the event). */
   ownerOfTunnel(tunnelId: string): Promise<OwnerRecord | undefined>;
   /** Gives a port back (it could not be listened on). */
@@ -157,6 +162,16 @@ end
 return 0
 `;
 
+const SET_OFFLINE = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local d = cjson.decode(cur)
+if tonumber(d.gen) ~= tonumber(ARGV[2]) then return 0 end
+d.offline = ARGV[3] == '1'
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
+return 1
+`;
+
 const CHANNEL = 'dt:events';
 
 function parseOwner(text: string): OwnerRecord | undefined {
@@ -226,6 +241,9 @@ export function createRedisStore(url: string, password: string | undefined, logg
     },
     async release(clientId, gen) {
       await run(() => redis.eval(RELEASE, 4, 'dt:owners', 'dt:clients', 'dt:ports', 'dt:tunnel-owner', clientId, String(gen), String(now())));
+    },
+    async setOffline(clientId, gen, offline) {
+      await run(() => redis.eval(SET_OFFLINE, 1, 'dt:owners', clientId, String(gen), offline ? '1' : '0'));
     },
     async ownerOfTunnel(tunnelId) {
       return run(async () => {

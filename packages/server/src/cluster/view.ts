@@ -12,6 +12,8 @@ export interface ClusterView {
   /** A claim: kept when its gen is the highest seen for its identity. Returns whether it was. */
   claimed(owner: OwnerRecord): boolean;
   released(clientId: string, gen: number): void;
+  /** A claim's session went offline or came back (ignored unless `gen` is the current claim's). */
+  offline(clientId: string, gen: number, offline: boolean): void;
   byPort(port: number): OwnerRecord | undefined;
   byTunnelId(id: string): OwnerRecord | undefined;
   byRouteName(route: string, name: string): OwnerRecord | undefined;
@@ -87,6 +89,10 @@ export function createClusterView(now: () => number = Date.now): ClusterView {
       if (old && old.gen > o.gen) return false;
       add(o);
       return true;
+    },
+    offline(clientId, gen, offline) {
+      const o = byClient.get(clientId);
+      if (o && o.gen === gen) o.offline = offline;
     },
     released(clientId, gen) {
       const old = byClient.get(clientId);

@@ -222,6 +222,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     identities.sweep(t);
     for (const tunnel of [...byId.values()]) {
       tunnel.sweep(t);
+      replicas?.sweep(tunnel);
       if (tunnel.isActive()) allocator.touch(tunnel.clientId);
       else if (tunnel.state() === 'offline' && t - tunnel.stats.lastSeen > options.expireMs) {
         end(tunnel, 'expired', new HttpError('unknown_tunnel', 'This tunnel expired; register again.'));

@@ -21,8 +21,10 @@ export interface ReplicaSide {
   assign(clientId: string, name: string, preferred: number | undefined): Promise<{ port: number; evicted: string | undefined }>;
   /** Joins the cluster; resolves once the reserved ports are listened on. */
   start(): Promise<void>;
-  /** An assignment without a local session, shown as connected when another replica holds it. */
+  /** An assignment without a local session, shown as the replica holding it has it. */
   shownElsewhere(shown: TunnelSnapshot, clientId: string): TunnelSnapshot;
+  /** A session here went offline or came back: the other replicas are told (they list it). */
+  sweep(tunnel: TunnelSession): void;
 }
 
 export interface ReplicaSideDeps {
@@ -116,7 +118,14 @@ export function createReplicaSide(deps: ReplicaSideDeps): ReplicaSide {
 
     shownElsewhere(shown, clientId) {
       const there = cluster.view.byPort(shown.port);
-      return there && there.clientId === clientId ? { ...shown, id: there.tunnelId, name: there.name, route: there.route, state: 'connected' as const } : shown;
+      return there && there.clientId === clientId ? { ...shown, id: there.tunnelId, name: there.name, route: there.route, state: there.offline ? ('offline' as const) : ('connected' as const) } : shown;
+    },
+
+    sweep(tunnel) {
+      const claim = owned.get(tunnel.clientId);
+      if (!claim || claim.tunnelId !== tunnel.id) return;
+      const offline = tunnel.state() === 'offline';
+      if ((claim.offline ?? false) !== offline) void cluster.setOffline(claim, offline);
     },
   };
 }
