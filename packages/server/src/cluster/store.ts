@@ -12,7 +12,7 @@ import type { ServerLogger } from '../logger';
  *   dt:gen       counter                                      orders claims: the highest wins
  *   dt:replicas  hash  replica id → control URL               every replica ever seen (bounded: pruned)
  *   dt:alive:<id> string with a 10 s lease                    a replica's heartbeat
- *   dt:events    channel                                      claims, releases, reservations, offline
+ *   dt:events    channel (dt:events:<db> beyond DB 0)         claims, releases, reservations, offline
  *
  * Ownership rides on the replica's heartbeat, not on a lease per tunnel: an idle tunnel costs
  * Redis nothing per minute, and a dead replica's tunnels all lapse with its one key.
@@ -172,7 +172,14 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
 return 1
 `;
 
-const CHANNEL = 'dt:events';
+/**
+ * The event channel of a store in database `db`. Redis's channels are one namespace for all its
+ * databases: installations sharing a server on different DB numbers must not hear each other's
+ * events. Database 0 keeps the plain name (what replicas before this change use).
+ */
+export function channelOf(db: number): string {
+  return db === 0 ? 'dt:events' : `dt:events:${db}`;
+}
 
 function parseOwner(text: string): OwnerRecord | undefined {
   try {
@@ -201,6 +208,7 @@ export function createRedisStore(url: string, password: string | undefined, logg
   };
   const redis = new Redis(url, common);
   const sub = new Redis(url, common);
+  const channel = channelOf(redis.options.db ?? 0);
   let up = false;
   let wasDown = false;
   let onReconnect: (() => void) | undefined;
@@ -292,7 +300,7 @@ export function createRedisStore(url: string, password: string | undefined, logg
       return out;
     },
     async publish(event) {
-      await run(() => redis.publish(CHANNEL, JSON.stringify(event)));
+      await run(() => redis.publish(channel, JSON.stringify(event)));
     },
     async subscribe(onEvent, reconnected) {
       onReconnect = reconnected;
@@ -305,7 +313,7 @@ export function createRedisStore(url: string, password: string | undefined, logg
       });
       // On every (re)connection: a first connection that failed leaves nothing for ioredis to
       // subscribe again by itself.
-      sub.on('ready', () => void sub.subscribe(CHANNEL).catch(() => {}));
+      sub.on('ready', () => void sub.subscribe(channel).catch(() => {}));
       await redis.connect().catch(() => {});
       await sub.connect().catch(() => {});
     },
