@@ -12,6 +12,7 @@ describe('the dashboard, in Chromium', () => {
   let app: EchoApp;
   let server: Awaited<ReturnType<typeof startServer>>;
   let browser: BrowserContext;
+  let routePort: number;
   const cleanup: Array<() => Promise<unknown>> = [];
   afterEach(async () => {
     while (cleanup.length) await cleanup.pop()!();
@@ -20,6 +21,7 @@ describe('the dashboard, in Chromium', () => {
   beforeAll(async () => {
     app = await startEchoApp();
     const { from } = await freeRange(1);
+    routePort = from;
     server = await startServer({ adminToken: ADMIN, routes: [`cart:${from}=http://127.0.0.1:${app.port}`] });
     browser = await launchChromium();
   }, 30_000);
@@ -86,6 +88,33 @@ describe('the dashboard, in Chromium', () => {
     expect(client.status).toBe('closed');
     await client.close();
     await page.close();
+  }, 60_000);
+
+  test('a developer finds a tester\'s request by its trace id and replays it to their tunnel', async () => {
+    const client = await startClient(server, { port: app.port, name: 'replayer', route: 'cart' });
+    cleanup.push(() => client.close());
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const tester = await fetch(`http://127.0.0.1:${routePort}/checkout?step=2`, { headers: { traceparent: `00-${traceId}-b7ad6b7169203331-01`, cookie: 'session=tester' } });
+    expect(tester.headers.get('x-devtunnel-served-by')).toBe('upstream');
+    await tester.text();
+    const page = await browser.newPage();
+    cleanup.push(() => page.close());
+    await browser.clearCookies();
+    cleanup.push(() => browser.clearCookies());
+    await page.goto(`${server.url}/dashboard`);
+    await page.fill('#token', TOKEN);
+    await page.click('button[type=submit]');
+    await page.locator(`tr[data-port="${client.info.port}"]`).waitFor();
+    await page.fill('#find-text', traceId);
+    await page.click('#find button');
+    const row = page.locator('#captures tbody tr', { hasText: '/checkout?step=2' });
+    await row.waitFor();
+    expect(await page.locator('#captures tbody tr').count()).toBe(1);
+    await row.locator('select').selectOption(String(client.info.port));
+    await row.locator('button.replay').click();
+    await page.locator('#answer-line', { hasText: 'to replayer' }).waitFor({ timeout: 10_000 });
+    const body = JSON.parse((await page.locator('#answer-body').textContent())!) as { url: string; headers: Record<string, string> };
+    expect([body.url, body.headers.cookie, typeof body.headers['x-devtunnel-replay-of']]).toEqual(['/checkout?step=2', undefined, 'string']);
   }, 60_000);
 
   test('a developer signed in with the registration token sees the tunnels but no close button', async () => {

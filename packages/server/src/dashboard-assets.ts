@@ -28,7 +28,7 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 
 export function shellPage(role: 'admin' | 'viewer', csrf: string, canLogout: boolean): string {
   return `${head('devtunnel · tunnels')}
-<meta name="devtunnel-role" content="${role}"><meta name="devtunnel-csrf" content="${escapeHtml(csrf)}">
+<meta name="devtunnel-role" content="${role}"><meta name="devtunnel-csrf" content="${escapeHtml(csrf)}"><meta name="devtunnel-replay" content="${canLogout ? 'yes' : 'no'}">
 <script src="/dashboard/app.js" defer></script></head>
 <body><header><h1>devtunnel</h1><span id="status">connecting…</span><span class="role">${role === 'admin' ? 'admin' : 'read-only'}</span>
 ${canLogout ? '<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form>' : ''}</header>
@@ -39,6 +39,12 @@ ${canLogout ? '<form method="post" action="/dashboard/logout"><button type="subm
 <th>Name</th><th>Route</th><th>Owner</th><th>Port</th><th>State</th><th>Polls</th><th>Requests</th><th>Errors</th><th>In</th><th>Out</th><th>WebSockets</th><th>Last request</th><th>First seen</th><th>Last seen</th><th></th>
 </tr></thead><tbody></tbody></table>
 <p id="empty" hidden>No tunnels yet. Start one: <code>devtunnel --server … --port 5173</code></p>
+<section id="replay"><h2>Recent requests</h2>
+<form id="find"><label for="find-text">Request id, trace id or path</label> <input id="find-text" name="find" size="40" placeholder="all"> <button type="submit">Find</button>
+<span class="hint">kept without bodies, cookies or credentials${canLogout ? '; replay one to a tunnel, and the laptop sees it again' : '; sign in with a token to replay'}</span></form>
+<table id="captures"><thead><tr><th>Time</th><th>Request id</th><th>Method</th><th>Path</th><th>Served by</th><th>Status</th><th></th></tr></thead><tbody></tbody></table>
+<div id="answer" hidden><h2>Answer of the replay</h2><p id="answer-line"></p><pre id="answer-headers"></pre><pre id="answer-body"></pre></div>
+</section>
 </main></body></html>
 `;
 }
@@ -52,6 +58,7 @@ main{padding:1rem 1.2rem}table{border-collapse:collapse;width:100%;background:#f
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
 th{font-size:.8rem;color:#555;background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .state-connected{color:#187a3c;font-weight:600}.state-offline{color:#b35c00;font-weight:600}.state-closed,.state-expired{color:#888}
+#replay{margin-top:1.5rem}#find{margin:.3rem 0 .6rem}#answer pre{background:#fff;border:1px solid #e4e4e4;padding:.5rem;white-space:pre-wrap;max-height:24rem;overflow:auto}
 details summary{cursor:pointer;color:#245}details table{margin:.3rem 0 .6rem;font-size:.8rem}
 button.close{color:#a11;border:1px solid #a11;background:#fff;border-radius:3px;cursor:pointer}
 .login main{max-width:22rem;margin:4rem auto;background:#fff;padding:1.5rem;border-radius:6px;box-shadow:0 1px 4px #0002}
@@ -136,8 +143,69 @@ export const APP_JS = `'use strict';
     status.textContent = 'live · ' + new Date(data.time).toLocaleTimeString();
   }
 
+  // Recent requests, and replaying one to a tunnel (docs/replay.md).
+  const canReplay = document.querySelector('meta[name="devtunnel-replay"]').content === 'yes';
+  let tunnels = [];
+  async function findCaptures() {
+    const find = document.querySelector('#find-text').value.trim();
+    const res = await fetch('/dashboard/api/captures' + (find ? '?find=' + encodeURIComponent(find) : ''));
+    if (!res.ok) return void (status.textContent = 'could not list requests (' + res.status + ')');
+    const data = await res.json();
+    document.querySelector('#captures tbody').replaceChildren(...data.captures.map((c) => {
+      const tr = el('tr');
+      tr.dataset.id = c.id;
+      const action = el('td');
+      if (canReplay && !c.bodyLeftOut) {
+        const select = el('select');
+        select.setAttribute('aria-label', 'tunnel to replay to');
+        for (const t of tunnels.filter((t) => t.state === 'connected')) {
+          const option = el('option', t.name + ' (' + t.port + ')');
+          option.value = String(t.port);
+          select.append(option);
+        }
+        const button = el('button', 'Replay', 'replay');
+        button.type = 'button';
+        button.disabled = select.options.length === 0;
+        button.addEventListener('click', () => replayTo(c, select.value));
+        action.append(select, ' ', button);
+      } else if (c.bodyLeftOut) action.append(el('span', 'had a body (not kept)', 'hint'));
+      tr.append(el('td', new Date(c.time).toLocaleTimeString()), el('td', c.id), el('td', c.method), el('td', c.url), el('td', (c.route ? c.route + ': ' : '') + c.servedBy + (c.replayOf ? ' (replay of ' + c.replayOf + ')' : '')), el('td', c.status, 'num'), action);
+      return tr;
+    }));
+  }
+  async function replayTo(c, port) {
+    status.textContent = 'replaying ' + c.id + '…';
+    const res = await fetch('/dashboard/api/captures/' + encodeURIComponent(c.id) + '/replay', { method: 'POST', headers: { 'x-csrf-token': csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: 'port=' + encodeURIComponent(port) });
+    const data = await res.json().catch(() => ({}));
+    const box = document.querySelector('#answer');
+    box.hidden = false;
+    if (!res.ok) {
+      document.querySelector('#answer-line').textContent = 'Not replayed: ' + ((data.error && data.error.message) || res.status);
+      document.querySelector('#answer-headers').textContent = '';
+      document.querySelector('#answer-body').textContent = '';
+      return;
+    }
+    const a = data.answer;
+    document.querySelector('#answer-line').textContent = c.method + ' ' + c.url + ' to ' + data.tunnel + ' (' + data.port + '): ' + a.status + ', ' + bytes(a.bytes) + ', ' + a.ms + ' ms' + (a.cut ? ' (body cut at 64 KiB)' : '');
+    document.querySelector('#answer-headers').textContent = a.headers.map((h) => h[0] + ': ' + h[1]).join('\\n');
+    document.querySelector('#answer-body').textContent = a.body;
+    status.textContent = 'replayed ' + c.id;
+    findCaptures();
+  }
+  document.querySelector('#find').addEventListener('submit', (e) => {
+    e.preventDefault();
+    findCaptures();
+  });
+
   const events = new EventSource('/dashboard/events');
-  events.addEventListener('message', (e) => render(JSON.parse(e.data)));
+  events.addEventListener('message', (e) => {
+    const data = JSON.parse(e.data);
+    const first = tunnels.length === 0 && data.tunnels.length > 0;
+    tunnels = data.tunnels;
+    render(data);
+    if (first) findCaptures();
+  });
+  findCaptures();
   events.addEventListener('error', () => (status.textContent = 'reconnecting…'));
 })();
 `;

@@ -2,7 +2,10 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { APP_CSS, APP_JS, DASHBOARD_CSP, loginPage, shellPage } from './dashboard-assets';
+import { Agent } from 'undici';
 import { HttpError } from './errors';
+import type { CaptureRing } from './replay/capture';
+import { replay } from './replay/send';
 import { tokenCheck } from './token-check';
 import type { ServerLogger } from './logger';
 import type { ResolvedServerOptions } from './options';
@@ -19,6 +22,8 @@ export interface DashboardDeps {
   options: ResolvedServerOptions;
   registry: Registry;
   logger: ServerLogger;
+  /** Recent requests (replay/capture.ts): listed, and replayed to a tunnel by a signed-in developer. */
+  captures: CaptureRing;
   /** Counts a failed sign-in against the address's budget; returns the error to answer. */
   authFailed(req: IncomingMessage): HttpError;
   /** Whether the address is over its failed-authentication budget. */
@@ -26,7 +31,9 @@ export interface DashboardDeps {
 }
 
 /** The dashboard's own paths behind its sign-in (closing a tunnel is matched apart). */
-const PAGES = new Set(['/dashboard', '/dashboard/logout', '/dashboard/api/tunnels', '/dashboard/events']);
+const PAGES = new Set(['/dashboard', '/dashboard/logout', '/dashboard/api/tunnels', '/dashboard/api/captures', '/dashboard/events']);
+/** A replay's answer is awaited at most the server's deadline and this much more. */
+const REPLAY_MARGIN_MS = 1_000;
 
 interface Session {
   role: 'admin' | 'viewer';
@@ -82,7 +89,9 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 }
 
 export function createDashboard(deps: DashboardDeps) {
-  const { options, registry, logger } = deps;
+  const { options, registry, logger, captures } = deps;
+  /** The replays' connections to this server's own tunnel ports: few, closed soon when idle. */
+  const replays = new Agent({ connections: 4, keepAliveTimeout: 1_000 });
   const sessions = new Map<string, Session>();
   const streams = new Set<ServerResponse>();
   const isToken = tokenCheck(options.token);
@@ -170,6 +179,34 @@ export function createDashboard(deps: DashboardDeps) {
     });
   }
 
+  /** A POST of the dashboard's own page: same origin and the session's CSRF token, or 403. */
+  function checkCsrf(req: IncomingMessage, user: Session): void {
+    const given = req.headers['x-csrf-token'];
+    if (!sameOrigin(req) || typeof given !== 'string' || given.length !== user.csrf.length || !timingSafeEqual(Buffer.from(given), Buffer.from(user.csrf))) {
+      throw new HttpError('forbidden', 'Missing or wrong CSRF token, or a cross-origin request.');
+    }
+  }
+
+  /**
+   * Sends a captured request again to a tunnel (docs/replay.md): a signed-in session only (not an
+   * open network's read-only view), its CSRF token, a request without a body, a tunnel this server
+   * lists. The answer comes back as JSON for the page to show; the laptop's inspector shows it too.
+   */
+  async function replayRequest(req: IncomingMessage, res: ServerResponse, user: Session & { id?: string }, id: string): Promise<void> {
+    if (user.id === undefined) throw new HttpError('forbidden', 'Sign in with a token to replay requests (an open network\'s view is read-only).');
+    checkCsrf(req, user);
+    const c = captures.get(id);
+    if (!c) throw new HttpError('unknown_request', `No kept request has the id ${id}: the server keeps the last ${options.capture} (--capture), and it may have gone.`);
+    if (c.bodyLeftOut) throw new HttpError('invalid_request', `The request ${id} had a body, which the server does not keep: only requests without one can be replayed.`);
+    const port = Number((await readForm(req)).get('port'));
+    const target = registry.list().find((t) => t.port === port && t.state !== 'closed' && t.state !== 'expired');
+    if (!Number.isInteger(port) || !target) throw new HttpError('unknown_tunnel', `No tunnel on port ${port} to replay to: choose one of the tunnels listed.`);
+    const host = options.host === '0.0.0.0' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
+    logger.log('info', 'dashboard.replay', { requestId: id, port, tunnel: target.name, remote: req.socket.remoteAddress });
+    const answer = await replay(c, host, port, replays, options.deadlineMs + REPLAY_MARGIN_MS, options.now);
+    send(res, 200, 'application/json; charset=utf-8', JSON.stringify({ replayOf: id, tunnel: target.name, port, answer }));
+  }
+
   /** Handles `/dashboard…`; returns false for any other path. */
   return async function dashboard(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     if (path !== '/dashboard' && !path.startsWith('/dashboard/')) return false;
@@ -180,7 +217,8 @@ export function createDashboard(deps: DashboardDeps) {
     // A path the dashboard does not have is 404 before any sign-in: a client pointed at
     // …/dashboard by mistake must hear that the path is wrong, not that its token is.
     const close = /^\/dashboard\/api\/tunnels\/([0-9a-f]{32})\/close$/.exec(path);
-    if (!close && !PAGES.has(path)) throw new HttpError('not_found', `Nothing at ${path}.`);
+    const replayOne = /^\/dashboard\/api\/captures\/([\w.-]{1,80})\/replay$/.exec(path);
+    if (!close && !replayOne && !PAGES.has(path)) throw new HttpError('not_found', `Nothing at ${path}.`);
     const user = who(req);
     if (path === '/dashboard/logout' && method === 'POST') {
       if (!sameOrigin(req)) return send(res, 403, 'text/plain; charset=utf-8', 'Cross-origin request refused.\n'), true;
@@ -196,12 +234,14 @@ export function createDashboard(deps: DashboardDeps) {
     if (path === '/dashboard' && method === 'GET') return send(res, 200, 'text/html; charset=utf-8', shellPage(user.role, user.csrf, user.id !== undefined)), true;
     if (path === '/dashboard/api/tunnels' && method === 'GET') return send(res, 200, 'application/json; charset=utf-8', snapshot()), true;
     if (path === '/dashboard/events' && method === 'GET') return stream(req, res), true;
+    if (path === '/dashboard/api/captures' && method === 'GET') {
+      const find = new URL(req.url ?? '/', 'http://dashboard').searchParams.get('find') ?? undefined;
+      return send(res, 200, 'application/json; charset=utf-8', JSON.stringify({ kept: captures.size, max: options.capture, captures: captures.list(find) })), true;
+    }
+    if (replayOne && method === 'POST') return replayRequest(req, res, user, replayOne[1]!).then(() => true);
     if (close && method === 'POST') {
       if (user.role !== 'admin') throw new HttpError('forbidden', 'Only an admin can close tunnels here; a developer closes their own from their client.');
-      const given = req.headers['x-csrf-token'];
-      if (!sameOrigin(req) || typeof given !== 'string' || given.length !== user.csrf.length || !timingSafeEqual(Buffer.from(given), Buffer.from(user.csrf))) {
-        throw new HttpError('forbidden', 'Missing or wrong CSRF token, or a cross-origin request.');
-      }
+      checkCsrf(req, user);
       if (!registry.get(close[1]!)) throw new HttpError('unknown_tunnel', 'No such tunnel (it closed already?).');
       registry.remove(close[1]!, 'closed_by_admin');
       logger.log('warn', 'dashboard.close', { id: close[1], remote: req.socket.remoteAddress });

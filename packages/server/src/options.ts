@@ -100,6 +100,11 @@ export interface ServerOptions {
    * kept unused; `0` keeps none, and the server does not offer the feature. @default 15000
    */
   pushLifetimeMs?: number;
+  /**
+   * How many recent requests (tunnel ports and routes) the server keeps, without bodies or secrets,
+   * for replay from the dashboard (docs/replay.md); `0` keeps none. @default 200
+   */
+  capture?: number;
   /** Where JSON log lines go. @default silent (the CLI logs to stdout) */
   logger?: ServerLogger;
   /** Where domain events go; `false` for none. @default Prometheus series served at `/metrics` */
@@ -142,6 +147,7 @@ export const serverDefaults = Object.freeze({
   maxUpgrades: 256,
   drainTimeoutMs: 20_000,
   pushLifetimeMs: 15_000,
+  capture: 200,
   dashboardOpenCidrs: [] as string[],
   routes: [] as string[],
 } satisfies ServerOptions);
@@ -212,6 +218,9 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   }
   if (typeof o.pushLifetimeMs !== 'number' || !Number.isInteger(o.pushLifetimeMs) || o.pushLifetimeMs < 0 || o.pushLifetimeMs > 300_000) {
     throw invalid('pushLifetimeMs', `must be a number of milliseconds from 0 (no pushes) to 300000 (got ${JSON.stringify(o.pushLifetimeMs)}).`);
+  }
+  if (!Number.isInteger(o.capture) || o.capture < 0 || o.capture > 10_000) {
+    throw invalid('capture', `must be a number of requests from 0 (none kept) to 10000 (got ${JSON.stringify(o.capture)}).`);
   }
   for (const key of ['queueLimit', 'maxPolls', 'maxUpgrades'] as const) {
     const v = o[key];

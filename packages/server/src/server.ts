@@ -1,3 +1,4 @@
+import { createCaptureRing, type CaptureRing } from './replay/capture';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createControlHandler } from './control';
@@ -56,6 +57,9 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   let ready = false;
   let closing: Promise<void> | undefined;
 
+  /** Recent requests for replay from the dashboard (replay/capture.ts). */
+  const captures: CaptureRing = createCaptureRing(o.capture);
+
   function finished(ex: Exchange, tunnel: TunnelSession): void {
     const t = o.now();
     const path = ex.message.url.split('?')[0]!;
@@ -93,6 +97,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
       metrics.routeRequest(ex.route, failed ? 'error' : 'tunnel');
     }
     logger.log('info', 'request', fields);
+    if (!ex.upgrade) captures.add(ex.req, { id: ex.requestId, port: ex.route !== undefined ? (registry.route(ex.route)?.config.port ?? tunnel.port) : tunnel.port, ...(ex.route !== undefined ? { route: ex.route } : {}), servedBy: ex.servedBy ?? `tunnel ${tunnel.name}`, status }, t);
     remember(tunnel.stats, { time: t, method: ex.message.method, path, status, durationMs: t - ex.arrivedAt, ...(ex.code ? { code: ex.code } : {}) });
     metrics.requestFinished({ status, code: ex.code, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, queuedMs: fields.queuedMs as number, totalMs: t - ex.arrivedAt, upgrade: ex.upgrade !== undefined });
   }
@@ -121,6 +126,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
     const trace = traceFields(req);
     if (trace) fields.trace = trace;
     logger.log(failed ? 'warn' : 'info', 'request', fields);
+    if (!outcome.upgrade) captures.add(req, { id: outcome.requestId, port: route.config.port, route: route.config.name, servedBy, status: outcome.status }, t);
   }
 
   function rejected(port: number, error: HttpError, req?: IncomingMessage): void {
@@ -146,7 +152,7 @@ export function createTunnelServer(options: ServerOptions = {}): TunnelServer {
   }
   const metrics: ServerMetrics = o.metrics === false ? noopMetrics : (o.metrics ?? createPrometheusMetrics(snapshot));
   const registry: Registry = createRegistry({ options: o, logger, finished, rejected, upstreamFinished, metrics });
-  const handler = createControlHandler({ options: o, registry, logger, metrics, isReady: () => ready && !closing });
+  const handler = createControlHandler({ options: o, registry, logger, metrics, captures, isReady: () => ready && !closing });
   const server: Server = createServer({
     headersTimeout: o.headersTimeoutMs,
     // Uploads of long responses and held polls have no total cap; idleness is capped below.

@@ -40,6 +40,7 @@ export const serverFlags: ReadonlyArray<OptionFlag<keyof ServerOptions>> = [
   flag('max-upgrades', 'maxUpgrades', 'count', 'WebSockets (upgraded connections) a tunnel may carry at once (then 503)'),
   flag('drain-timeout-ms', 'drainTimeoutMs', 'ms', 'on SIGTERM, in-flight requests get this long'),
   flag('push-lifetime-ms', 'pushLifetimeMs', 'ms', "how long a client's push (an answer sent before the browser asked) is kept unused; 0: none"),
+  flag('capture', 'capture', 'count', 'recent requests kept (no bodies, no secrets) for replay from the dashboard; 0: none'),
 ];
 
 /** The flags of the command itself, beside the options. */

@@ -1,3 +1,4 @@
+import type { CaptureRing } from '../replay/capture';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { createDashboard } from '../dashboard';
@@ -25,6 +26,8 @@ export interface ControlDeps {
   registry: Registry;
   logger: ServerLogger;
   metrics: ServerMetrics;
+  /** Recent requests, for replay from the dashboard. */
+  captures: CaptureRing;
   /** False while starting or draining: /readyz answers 503. */
   isReady(): boolean;
 }
@@ -35,7 +38,7 @@ export function createControlHandler(deps: ControlDeps) {
   const { options, registry, logger } = deps;
   const auth = createControlAuth(deps);
   const { requireToken, requireTunnel } = auth;
-  const dashboard = createDashboard({ options, registry, logger, authFailed: auth.authFailed, throttled: auth.throttled });
+  const dashboard = createDashboard({ options, registry, logger, captures: deps.captures, authFailed: auth.authFailed, throttled: auth.throttled });
 
   /** An upload's request id: one the tunnel handed out, waiting for its answer. */
   const requestId = (rid: string) => (ID_PATTERN.test(rid) ? undefined : new HttpError('unknown_request', 'No such request on this tunnel.'));
