@@ -121,9 +121,12 @@ const agent = new Agent({ keepAliveTimeout: 10_000, connections: 2048, bodyTimeo
  * cookie's name, differs between the two sides of a ratio.
  */
 async function routes(appPort, proxyUrl, proxyPid) {
-  // The route's port and 1,050 tunnel ports, all below the ephemeral range (see idleScale).
-  const routePort = 27100;
-  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '26000-27049', '--token', TOKEN, '--route', `cart:${routePort}=http://127.0.0.1:${appPort}`]);
+  // The route's port and 1,050 tunnel ports, all below the ephemeral range (see idleScale), at a
+  // random offset so that two benches running at once rarely collide.
+  // (Clear of the main server's 23000-23019 and the idle section's 24000-25599.)
+  const base = [15_000, 17_000, 19_000, 21_000, 26_000, 28_000][Math.floor(Math.random() * 6)];
+  const routePort = base + 1_100;
+  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', `${base}-${base + 1_049}`, '--token', TOKEN, '--route', `cart:${routePort}=http://127.0.0.1:${appPort}`]);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'), 30_000, 'the route server')).port;
   server.stdout.resume();
   const api = `http://127.0.0.1:${controlPort}/api/v1/tunnels`;
