@@ -1,7 +1,7 @@
-import { createCaptureRing, type CaptureRing } from './replay/capture';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createControlHandler } from './control';
+import { createCaptureRing, type CaptureRing } from './replay/capture';
 import { setHopRemote } from './tunnel-port/request';
 import { endRaw, rawResponse } from './error-response';
 import { HttpError } from './errors';

@@ -1,4 +1,3 @@
-import type { CaptureRing } from '../replay/capture';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_PREFIX, HEADER, ID_PATTERN, PROTOCOL_VERSION } from '@devtunnel/core/protocol';
 import { createDashboard } from '../dashboard';
@@ -8,6 +7,7 @@ import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
 import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import type { Registry } from '../registry';
+import type { CaptureRing } from '../replay/capture';
 import { handleBatchUpload, handleResponseUpload, handleStreamUpload } from '../respond';
 import { setHopRemote } from '../tunnel-port/request';
 import { handleUpstream } from '../upgrade';
