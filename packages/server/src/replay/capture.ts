@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { endToEndPairs, headerValue, pairsFromRaw, type HeaderPairs } from '@devtunnel/core/protocol';
 
 /**
  * Replay from the cluster (docs/replay.md): the server keeps the last requests that reached a
@@ -34,7 +35,7 @@ export interface CapturedRequest {
 }
 
 export interface CaptureRing {
-  /** Keeps a finished request (bodyless requests only; others are listed but cannot be replayed). */
+  /** Keeps a finished request (one that had a body is listed, marked, and cannot be replayed). */
   add(req: IncomingMessage, record: Pick<CapturedRequest, 'id' | 'port' | 'route' | 'servedBy' | 'status'>, now: number): void;
   /** Newest first; `find` matches a request id or trace id exactly, or a path's start. */
   list(find?: string): CapturedRequest[];
@@ -44,7 +45,6 @@ export interface CaptureRing {
 
 /** Headers whose names say they carry a credential. */
 const SECRET_NAME = /token|secret|passw|session|auth|csrf|xsrf|signature|api-?key|(^|-)key($|-)|cookie/i;
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'host']);
 /** Query parameters named like credentials (Vite's `token`, OAuth's `code`, signed URLs' `sig`). */
 const SECRET_PARAM = /token|secret|passw|session|auth|key|code|sig|credential/i;
 /** Bounds: headers of one capture, and the whole ring. */
@@ -61,29 +61,20 @@ export function withoutSecretParams(url: string): string {
   return url.slice(0, q) + (rest ? `?${rest}` : '');
 }
 
+/**
+ * The browser's end-to-end headers (the protocol's hop-by-hop rule, `Host` too: a replay goes to
+ * the tunnel's port) without credentials, devtunnel's own headers or `baggage`.
+ */
 export function keptHeaders(raw: readonly string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!;
+  return endToEndPairs(raw, 'host').filter(([name]) => {
     const lower = name.toLowerCase();
-    if (HOP.has(lower) || SECRET_NAME.test(lower) || lower.startsWith('x-devtunnel') || lower === 'baggage') continue;
-    out.push([name, raw[i + 1]!]);
-  }
-  return out;
+    return !SECRET_NAME.test(lower) && !lower.startsWith('x-devtunnel') && lower !== 'baggage';
+  });
 }
 
-function traceIdOf(raw: readonly string[]): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== 'traceparent') continue;
-    const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(raw[i + 1]!.trim());
-    return m?.[1];
-  }
-  return undefined;
-}
-
-function rawValue(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
-  return undefined;
+function traceIdOf(pairs: HeaderPairs): string | undefined {
+  const value = headerValue(pairs, 'traceparent');
+  return value === undefined ? undefined : /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(value.trim())?.[1];
 }
 
 /**
@@ -102,10 +93,11 @@ interface Kept {
 
 function expand(k: Kept): CapturedRequest {
   const raw = k.raw;
-  const traceId = traceIdOf(raw);
-  const replayOf = rawValue(raw, 'x-devtunnel-replay-of');
-  const length = rawValue(raw, 'content-length');
-  const hasBody = (length !== undefined && Number(length) > 0) || rawValue(raw, 'transfer-encoding') !== undefined;
+  const pairs = pairsFromRaw(raw);
+  const traceId = traceIdOf(pairs);
+  const replayOf = headerValue(pairs, 'x-devtunnel-replay-of');
+  const length = headerValue(pairs, 'content-length');
+  const hasBody = (length !== undefined && Number(length) > 0) || headerValue(pairs, 'transfer-encoding') !== undefined;
   return {
     ...k.record,
     time: new Date(k.time).toISOString(),
