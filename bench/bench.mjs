@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { cpuSeconds, createChildren, firstLine, log, median, midpoint, pin, rss, runSections } from './lib.mjs';
+import { selectionCost } from './selection.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -30,13 +31,6 @@ const clientArgs = (process.env.BENCH_CLIENT_ARGS ?? '').split(' ').filter(Boole
 const MiB = 1024 * 1024;
 const { start, stop } = createChildren('SIGTERM');
 const results = { machine: {}, rows: [] };
-
-
-
-
-
-
-
 
 /** Server / client MiB, as the table shows them. */
 const mib = ([server, client]) => `${server.toFixed(0)} / ${client.toFixed(0)}`;
@@ -229,6 +223,15 @@ async function routes(appPort, proxyUrl, proxyPid) {
   const idleRuns = await measure({ offline: { url: routeUrl, headers: offline, pids: pid }, none: { url: routeUrl, headers: none, pids: pid }, unknown: { url: routeUrl, headers: unknown, pids: pid } }, 2 * ROUNDS - 1);
   compare('1,000 idle selections: cookie naming one of 1,000 offline members (→ the app)', idleRuns, ['none', 'no selection'], ['offline', 'offline'], 0.95, '≈ 1.0 (≥ 0.95)');
   compare('cookie naming one of 1,000 unknown names (→ the app)', idleRuns, ['none', 'no selection'], ['unknown', 'unknown'], 0.95, '≈ 1.0 (≥ 0.95)');
+  // The same selections timed alone (the server's code, in this process), as a share of the
+  // server's CPU per request measured above: what the rows above cannot resolve through the noise.
+  const alone = await selectionCost({ none, offline, unknown }, idle);
+  const serverCpuUs = midpoint(idleRuns.none.cpu);
+  for (const [kind, label] of [['none', 'no selection'], ['offline', 'cookie naming an offline member'], ['unknown', 'cookie naming an unknown name']]) {
+    const share = alone[kind] / 1000 / serverCpuUs;
+    log(`routes, the selection alone, ${label}: ${alone[kind].toFixed(0)} ns per request, ${(share * 100).toFixed(2)} % of the server's ${serverCpuUs.toFixed(0)} µs CPU per request`);
+    row('routes (16 conn)', `the selection alone (${label}) ÷ the server's CPU per request: share`, { baseline: serverCpuUs * 1000, route: alone[kind], ratio: share, met: share < 0.01 ? 'PASS' : 'MISS' }, '< 0.01');
+  }
   client.kill('SIGTERM');
   server.kill('SIGTERM');
   await once(server, 'exit');
@@ -482,7 +485,7 @@ function print() {
   for (const r of results.rows) {
     const ratio = (base) => (typeof r.tunnel === 'number' && typeof base === 'number' && base > 0 ? (r.tunnel / base).toFixed(2) : '');
     const routeRow = typeof r.ratio === 'number';
-    const cells = routeRow ? ['', '', '', '', '', fmt(r.baseline), fmt(r.route), `${r.ratio.toFixed(2)} (${r.spread})`] : [fmt(r.direct), fmt(r.proxy), fmt(r.tunnel), ratio(r.direct), ratio(r.proxy), '', '', ''];
+    const cells = routeRow ? ['', '', '', '', '', fmt(r.baseline), fmt(r.route), r.spread === undefined ? r.ratio.toPrecision(2) : `${r.ratio.toFixed(2)} (${r.spread})`] : [fmt(r.direct), fmt(r.proxy), fmt(r.tunnel), ratio(r.direct), ratio(r.proxy), '', '', ''];
     lines.push(`| ${r.section} | ${r.what} | ${cells.join(' | ')} | ${r.target} | ${r.met ?? ''} |`);
   }
   console.log(lines.join('\n'));

@@ -1,7 +1,8 @@
 // CPU per request of every process on one path, for tuning: `node bench/cpu.mjs [connections=16]
-// [seconds=5] [tunnel|route|proxy|direct] [extra devtunnel client flags…]`. Starts the bench's local
-// app, the path's processes (the proxy, the tunnel server and client as their CLIs, or for `route`
-// the tunnel server with a route to the app, requests selecting nobody: its fallback), loads it with
+// [seconds=5] [tunnel|route|route-tunnel|proxy|direct] [extra devtunnel client flags…]`. Starts the
+// bench's local app, the path's processes (the proxy, the tunnel server and client as their CLIs, or
+// for `route` the tunnel server with a route to the app, requests selecting nobody: its fallback; for
+// `route-tunnel` the tunnel on that route, requests selecting it by X-Devtunnel), loads it with
 // autocannon (bench/load.mjs), and prints one JSON line: req/s, and for each process its CPU
 // (user + system, from /proc; the load generator's from itself) per request in µs. `…PerApp` divides by the local app's figure:
 // the app does the same work for every request, so that ratio moves less with a noisy machine
@@ -72,13 +73,20 @@ if (path === 'proxy') {
   server.stdout.resume();
   url = 'http://127.0.0.1:23120';
   pids.server = server.pid;
-} else if (path === 'tunnel') {
-  const server = start([bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN]);
+} else if (path === 'tunnel' || path === 'route-tunnel') {
+  // `route-tunnel`: the same tunnel, registered on a route and reached through it (X-Devtunnel).
+  const onRoute = path === 'route-tunnel';
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const server = start([...prof, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN, ...(onRoute ? ['--route', `cart:23120=http://127.0.0.1:${appPort}`] : [])]);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
   server.stdout.resume();
-  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(tmpdir(), 'devtunnel-bench-cpu'), '--json', ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
+  const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(tmpdir(), 'devtunnel-bench-cpu'), '--json', ...(onRoute ? ['--route', 'cart', '--name', 'ann'] : []), ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
   url = JSON.parse(await firstLine(client.stdout, (l) => l.includes('"registered"'))).url;
   client.stdout.resume();
+  if (onRoute) {
+    url = 'http://127.0.0.1:23120';
+    headers[0] = JSON.stringify([{ ...JSON.parse(headers[0] ?? '[{}]')[0], 'x-devtunnel': 'ann' }]);
+  }
   // Let the streams (or the polls) settle before the warm-up.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   pids.server = server.pid;
