@@ -11,6 +11,8 @@ import { freeRange, memoryLogger, startServer } from '../helpers/tunnel';
 export interface Cluster {
   /** The web proxy's origin, where the browser goes: `http://127.0.0.1:<port>`. */
   shop: string;
+  /** The route's own origin, where the web proxy sends /cart/: `http://127.0.0.1:<route port>`. */
+  routeUrl: string;
   /** The tunnel server (`url` is its control API, for DEVTUNNEL_SERVER). */
   server: Awaited<ReturnType<typeof startServer>>;
   /** The tunnel server's log lines. */
@@ -40,7 +42,7 @@ export async function startCluster(): Promise<Cluster> {
       logger: log,
     });
     started.push(() => server.close());
-    return { shop, server, log, close };
+    return { shop, routeUrl: `http://127.0.0.1:${routePort}`, server, log, close };
   } catch (error) {
     await close();
     throw error;

@@ -1,5 +1,5 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { BrowserContext, Page, Response } from 'playwright-core';
 import { ARTIFACTS, launchChromium } from '../helpers/browser';
@@ -114,6 +114,50 @@ describe('the route link page, in Chromium, through the static web proxy', () =>
       'the HMR upgrade in the server log',
     );
   }, 60_000);
+
+  test('behind a web proxy that strips the app\'s prefix: the page\'s links, redirects and token cookie still fit', async () => {
+    // ingress-nginx rewrite-target, Traefik StripPrefix: the browser asks /cart/__devtunnel/, the
+    // route receives /__devtunnel/.
+    const route = new URL(cluster.routeUrl);
+    // The apps of this cluster expect /cart/ kept, so the app's page itself is answered here: what
+    // is checked is where the link page sends the browser, and the cookies it sets.
+    const arrivals: string[] = [];
+    const stripping = createServer((req, res) => {
+      if (req.url === '/cart/') {
+        arrivals.push(req.url);
+        return void res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>the app</title>');
+      }
+      if (!req.url!.startsWith('/cart/')) return void res.writeHead(404).end();
+      const upstream = httpRequest({ host: route.hostname, port: route.port, method: req.method, path: req.url!.slice('/cart'.length), headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    const origin = `http://127.0.0.1:${await listen(stripping)}`;
+    try {
+      await browser.clearCookies();
+      const page = await browser.newPage();
+      // Without the trailing slash, the page sends the browser to its own URL with it, under /cart.
+      await page.goto(`${origin}/cart/__devtunnel?use=${NAME}`);
+      expect(page.url()).toBe(`${origin}/cart/__devtunnel/?use=${NAME}`);
+      expect(await page.textContent('li.offered')).toContain(NAME);
+      expect((await browser.cookies(`${origin}/cart/__devtunnel/`)).map((c) => [c.name, c.path])).toContainEqual(['devtunnel_page', '/cart/__devtunnel']);
+      await Promise.all([page.waitForURL(`${origin}/cart/`), page.click(`button:text-is("Use ${NAME}")`)]);
+      expect(await selection(origin)).toBe(NAME);
+      await page.goto(`${origin}/cart/__devtunnel/`);
+      expect(await page.textContent('body')).toContain(`This browser selects ${NAME}`);
+      await Promise.all([page.waitForURL(`${origin}/cart/`), page.click('a:text-is("Back to the app")')]);
+      await page.goto(`${origin}/cart/__devtunnel/`);
+      await Promise.all([page.waitForURL(`${origin}/cart/`), page.click('button:text-is("Turn off")')]);
+      expect(await selection(origin)).toBeUndefined();
+      expect(arrivals).toEqual(['/cart/', '/cart/', '/cart/']);
+      await page.close();
+    } finally {
+      await closeServer(stripping);
+    }
+  }, 30_000);
 
   describe('a POST from another origin sets no cookie', () => {
     let attacker: Server;

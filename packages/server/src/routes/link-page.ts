@@ -29,7 +29,18 @@ const SELECTION_MAX_AGE_S = 12 * 60 * 60;
 /** The form is two short fields. */
 const MAX_FORM_BYTES = 4 * 1024;
 
-/** The path before `/__devtunnel` when the request is for the page, else undefined. */
+/**
+ * What a prefix may be: `/`-separated segments, none empty, of the characters a path segment has
+ * (RFC 3986) but `;`. The page never writes its prefix (its links, redirects and cookie are
+ * relative, so a gateway that strips the app's prefix keeps them right); this only keeps odd paths
+ * such as `//elsewhere.example/__devtunnel/` away from it.
+ */
+const SAFE_PREFIX = /^(?:\/[A-Za-z0-9._~%!$&'()*+,=:@-]+)*$/;
+
+/**
+ * The path before `/__devtunnel` when the request is for the page, else undefined (a prefix that
+ * is not {@link SAFE_PREFIX} too: the request goes on as any other).
+ */
 export function linkPrefix(url: string): string | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -37,7 +48,8 @@ export function linkPrefix(url: string): string | undefined {
   if (at === -1) return undefined;
   const after = path.slice(at + LINK_SEGMENT.length + 1);
   if (after !== '' && after !== '/') return undefined;
-  return path.slice(0, at);
+  const prefix = path.slice(0, at);
+  return SAFE_PREFIX.test(prefix) ? prefix : undefined;
 }
 
 function cookieValue(req: IncomingMessage, name: string): string | undefined {
@@ -67,7 +79,7 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-function page(route: Route, prefix: string, token: string, current: string | undefined, offered: string | undefined, note?: string): string {
+function page(route: Route, back: string, token: string, current: string | undefined, offered: string | undefined, note?: string): string {
   const name = escapeHtml(route.config.name);
   const live = route.members().filter((t) => t.state() === 'connected');
   const rows = live
@@ -96,7 +108,7 @@ function page(route: Route, prefix: string, token: string, current: string | und
 ${note ? `<p class="note">${escapeHtml(note)}</p>` : ''}${offeredMissing}${state}
 <h2>Live tunnels</h2>
 ${rows ? `<ul>\n${rows}\n</ul>` : '<p>None: every request goes to the real app.</p>'}
-<p><a href="${escapeHtml(prefix)}/">Back to the app</a></p>
+<p><a href="${back}">Back to the app</a></p>
 </body></html>
 `;
 }
@@ -118,16 +130,27 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
 const sameToken = (a: string | undefined, b: string | null): boolean =>
   a !== undefined && b !== null && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
-/** Serves the page (GET, HEAD) and the choice (POST). */
-export async function serveLinkPage(route: Route, prefix: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const tokenPath = `${prefix}/${LINK_SEGMENT}`;
+/**
+ * Serves the page (GET, HEAD) and the choice (POST). Everything it points at is relative to the URL
+ * the browser shows (`…/cart/__devtunnel/`), not to the path this server received: a gateway that
+ * strips `/cart` on the way keeps the links, the redirect and the token cookie's path right. So the
+ * page lives at the URL with the trailing slash; without it, a GET is sent there.
+ */
+export async function serveLinkPage(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url!, 'http://x');
+  const slash = url.pathname.endsWith('/');
+  // From `…/__devtunnel/`, the app is `../`; from `…/__devtunnel` (a POST made by hand), `./`.
+  const back = slash ? '../' : './';
+  const again = 'Open the route\'s devtunnel page again (…/__devtunnel/) and choose there.';
   if (req.method === 'GET' || req.method === 'HEAD') {
+    if (!slash) return send(res, 302, '', { location: `${LINK_SEGMENT}/${url.search}` });
     const existing = cookieValue(req, TOKEN_COOKIE);
     const token = existing && /^[0-9a-f]{32}$/.test(existing) ? existing : randomBytes(16).toString('hex');
-    const offered = new URL(req.url!, 'http://x').searchParams.get('use') ?? undefined;
+    const offered = url.searchParams.get('use') ?? undefined;
     const current = cookieValue(req, SELECTION_KEY);
-    const body = page(route, prefix, token, current && NAME_PATTERN.test(current) ? current : undefined, offered);
-    return send(res, 200, req.method === 'HEAD' ? '' : body, { 'set-cookie': `${TOKEN_COOKIE}=${token}; Path=${tokenPath}; HttpOnly; SameSite=Strict${secure(req)}` });
+    const body = page(route, back, token, current && NAME_PATTERN.test(current) ? current : undefined, offered);
+    // No Path: the browser scopes the cookie to the page's own directory, as it sees it.
+    return send(res, 200, req.method === 'HEAD' ? '' : body, { 'set-cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict${secure(req)}` });
   }
   if (req.method !== 'POST') {
     return sendError(req, res, new HttpError('method_not_supported', 'The devtunnel page takes GET and POST.'), { headers: { allow: 'GET, HEAD, POST' } });
@@ -135,20 +158,20 @@ export async function serveLinkPage(route: Route, prefix: string, req: IncomingM
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin') {
     req.resume();
-    return sendError(req, res, new HttpError('forbidden', `A page of another site (${site}) cannot choose a tunnel. Open ${tokenPath}/ and choose there.`));
+    return sendError(req, res, new HttpError('forbidden', `A page of another site (${site}) cannot choose a tunnel. ${again}`));
   }
   const form = await readForm(req);
   if (!form) return sendError(req, res, new HttpError('payload_too_large', 'The form is too large.'), { close: true });
   if (!sameToken(cookieValue(req, TOKEN_COOKIE), form.get('token'))) {
-    return sendError(req, res, new HttpError('forbidden', `This choice did not come from the devtunnel page. Open ${tokenPath}/ and choose there.`));
+    return sendError(req, res, new HttpError('forbidden', `This choice did not come from the devtunnel page. ${again}`));
   }
-  const back = { location: `${prefix}/` };
+  const location = { location: back };
   if (form.get('off') !== null) {
-    return send(res, 303, '', { ...back, 'set-cookie': `${SELECTION_KEY}=; Path=/; Max-Age=0; SameSite=Lax${secure(req)}` });
+    return send(res, 303, '', { ...location, 'set-cookie': `${SELECTION_KEY}=; Path=/; Max-Age=0; SameSite=Lax${secure(req)}` });
   }
   const use = form.get('use') ?? '';
   if (!NAME_PATTERN.test(use) || !route.member(use)) {
     return sendError(req, res, new HttpError('invalid_request', `No tunnel named ${JSON.stringify(use.slice(0, 63))} is registered for route "${route.config.name}".`));
   }
-  send(res, 303, '', { ...back, 'set-cookie': `${SELECTION_KEY}=${use}; Path=/; Max-Age=${SELECTION_MAX_AGE_S}; SameSite=Lax${secure(req)}` });
+  send(res, 303, '', { ...location, 'set-cookie': `${SELECTION_KEY}=${use}; Path=/; Max-Age=${SELECTION_MAX_AGE_S}; SameSite=Lax${secure(req)}` });
 }

@@ -101,9 +101,8 @@ function checkFraming(r: PortRequest, deps: PortDeps): boolean {
  */
 function onRoute(r: PortRequest, deps: PortDeps, route: Route): boolean {
   r.route = route;
-  const prefix = linkPrefix(r.req.url!);
-  if (prefix !== undefined) {
-    serveLinkPage(route, prefix, r.req, r.res).catch((error: Error) => sendError(r.req, r.res, new HttpError('internal_error', error.message), { close: true }));
+  if (linkPrefix(r.req.url!) !== undefined) {
+    serveLinkPage(route, r.req, r.res).catch((error: Error) => sendError(r.req, r.res, new HttpError('internal_error', error.message), { close: true }));
     return false;
   }
   const name = selectedName(r.req);
