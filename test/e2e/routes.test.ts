@@ -127,7 +127,7 @@ describe('routes', () => {
   });
 
   test('a member registered by hand that never polls goes offline; offline=error answers 503, the default falls back', async () => {
-    const { server, url } = await routeServer({ cart: realUrl(), strict: realUrl() }, {}, { strict: ';offline=error' });
+    const { server, url, ports } = await routeServer({ cart: realUrl(), strict: realUrl() }, {}, { strict: ';offline=error' });
     for (const route of ['cart', 'strict']) {
       const res = await fetchBuffer(`${server.url}/api/v1/tunnels`, {
         dispatcher: suite.dispatcher,
@@ -144,6 +144,10 @@ describe('routes', () => {
     const strict = await fetchBuffer(url('strict', '/x'), { dispatcher: suite.dispatcher, headers: { ...cookie, accept: 'application/json' } });
     expect([strict.status, strict.headers['x-devtunnel-error'], served(strict)]).toEqual([503, 'tunnel_offline', 'error']);
     expect(strict.json<{ error: { message: string } }>().error.message).toContain('"sleepy"');
+    // An upgrade (HMR) gets the same answer, saying who served it.
+    const ws = await rawExchange(ports.strict!, 'GET /hmr HTTP/1.1\r\nHost: x\r\nCookie: devtunnel=sleepy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(ws.statuses).toEqual([503]);
+    expect(ws.text).toMatch(/X-Devtunnel-Served-By: error\r\n/i);
     // A request naming nobody on the strict route still reaches the real app.
     expect(served(await fetchBuffer(url('strict', '/y'), { dispatcher: suite.dispatcher }))).toBe('upstream');
   });
@@ -319,9 +323,20 @@ describe('routes', () => {
     });
 
     test('answers: a status out of range, bodies shorter or longer than declared, two lengths, hop-by-hop headers', async () => {
-      const { url, ports } = await routeServer({ cart: `http://127.0.0.1:${bad.port}` });
+      const { url, ports, server } = await routeServer({ cart: `http://127.0.0.1:${bad.port}` });
       const status = await fetchBuffer(url('cart', '/status-600'), { dispatcher: suite.dispatcher });
       expect([status.status, status.headers['x-devtunnel-error']]).toEqual([502, 'bad_response']);
+      // The same answer to an upgrade: a coded 502 too, never `600` passed on.
+      const upgrade = await rawExchange(ports.cart!, 'GET /status-600 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      expect(upgrade.statuses).toEqual([502]);
+      expect(upgrade.text).toContain('bad_response');
+      expect(upgrade.text).not.toContain('600');
+      // `OPTIONS *` is about a server, not the app's: a 400 here, and the app is not marked down.
+      const asterisk = await rawExchange(ports.cart!, 'OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      expect(asterisk.statuses).toEqual([400]);
+      expect(bad.hits).not.toContain('*');
+      const listing = (await fetchBuffer(`${server.url}/api/v1/tunnels`, { dispatcher: suite.dispatcher, headers: { authorization: `Bearer ${TOKEN}` } })).json<{ routes: Array<{ name: string; health: { state: string } }> }>();
+      expect(listing.routes.find((r) => r.name === 'cart')!.health.state).toBe('up');
       const two = await fetchBuffer(url('cart', '/two-lengths'), { dispatcher: suite.dispatcher });
       expect([two.status, two.headers['x-devtunnel-error']]).toEqual([502, 'bad_response']);
       // Shorter than declared: the browser's connection is cut, never left waiting or desynced.

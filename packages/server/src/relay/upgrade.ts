@@ -74,8 +74,10 @@ export function relayUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
   socket.once('close', close);
   // The code undici gives the same wait on the request path, so both are classified alike.
   call.setTimeout(relay.timeoutMs, () => call.destroy(Object.assign(new Error(`no answer within ${relay.timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+  /** The answer was refused here (a status out of range): its error is written already. */
+  let refused = false;
   call.on('error', (error) => {
-    if (over) return;
+    if (over || refused) return;
     const coded = relay.failed(error);
     if (status === 0 && socket.writable) {
       status = coded.status;
@@ -102,8 +104,18 @@ export function relayUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
     socket.pipe(upstream);
   });
   call.on('response', (answer: IncomingMessage) => {
+    const code = answer.statusCode ?? 0;
+    if (code < 100 || code > 599) {
+      // Not an HTTP status (RFC 9110 §15): a coded 502, as on the request path, never passed on.
+      refused = true;
+      answer.on('error', () => {});
+      answer.destroy();
+      const coded = relay.failed(Object.assign(new Error(`status ${code}`), { code: 'HPE_INVALID_STATUS' }));
+      status = coded.status;
+      return endRaw(socket, rawResponse(coded, { extra: relay.errorExtra }));
+    }
     // A refusal: returned as it is, then the connection closes.
-    status = answer.statusCode ?? 502;
+    status = code;
     socket.write(rawHead(status, ['Connection', 'close', ...relay.head(status, answer.rawHeaders)]));
     answer.pipe(socket);
     answer.once('error', () => socket.destroy());

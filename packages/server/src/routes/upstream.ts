@@ -118,8 +118,11 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     health.checkedAt = now();
     health.error = undefined;
   };
-  const down = (error: HttpError) => {
-    if (error.code === 'bad_response') return up();
+  /** Whether the app answers, from how a request to it failed: only a refused or silent connection says no. */
+  const down = (error: HttpError, cause: unknown) => {
+    const e = cause as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    const code = e.code ?? e.cause?.code ?? '';
+    if (!CONNECT_CODES.has(code) && !TIMEOUT_CODES.has(code)) return error.code === 'bad_response' ? up() : undefined;
     health.state = 'down';
     health.checkedAt = now();
     health.error = error.message;
@@ -129,6 +132,13 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
   const port = Number(urlPort) || (protocol === 'https:' ? 443 : 80);
 
   function forward(req: IncomingMessage, res: ServerResponse, done: (o: UpstreamOutcome) => void): void {
+    if (req.url === '*') {
+      // `OPTIONS *` asks about a server, not a resource: not this route's app to answer for.
+      req.resume();
+      const error = new HttpError('invalid_request', `OPTIONS * is not sent to the real app of route "${route.name}": ask for a path (OPTIONS /…).`);
+      sendError(req, res, error, { context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
+      return void res.once('close', () => done({ status: error.status, code: error.code, bytesIn: 0, bytesOut: 0, requestId: '', upgrade: false, incomplete: false }));
+    }
     const { headers, requestId } = forwardHeaders(req);
     const flat: string[] = [];
     for (const [name, value] of headers) flat.push(name, value);
@@ -152,7 +162,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       failed(error) {
         const coded = upstreamError(route, error);
         outcome.code = coded.code;
-        down(coded);
+        down(coded, error);
         sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
       },
       cut(by) {
@@ -188,7 +198,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       failed(error) {
         const coded = upstreamError(route, error);
         outcome.code = coded.code;
-        down(coded);
+        down(coded, error);
         return coded;
       },
       errorExtra: `${SERVED_BY}: error\r\n`,
@@ -205,7 +215,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       const s = connect({ host, port });
       const settle = (error?: NodeJS.ErrnoException) => {
         s.destroy();
-        if (error) down(upstreamError(route, error));
+        if (error) down(upstreamError(route, error), error);
         else up();
         resolve();
       };

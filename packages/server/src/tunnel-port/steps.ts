@@ -293,7 +293,7 @@ export function runUpgradeSteps(req: IncomingMessage, socket: Socket, head: Buff
     const error = problem ?? tooOld ?? (offline ? offlineError(offline.port, offline.name) : offlineError(port, deps.holder(port)));
     deps.distrusted.add(socket);
     deps.rejected(port, error, req);
-    endRaw(socket, rawResponse(error));
+    endRaw(socket, rawResponse(error, route ? { extra: `${SERVED_BY}: error\r\n` } : undefined));
     return;
   }
   const exchange = createExchange(req, undefined, deps.options.now(), createUpgradeState(socket, head));
