@@ -144,11 +144,23 @@ describe('several replicas sharing Redis', () => {
     const [reply] = await once(ws, 'message');
     expect(String(reply)).toBe('ann:ping');
     ws.close();
-    // The list is the same on every replica.
+    // The list is the same on every replica, the route's members too.
     for (const host of HOSTS) {
-      const list = (await (await fetch(`http://${host}:${control}/api/v1/tunnels`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tunnels: Array<{ name: string; state: string; port: number }> };
+      const list = (await (await fetch(`http://${host}:${control}/api/v1/tunnels`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { tunnels: Array<{ name: string; state: string; port: number }>; routes: Array<{ name: string; members: Array<{ name: string; port: number; state: string }> }> };
       expect(list.tunnels.filter((t) => t.state === 'connected').map((t) => [t.name, t.port])).toEqual([['ann', port]]);
+      expect([host, list.routes.find((r) => r.name === 'cart')!.members]).toEqual([host, [{ name: 'ann', port, state: 'connected' }]]);
     }
+    // The route's page on a replica that does not hold ann offers her, and choosing her works there.
+    const page = await fetch(`http://${other}:${routePort}/__devtunnel/`);
+    const token = /devtunnel_page=([0-9a-f]{32})/.exec(page.headers.get('set-cookie') ?? '')![1]!;
+    expect(await page.text()).toContain('Use ann');
+    const chosen = await fetch(`http://${other}:${routePort}/__devtunnel/`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: `devtunnel_page=${token}`, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+      body: `token=${token}&use=ann`,
+    });
+    expect([chosen.status, chosen.headers.get('set-cookie')]).toEqual([303, expect.stringMatching(/^devtunnel=ann;/)]);
   });
 
   test('two developers registered on different replicas, each served through every replica', async () => {

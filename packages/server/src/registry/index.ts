@@ -8,7 +8,7 @@ import type { ServerLogger } from '../logger';
 import type { ServerMetrics } from '../metrics';
 import { offeredFeatures, type ResolvedServerOptions } from '../options';
 import { createPortAllocator, type PortAllocator } from '../ports';
-import { createRouteTable, routeSnapshot, type Route, type RouteSnapshot, type RouteTable } from '../routes';
+import { createRouteTable, routeMembers, routeSnapshot, type Route, type RouteMember, type RouteSnapshot, type RouteTable } from '../routes';
 import type { UpstreamOutcome } from '../routes/upstream';
 import { createTunnelSession, type TunnelSession } from '../session';
 import { createStateStore, type StateStore } from '../state-store';
@@ -79,6 +79,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const routes: RouteTable = createRouteTable(options);
   const cluster: Cluster | undefined = options.store ? createCluster(options, logger) : undefined;
   const pushes = pushesOf(options, deps.metrics);
+  /** With several replicas: the route's members the other replicas hold, as their records say. */
+  const membersElsewhere = (route: Route): RouteMember[] =>
+    cluster
+      ? cluster.view
+          .owners()
+          .filter((o) => o.route === route.config.name && cluster.elsewhere(o) !== undefined)
+          .map((o) => ({ name: o.name, port: o.port, state: o.offline ? 'offline' : 'connected', localPort: undefined }))
+      : [];
   /**
    * A port accepts browsers as long as someone holds it, with or without a live tunnel: a browser
    * reaching a reserved port gets a clear 503 tunnel_offline naming the tunnel, rather than a
@@ -89,6 +97,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     lookup: (p) => byPort.get(p),
     holder: (p) => allocator.holderOf(p)?.name,
     route: (p) => routes.byPort(p),
+    routeMembers: (route) => routeMembers(route, membersElsewhere(route)),
     ...(cluster
       ? {
           elsewhere: (p: number) => cluster.elsewhere(cluster.view.byPort(p)),
@@ -286,7 +295,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         .sort((x, y) => x.port - y.port);
     },
 
-    routes: () => routes.all.map(routeSnapshot),
+    routes: () => routes.all.map((r) => routeSnapshot(r, membersElsewhere(r))),
     route: (name) => routes.byName(name),
     routeAt: (port) => routes.byPort(port),
 

@@ -47,6 +47,30 @@ export interface RouteSnapshot {
   served: { tunnel: number; upstream: number; error: number };
 }
 
+/** A tunnel registered for a route, wherever it is held (with several replicas, maybe another). */
+export interface RouteMember {
+  /** The name that selects it. */
+  name: string;
+  /** Its own tunnel port. */
+  port: number;
+  state: string;
+  localPort: number | undefined;
+}
+
+/**
+ * The route's members by name: this server's, and with several replicas those the others hold
+ * (`elsewhere`). A name live anywhere shows live: the request that selects it is hopped there.
+ */
+export function routeMembers(route: Route, elsewhere: readonly RouteMember[] = []): RouteMember[] {
+  const byName = new Map<string, RouteMember>();
+  for (const t of route.members()) byName.set(t.name, { name: t.name, port: t.port, state: t.state(), localPort: t.localPort });
+  for (const m of elsewhere) {
+    const here = byName.get(m.name);
+    if (!here || (here.state !== 'connected' && m.state === 'connected')) byName.set(m.name, m);
+  }
+  return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
 /** How often an upstream is probed (a TCP connect) while nothing else tells us it answers. */
 const PROBE_EVERY_MS = 15_000;
 
@@ -94,7 +118,7 @@ export function createRouteTable(options: ResolvedServerOptions): RouteTable {
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
-export function routeSnapshot(route: Route): RouteSnapshot {
+export function routeSnapshot(route: Route, elsewhere: readonly RouteMember[] = []): RouteSnapshot {
   const { config, upstream } = route;
   return {
     name: config.name,
@@ -102,7 +126,7 @@ export function routeSnapshot(route: Route): RouteSnapshot {
     upstream: config.upstream,
     offline: config.offline,
     health: { state: upstream.health.state, checkedAt: iso(upstream.health.checkedAt), error: upstream.health.error },
-    members: route.members().map((t) => ({ name: t.name, port: t.port, state: t.state() })).sort((a, b) => a.name.localeCompare(b.name)),
+    members: routeMembers(route, elsewhere).map(({ name, port, state }) => ({ name, port, state })),
     served: { ...route.served },
   };
 }

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NAME_PATTERN } from '@devtunnel/core/protocol';
 import { escapeHtml, sendError } from '../error-response';
 import { HttpError } from '../errors';
-import type { Route } from './index';
+import type { Route, RouteMember } from './index';
 import { SELECTION_KEY } from './selection';
 
 /**
@@ -79,9 +79,9 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-function page(route: Route, back: string, token: string, current: string | undefined, offered: string | undefined, note?: string): string {
+function page(route: Route, members: readonly RouteMember[], back: string, token: string, current: string | undefined, offered: string | undefined, note?: string): string {
   const name = escapeHtml(route.config.name);
-  const live = route.members().filter((t) => t.state() === 'connected');
+  const live = members.filter((t) => t.state === 'connected');
   const rows = live
     .map((t) => {
       const n = escapeHtml(t.name);
@@ -131,12 +131,12 @@ const sameToken = (a: string | undefined, b: string | null): boolean =>
   a !== undefined && b !== null && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /**
- * Serves the page (GET, HEAD) and the choice (POST). Everything it points at is relative to the URL
+ * Serves the page (GET, HEAD) and the choice (POST), of `members` (every replica's). Everything it points at is relative to the URL
  * the browser shows (`…/cart/__devtunnel/`), not to the path this server received: a gateway that
  * strips `/cart` on the way keeps the links, the redirect and the token cookie's path right. So the
  * page lives at the URL with the trailing slash; without it, a GET is sent there.
  */
-export async function serveLinkPage(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveLinkPage(route: Route, members: readonly RouteMember[], req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url!, 'http://x');
   const slash = url.pathname.endsWith('/');
   // From `…/__devtunnel/`, the app is `../`; from `…/__devtunnel` (a POST made by hand), `./`.
@@ -148,7 +148,7 @@ export async function serveLinkPage(route: Route, req: IncomingMessage, res: Ser
     const token = existing && /^[0-9a-f]{32}$/.test(existing) ? existing : randomBytes(16).toString('hex');
     const offered = url.searchParams.get('use') ?? undefined;
     const current = cookieValue(req, SELECTION_KEY);
-    const body = page(route, back, token, current && NAME_PATTERN.test(current) ? current : undefined, offered);
+    const body = page(route, members, back, token, current && NAME_PATTERN.test(current) ? current : undefined, offered);
     // No Path: the browser scopes the cookie to the page's own directory, as it sees it.
     return send(res, 200, req.method === 'HEAD' ? '' : body, { 'set-cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict${secure(req)}` });
   }
@@ -170,7 +170,7 @@ export async function serveLinkPage(route: Route, req: IncomingMessage, res: Ser
     return send(res, 303, '', { ...location, 'set-cookie': `${SELECTION_KEY}=; Path=/; Max-Age=0; SameSite=Lax${secure(req)}` });
   }
   const use = form.get('use') ?? '';
-  if (!NAME_PATTERN.test(use) || !route.member(use)) {
+  if (!NAME_PATTERN.test(use) || !members.some((m) => m.name === use)) {
     return sendError(req, res, new HttpError('invalid_request', `No tunnel named ${JSON.stringify(use.slice(0, 63))} is registered for route "${route.config.name}".`));
   }
   send(res, 303, '', { ...location, 'set-cookie': `${SELECTION_KEY}=${use}; Path=/; Max-Age=${SELECTION_MAX_AGE_S}; SameSite=Lax${secure(req)}` });

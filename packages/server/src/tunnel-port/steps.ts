@@ -4,7 +4,7 @@ import { endRaw, rawResponse, sendError } from '../error-response';
 import { HttpError, offlineError } from '../errors';
 import type { Exchange } from '../exchange';
 import type { ResolvedServerOptions } from '../options';
-import type { Route } from '../routes';
+import type { Route, RouteMember } from '../routes';
 import { linkPrefix, serveLinkPage } from '../routes/link-page';
 import { selectedName, SERVED_BY } from '../routes/selection';
 import type { UpstreamOutcome } from '../routes/upstream';
@@ -42,6 +42,8 @@ export interface PortDeps {
   hop?: Hop;
   /** The route listening on `port`, if it is a route's port. */
   route(port: number): Route | undefined;
+  /** A route's members, this replica's and the others' (its page lists them). */
+  routeMembers(route: Route): RouteMember[];
   /** Called once per request a route's real app served (or failed to), when it is over. */
   upstreamFinished(route: Route, req: IncomingMessage, outcome: UpstreamOutcome, arrivedAt: number): void;
   /** Requests that never reach a tunnel (parse errors, refusals) are reported here. */
@@ -102,7 +104,7 @@ function checkFraming(r: PortRequest, deps: PortDeps): boolean {
 function onRoute(r: PortRequest, deps: PortDeps, route: Route): boolean {
   r.route = route;
   if (linkPrefix(r.req.url!) !== undefined) {
-    serveLinkPage(route, r.req, r.res).catch((error: Error) => sendError(r.req, r.res, new HttpError('internal_error', error.message), { close: true }));
+    serveLinkPage(route, deps.routeMembers(route), r.req, r.res).catch((error: Error) => sendError(r.req, r.res, new HttpError('internal_error', error.message), { close: true }));
     return false;
   }
   const name = selectedName(r.req);
