@@ -192,6 +192,9 @@ describe('routes', () => {
     expect(seen['x-forwarded-host']).toBe('shop.test');
     expect(seen.host).toBe('shop.test');
     expect(seen['x-request-id']).toBe(requestId);
+    // Host is the request's on every hop, whatever Connection names.
+    const named = await rawExchange(ports.cart!, 'GET /headers HTTP/1.1\r\nHost: shop.test\r\nConnection: close, host\r\n\r\n');
+    expect((JSON.parse(named.text.slice(named.text.indexOf('\r\n\r\n') + 4)) as EchoBody).headers.host).toBe('shop.test');
 
     // HEAD keeps the representation's length and sends no body; a 304 has none either.
     const head = await fetchBuffer(url('cart', '/head'), { dispatcher: suite.dispatcher, method: 'HEAD' });

@@ -13,6 +13,7 @@ import {
   parseResponseHead,
   parseServerMessage,
   readFrameHead,
+  endToEndPairs,
   stripHopByHop,
   type RequestMessage,
 } from '../src/protocol';
@@ -152,6 +153,11 @@ describe('stripHopByHop', () => {
 
   test('is case-insensitive and handles several Connection headers', () => {
     expect(stripHopByHop([['CONNECTION', 'x-a'], ['connection', 'X-B'], ['x-A', '1'], ['X-b', '2'], ['x-c', '3']])).toEqual([['x-c', '3']]);
+  });
+
+  test('never drops Host, whatever Connection names: the request is for that host on every hop', () => {
+    expect(stripHopByHop([['Host', 'shop.example'], ['Connection', 'close, host']])).toEqual([['Host', 'shop.example']]);
+    expect(endToEndPairs(['Host', 'shop.example', 'Connection', 'Host'])).toEqual([['Host', 'shop.example']]);
   });
 });
 

@@ -49,7 +49,9 @@ function namedByConnection(at: (i: number) => string | undefined, count: number)
     named ??= new Set();
     for (const token of at(2 * i + 1)!.split(',')) {
       const t = token.trim().toLowerCase();
-      if (t) named.add(t);
+      // Host names the request's target on every hop (RFC 9112 §3.2): a Connection header cannot
+      // make it this hop's only, nor have the next hop's request go to the proxy's own upstream.
+      if (t && t !== 'host') named.add(t);
     }
   }
   return named;
