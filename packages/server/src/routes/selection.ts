@@ -22,9 +22,10 @@ const SELECTION_VARY = ['Cookie', 'X-Devtunnel', 'Baggage'];
 /**
  * Adds the selection's carriers to `Vary` in a flat header list (a tunnel's answer on a route):
  * the same URL answers from a laptop or from the real app by cookie, header or baggage, so no
- * cache in between may hand a developer's page to someone else, nor keep the cluster's page for
- * a browser that just selected a tunnel. Answers of the real app keep their own headers: for
- * everyone else the site caches as it did.
+ * cache may hand a developer's page to someone else, nor keep serving it once the browser turned
+ * the selection off. Answers of the real app keep their own headers, so that for everyone else
+ * the site caches as it did; the price: an answer of the real app a browser holds as fresh may
+ * still be reused once it selects a tunnel, until it expires or the page is reloaded.
  */
 export function addSelectionVary(flat: string[]): void {
   let at = -1;
