@@ -39,7 +39,8 @@ describe('npm run demo (examples/cluster/demo.mjs)', () => {
       const form = { 'content-type': 'application/x-www-form-urlencoded', cookie: pageCookie };
       const use = await fetchBuffer(`${shop}/cart/__devtunnel/`, { method: 'POST', headers: form, body: new URLSearchParams({ token, use: name! }).toString() });
       expect(use.status).toBe(303);
-      expect(use.headers.location).toBe('/cart/');
+      // Relative to the page, as the browser sees it: /cart/__devtunnel/ → /cart/.
+      expect(new URL(use.headers.location as string, `${shop}/cart/__devtunnel/`).href).toBe(`${shop}/cart/`);
       const cookie = cookieOf(use.headers['set-cookie'], 'devtunnel')!;
       expect(cookie).toBe(`devtunnel=${name}`);
       expect(String(use.headers['set-cookie'])).toContain('Path=/');
