@@ -131,10 +131,11 @@ const sameToken = (a: string | undefined, b: string | null): boolean =>
   a !== undefined && b !== null && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /**
- * Serves the page (GET, HEAD) and the choice (POST), of `members` (every replica's). Everything it points at is relative to the URL
- * the browser shows (`…/cart/__devtunnel/`), not to the path this server received: a gateway that
- * strips `/cart` on the way keeps the links, the redirect and the token cookie's path right. So the
- * page lives at the URL with the trailing slash; without it, a GET is sent there.
+ * Serves the page (GET, HEAD) and the choice (POST) among `members` (every replica's). Everything
+ * it points at is relative to the URL the browser shows (`…/cart/__devtunnel/`), not to the path
+ * this server received: a gateway that strips `/cart` on the way keeps the links, the redirect
+ * and the token cookie's path right. So the page lives at the URL with the trailing slash; without
+ * it, a GET is sent there.
  */
 export async function serveLinkPage(route: Route, members: readonly RouteMember[], req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url!, 'http://x');
