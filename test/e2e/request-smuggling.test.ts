@@ -148,6 +148,8 @@ const limits: Refusal[] = [
 const methods: Refusal[] = [
   { name: 'CONNECT', bytes: `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, status: 405, code: 'method_not_supported' },
   { name: 'CONNECT with a request as its payload', bytes: `CONNECT 127.0.0.1:80 HTTP/1.1\r\n${HOST}\r\n${INNER}`, status: 405, code: 'method_not_supported' },
+  // About the server, not a resource; no hop to an app can carry the asterisk-form.
+  { name: 'OPTIONS *', bytes: `OPTIONS * HTTP/1.1\r\n${HOST}\r\n\r\n`, status: 400, code: 'invalid_request' },
 ];
 
 describe('request smuggling and framing at a tunnel port', () => {

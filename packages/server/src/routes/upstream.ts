@@ -70,10 +70,16 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEO
 /** Node refusing, in `writeHead`, a name or value that could split the response (CR, LF, NUL…). */
 const INVALID_HEAD_CODES = new Set(['ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN', 'ERR_HTTP_INVALID_HEADER_VALUE']);
 
+/** The code of a failed call: its own, or its cause's (undici wraps the socket's error). */
+function codeOf(error: unknown): string {
+  const e = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  return e.code ?? e.cause?.code ?? '';
+}
+
 /** The coded error a failed upstream call becomes; the message names the route and what to do. */
 function upstreamError(route: ResolvedRoute, error: unknown): HttpError {
   const e = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-  const code = e.code ?? e.cause?.code ?? '';
+  const code = codeOf(error);
   if (TIMEOUT_CODES.has(code)) {
     return new HttpError('upstream_timeout', `The real app of route "${route.name}" (${route.upstream}) did not answer in time (${code}).`);
   }
@@ -118,27 +124,25 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
     health.checkedAt = now();
     health.error = undefined;
   };
-  /** Whether the app answers, from how a request to it failed: only a refused or silent connection says no. */
-  const down = (error: HttpError, cause: unknown) => {
-    const e = cause as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-    const code = e.code ?? e.cause?.code ?? '';
-    if (!CONNECT_CODES.has(code) && !TIMEOUT_CODES.has(code)) return error.code === 'bad_response' ? up() : undefined;
+  const down = (error: HttpError) => {
     health.state = 'down';
     health.checkedAt = now();
     health.error = error.message;
+  };
+  /**
+   * What a failed call says of the app: a refused or silent connection, that it is down; a broken
+   * answer, that it is up (it answered); anything else (our own request refused by undici), nothing.
+   */
+  const failedWith = (coded: HttpError, error: unknown) => {
+    const code = codeOf(error);
+    if (CONNECT_CODES.has(code) || TIMEOUT_CODES.has(code)) down(coded);
+    else if (coded.code === 'bad_response') up();
   };
   const { hostname, port: urlPort, protocol } = route.upstreamUrl;
   const host = hostname.replace(/^\[|\]$/g, '');
   const port = Number(urlPort) || (protocol === 'https:' ? 443 : 80);
 
   function forward(req: IncomingMessage, res: ServerResponse, done: (o: UpstreamOutcome) => void): void {
-    if (req.url === '*') {
-      // `OPTIONS *` asks about a server, not a resource: not this route's app to answer for.
-      req.resume();
-      const error = new HttpError('invalid_request', `OPTIONS * is not sent to the real app of route "${route.name}": ask for a path (OPTIONS /…).`);
-      sendError(req, res, error, { context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
-      return void res.once('close', () => done({ status: error.status, code: error.code, bytesIn: 0, bytesOut: 0, requestId: '', upgrade: false, incomplete: false }));
-    }
     const { headers, requestId } = forwardHeaders(req);
     const flat: string[] = [];
     for (const [name, value] of headers) flat.push(name, value);
@@ -162,7 +166,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       failed(error) {
         const coded = upstreamError(route, error);
         outcome.code = coded.code;
-        down(coded, error);
+        failedWith(coded, error);
         sendError(req, res, coded, { close: !req.complete, context: `route ${route.name}`, headers: { [SERVED_BY]: 'error' } });
       },
       cut(by) {
@@ -198,7 +202,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       failed(error) {
         const coded = upstreamError(route, error);
         outcome.code = coded.code;
-        down(coded, error);
+        failedWith(coded, error);
         return coded;
       },
       errorExtra: `${SERVED_BY}: error\r\n`,
@@ -215,7 +219,7 @@ export function createUpstream(route: ResolvedRoute, options: ResolvedServerOpti
       const s = connect({ host, port });
       const settle = (error?: NodeJS.ErrnoException) => {
         s.destroy();
-        if (error) down(upstreamError(route, error), error);
+        if (error) down(upstreamError(route, error));
         else up();
         resolve();
       };

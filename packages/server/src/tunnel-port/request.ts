@@ -28,10 +28,13 @@ export function remoteOf(req: IncomingMessage): string {
 /** Headers beyond this many make the request suspect (CVE-2026-58044 hid Content-Length past ~1000). */
 export const MAX_REQUEST_HEADERS = 100;
 
-/** RFC 9112 §3.2: origin-form, absolute-form (http/https), or asterisk-form for OPTIONS only. */
-function isValidTarget(target: string, method: string): boolean {
+/**
+ * RFC 9112 §3.2: origin-form or absolute-form (http/https). The asterisk-form (`OPTIONS *`) asks
+ * about a server, not a resource: no app behind this one is that server, and no hop (the client's
+ * call to the local app, a route's fallback, the hop between replicas) can carry it.
+ */
+function isValidTarget(target: string): boolean {
   if (target.startsWith('/')) return true;
-  if (target === '*') return method === 'OPTIONS';
   try {
     const u = new URL(target);
     return u.protocol === 'http:' || u.protocol === 'https:';
@@ -42,7 +45,7 @@ function isValidTarget(target: string, method: string): boolean {
 
 /** Absolute-form targets (`GET http://host/path`) become origin-form (RFC 9112 §3.2). */
 function originForm(url: string): string {
-  if (url.startsWith('/') || url === '*') return url;
+  if (url.startsWith('/')) return url;
   try {
     const u = new URL(url);
     return u.pathname + u.search;
@@ -67,7 +70,8 @@ export function checkRequest(req: IncomingMessage): HttpError | undefined {
   if (hosts > 1) return new HttpError('invalid_request', 'The request has more than one Host header.');
   if (hosts === 0 && req.httpVersionMinor >= 1) return new HttpError('invalid_request', 'An HTTP/1.1 request needs a Host header.');
   const target = req.url ?? '';
-  if (!isValidTarget(target, req.method!)) return new HttpError('invalid_request', 'The request target must be a path (/…), an absolute http(s) URL, or * for OPTIONS.');
+  if (target === '*') return new HttpError('invalid_request', 'OPTIONS * asks about a server, not a resource, and is not forwarded to an app: ask for a path (OPTIONS /…).');
+  if (!isValidTarget(target)) return new HttpError('invalid_request', 'The request target must be a path (/…) or an absolute http(s) URL.');
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) {
     // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; treat TE there as faulty framing.
