@@ -104,7 +104,9 @@ describe('failures a user can meet', () => {
   }, 20_000);
 
   test('local app too slow: 504 local_app_timeout from the client, before the server deadline', async () => {
-    const { base } = await tunnel();
+    // The client's wait starts only once the request reaches it; a wide gap keeps a loaded CI
+    // machine from letting the server's deadline (tunnel_timeout) win the race.
+    const { base } = await tunnel({ localTimeoutMs: 1_000, deadlineMs: 4_000 });
     const res = await fetchBuffer(`${base}/hang`, { dispatcher });
     expect(res.status).toBe(504);
     expect(res.headers['x-devtunnel-error']).toBe('local_app_timeout');
@@ -112,7 +114,7 @@ describe('failures a user can meet', () => {
 
   test('queue full: 503 queue_full with Retry-After; a request nobody polls for: 503 tunnel_busy', async () => {
     const { base } = await tunnel(
-      { queueLimit: 1, waitForPollMs: 2_500, localTimeoutMs: 4_000, deadlineMs: 5_000, keepAliveTimeoutMs: 6_000, bodyIdleTimeoutMs: 6_000 },
+      { queueLimit: 1, waitForPollMs: 2_500, localTimeoutMs: 4_000, deadlineMs: 6_500, keepAliveTimeoutMs: 7_500, bodyIdleTimeoutMs: 7_500 },
       { polls: 1, maxInFlight: 1 },
     );
     // One request occupies the only slot, one waits in the queue, the next is refused.
