@@ -86,6 +86,8 @@ describe('batches on the control channel', () => {
   });
 
   test('requests read in one event-loop turn leave in one poll answer even while polls wait', async () => {
+    // Polls held for 5 s: none may come back empty before the pipelined write is read.
+    await hand.restart({ pollTimeoutMs: 5_000, bodyIdleTimeoutMs: 10_000 });
     const session = await register(['batch']);
     const waiting = [poll(session), poll(session), poll(session)];
     await waitFor(() => hand.server.tunnels().find((t) => t.port === session.port)?.pollsWaiting === 3, 2_000, 'three polls waiting');

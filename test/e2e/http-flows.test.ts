@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { RequestEvent } from '@devtunnel/core';
 import { patternBytes, sha256, startEchoApp, type EchoApp, type EchoBody } from '../helpers/echo-app';
-import { browser, fetchBuffer, type startClient, type startServer, tunnelOn } from '../helpers/tunnel';
+import { browser, fetchBuffer, patientTimings, type startClient, type startServer, tunnelOn } from '../helpers/tunnel';
 
 /**
  * The original project's scenarios, through a real tunnel server, a real client and a real local
@@ -22,7 +22,7 @@ describe.each([
 
   beforeAll(async () => {
     app = await startEchoApp();
-    ({ server, client, base } = await tunnelOn(app.port, transport));
+    ({ server, client, base } = await tunnelOn(app.port, transport, patientTimings));
   });
 
   afterAll(async () => {

@@ -1,13 +1,13 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { paths, type RegisterResponse } from '@devtunnel/core/protocol';
 import type { ServerOptions } from '@devtunnel/server';
-import { startServer, TOKEN } from './tunnel';
+import { patientTimings, startServer, TOKEN } from './tunnel';
 
 /**
  * The frame of a suite that plays the client itself with the wire format of
  * `@devtunnel/core/protocol`, so it sees the frames as they travel: a fresh server per test (long
- * leases: a tunnel driven by hand must not go offline between two steps), a connection pool for the
- * control channel and one for browsers. Call inside `describe`.
+ * leases: a tunnel driven by hand must not go offline between two steps; long request deadlines),
+ * a connection pool for the control channel and one for browsers. Call inside `describe`.
  */
 export function useHandDrivenServer(clientName: string) {
   let clients = 0;
@@ -18,7 +18,7 @@ export function useHandDrivenServer(clientName: string) {
     /** Replaces this test's server with one started with `options`. */
     async restart(options: ServerOptions) {
       await hand.server?.close();
-      hand.server = await startServer({ leaseMs: 20_000, expireMs: 60_000, ...options });
+      hand.server = await startServer({ leaseMs: 20_000, expireMs: 60_000, ...patientTimings, ...options });
     },
     /** Registers a new identity with `features`; fails the test unless the server says 201. */
     async register(features: string[]): Promise<RegisterResponse> {

@@ -29,6 +29,17 @@ export const fastTimings = Object.freeze({
 } satisfies ServerOptions);
 
 /**
+ * Long request deadlines on top of `fastTimings`, for tests whose subject is not a deadline but
+ * that queue many requests or walk through many steps: on a loaded machine they must not meet the
+ * server's `tunnel_busy` or `tunnel_timeout` halfway.
+ */
+export const patientTimings = Object.freeze({
+  waitForPollMs: 10_000,
+  deadlineMs: 12_000,
+  keepAliveTimeoutMs: 15_000,
+} satisfies ServerOptions);
+
+/**
  * A range of tunnel ports unlikely to collide with other test files running in parallel. It stays
  * below Linux's ephemeral range (32768-60999), where the tests' own outgoing connections take
  * their ports; the server skips any port another process holds anyway.
@@ -97,8 +108,8 @@ export async function startClient(server: { url: string }, options: Partial<Tunn
  * A tunnel server and a client of it to the local app on `port`, on one transport: on `auto`, both
  * streams are up before it resolves, so every test runs on the transport it names.
  */
-export async function tunnelOn(port: number, transport: 'auto' | 'poll' = 'auto') {
-  const server = await startServer();
+export async function tunnelOn(port: number, transport: 'auto' | 'poll' = 'auto', serverOptions: ServerOptions = {}) {
+  const server = await startServer(serverOptions);
   const client = await startClient(server, { port, transport });
   if (transport === 'auto') await waitFor(() => server.tunnels()[0]!.downstream && server.tunnels()[0]!.upstreams === 1, 5_000, 'both streams');
   return { server, client, base: `http://127.0.0.1:${client.info.port}` };

@@ -5,7 +5,7 @@ import { createBalancer, type Balancer } from '../helpers/balancer';
 import { runBin, SERVER_BIN, type Child } from '../helpers/child';
 import { closeServer, listen } from '../helpers/net';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { fastTimings, freeRange, startClient, TOKEN, waitFor } from '../helpers/tunnel';
+import { fastTimings, freeRange, patientTimings, startClient, TOKEN, waitFor } from '../helpers/tunnel';
 
 /**
  * Several tunnel-server replicas (real processes) sharing a real Redis, behind a round-robin
@@ -16,7 +16,9 @@ import { fastTimings, freeRange, startClient, TOKEN, waitFor } from '../helpers/
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
 const FRONT = '127.0.0.10';
 
-const flags = Object.entries(fastTimings).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v)]);
+// Patient request deadlines: a request caught in a roll waits for the client to register again
+// elsewhere, across three processes and Redis; none of these tests is about a deadline.
+const flags = Object.entries({ ...fastTimings, ...patientTimings }).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v)]);
 
 interface Replica {
   host: string;
@@ -287,10 +289,21 @@ describe('several replicas sharing Redis', () => {
       );
     // No poll after the registration: offline once the lease (1.5 s here) lapses, on every replica.
     await waitFor(async () => (await states()).every((s) => s === 'offline'), 10_000, 'offline on every replica');
-    // A poll (held until its timeout) brings it back, and every replica says so.
-    const poll = fetch(`http://${HOSTS[0]}:${control}/api/v1/tunnels/${id}/poll`, { headers: { authorization: `Bearer ${secret}` } }).catch(() => undefined);
-    await waitFor(async () => (await states()).every((s) => s === 'connected'), 10_000, 'connected on every replica');
-    await poll;
+    // Polls (each held until its 1 s timeout, one after another, as a client does) bring it back,
+    // and every replica says so. Polling on keeps it connected while the test looks.
+    let polling = true;
+    const polls = (async () => {
+      while (polling) {
+        const res = await fetch(`http://${HOSTS[0]}:${control}/api/v1/tunnels/${id}/poll`, { headers: { authorization: `Bearer ${secret}` } }).catch(() => undefined);
+        await res?.body?.cancel();
+      }
+    })();
+    try {
+      await waitFor(async () => (await states()).every((s) => s === 'connected'), 10_000, 'connected on every replica');
+    } finally {
+      polling = false;
+      await polls;
+    }
   });
 
   test('two replicas take one tunnel over at once: exactly one keeps it', async () => {
