@@ -401,7 +401,8 @@ describe('control-plane authentication and integrity', () => {
 
     /**
      * Uploads a whole frame and reports how the server dealt with the upload: an error answer, a
-     * closed connection, or nothing within a second (a hung upload holds a socket and a request).
+     * closed connection, or nothing within 5 s (a hung upload holds a socket and a request; the
+     * margin keeps a slow refusal on a loaded machine from looking like one).
      */
     async function uploadOutcome(a: RegisterResponse, requestId: string, bytes: Buffer): Promise<string> {
       try {
@@ -410,8 +411,8 @@ describe('control-plane authentication and integrity', () => {
           method: 'POST',
           headers: { authorization: bearer(a.secret), 'content-type': CONTENT_TYPE_FRAME },
           body: bytes,
-          headersTimeout: 1_000,
-          bodyTimeout: 1_000,
+          headersTimeout: 5_000,
+          bodyTimeout: 5_000,
         });
         await res.body.dump();
         return res.statusCode >= 400 ? 'refused' : `accepted with ${res.statusCode}`;

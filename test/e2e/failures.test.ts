@@ -113,7 +113,7 @@ describe('failures a user can meet', () => {
   });
 
   test('queue full: 503 queue_full with Retry-After; a request nobody polls for: 503 tunnel_busy', async () => {
-    const { base } = await tunnel(
+    const { base, server } = await tunnel(
       { queueLimit: 1, waitForPollMs: 2_500, localTimeoutMs: 4_000, deadlineMs: 6_500, keepAliveTimeoutMs: 7_500, bodyIdleTimeoutMs: 7_500 },
       { polls: 1, maxInFlight: 1 },
     );
@@ -121,6 +121,8 @@ describe('failures a user can meet', () => {
     const first = fetchBuffer(`${base}/hang?occupied`, { dispatcher });
     await waitUntilHit('/hang?occupied');
     const second = fetchBuffer(`${base}/queued`, { dispatcher });
+    // The second must hold the queue's one place before the third comes.
+    await waitFor(() => server.tunnels()[0]!.queued === 1, 5_000, 'the second request queued');
     const third = await retryUntil(() => fetchBuffer(`${base}/third`, { dispatcher }), (r) => r.status === 503);
     expect(third.headers['x-devtunnel-error']).toBe('queue_full');
     expect(third.headers['retry-after']).toBe('1');
@@ -195,7 +197,9 @@ describe('failures a user can meet', () => {
   });
 
   test('client killed mid-request: the browser gets 502 client_disconnected, not the deadline\'s 504', async () => {
-    const server = await startServer({ disconnectGraceMs: 200 });
+    // A 10 s deadline: the kill, the closed sockets and the 200 ms grace must win against it
+    // across processes on a loaded machine.
+    const server = await startServer({ disconnectGraceMs: 200, deadlineMs: 10_000, keepAliveTimeoutMs: 11_000 });
     suite.defer(() => server.close());
     const child: Child = runBin(CLIENT_BIN, ['--server', server.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', stateDir(), '--json'], { DEVTUNNEL_TOKEN: TOKEN });
     suite.defer(() => child.stop('SIGKILL'));

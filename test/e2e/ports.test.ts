@@ -147,7 +147,9 @@ describe('tunnel ports', () => {
   });
 
   test('a client that vanished goes offline, then expires; its port stays reserved for its owner', async () => {
-    const s = await server({ leaseMs: 1_500, expireMs: 2_000 });
+    // Expiry 5 s after the last sign of life: "offline" (the 300 ms grace after the kill) shows
+    // well before it, however late the test looks.
+    const s = await server({ leaseMs: 1_500, expireMs: 5_000 });
     const dir = stateDir();
     const child = runBin(CLIENT_BIN, ['--server', s.url, '--port', String(suite.app.port), '--host', '127.0.0.1', '--state-dir', dir, '--json'], { DEVTUNNEL_TOKEN: TOKEN });
     suite.defer(() => child.stop('SIGKILL'));
@@ -155,7 +157,7 @@ describe('tunnel ports', () => {
     await child.stop('SIGKILL'); // Ctrl+C of a dev server that has no exit hook looks like this
     const state = () => s.tunnels().find((t) => t.port === port)?.state;
     await waitFor(() => state() === 'offline', 5_000, 'offline');
-    await waitFor(() => state() === 'expired', 5_000, 'expiry');
+    await waitFor(() => state() === 'expired', 10_000, 'expiry');
     expect(s.tunnels().find((t) => t.port === port)?.id).toBeUndefined();
     // Another developer cannot take it while a free port exists; its owner gets it back.
     const other = await client(s);

@@ -345,7 +345,7 @@ describe('routes', () => {
       // Shorter than declared: the browser's connection is cut, never left waiting or desynced.
       await expect(fetchBuffer(url('cart', '/short'), { dispatcher: suite.dispatcher })).rejects.toThrow();
       // Longer: exactly the declared bytes, and nothing after them on the connection.
-      const long = await rawExchange(ports.cart!, 'GET /long HTTP/1.1\r\nHost: a\r\n\r\nGET /long HTTP/1.1\r\nHost: a\r\n\r\n');
+      const long = await rawExchange(ports.cart!, 'GET /long HTTP/1.1\r\nHost: a\r\n\r\nGET /long HTTP/1.1\r\nHost: a\r\n\r\n', 1_000);
       expect(long.statuses).toEqual([200, 200]);
       expect(long.text.match(/four(?! and)/g)).toHaveLength(2);
       expect(long.text).not.toContain('and more');

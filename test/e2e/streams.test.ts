@@ -244,13 +244,15 @@ describe('streams on the control channel', () => {
   });
 
   test('heartbeats keep a quiet downstream open; a client silent past its lease has it cut and goes offline', async () => {
-    await hand.restart({ pollTimeoutMs: 300, leaseMs: 1_500 });
+    // Heartbeats every 300 ms, a lease of 4 s: two heartbeats come long before the lease ends,
+    // however loaded the machine.
+    await hand.restart({ pollTimeoutMs: 300, leaseMs: 4_000 });
     const session = await register();
     const down = await downstream(session);
     await waitFor(() => down.heartbeats >= 2, 3_000, 'two heartbeats');
     expect(down.ended).toBe(false);
     // No poll, no upstream bytes: past the lease the server cuts the stream.
-    await waitFor(() => down.ended, 5_000, 'the silent client\'s downstream to be cut');
+    await waitFor(() => down.ended, 8_000, 'the silent client\'s downstream to be cut');
     await waitFor(() => snapshot(session).state === 'offline', 3_000, 'the tunnel to go offline');
     expect((await browse(session, '/nobody')).code).toBe('tunnel_offline');
   });

@@ -47,9 +47,11 @@ export interface RawResult {
 
 /**
  * Writes exact bytes to a port and collects what comes back until the server closes the
- * connection or `idleMs` pass without a byte (bounded either way).
+ * connection or `idleMs` pass without a byte (bounded either way). The default is long enough
+ * for a loaded machine to answer through a tunnel; pass a short one for an exchange that ends by
+ * going quiet on a kept-alive connection.
  */
-export async function rawExchange(port: number, bytes: string | Buffer | Array<string | Buffer>, idleMs = 1000): Promise<RawResult> {
+export async function rawExchange(port: number, bytes: string | Buffer | Array<string | Buffer>, idleMs = 5_000): Promise<RawResult> {
   const socket: Socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');
   const chunks: Buffer[] = [];
