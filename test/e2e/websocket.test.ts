@@ -6,7 +6,7 @@ import { request } from 'undici';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { CLIENT_BIN, runBin } from '../helpers/child';
 import { closeServer, listen } from '../helpers/net';
-import { startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
+import { patientTimings, startClient, startServer, stateDir, TOKEN, waitFor } from '../helpers/tunnel';
 
 /** A real `ws` server as the local app: echoes, and reports what it saw. */
 async function startWsApp() {
@@ -142,7 +142,19 @@ describe('WebSockets and other upgrades through the tunnel', () => {
   });
 
   test('100 concurrent sockets, each with its own conversation', async () => {
-    const sockets = await Promise.all(Array.from({ length: 100 }, (_, i) => socket(`/many/${i}`)));
+    // A server of its own with patient request deadlines: 100 upgrades wait for polls at once, and
+    // a loaded machine must not meet the 3 s deadline, which is not what this test checks.
+    const patient = await startServer(patientTimings);
+    cleanup.push(() => patient.close());
+    const many = await startClient(patient, { port: app.port });
+    cleanup.push(() => many.close());
+    const sockets = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const s = await open(`ws://127.0.0.1:${many.info.port}/many/${i}`);
+        cleanup.push(() => s.terminate());
+        return s;
+      }),
+    );
     const replies = await Promise.all(
       sockets.map((s, i) => {
         const reply = nextMessage(s);
@@ -151,7 +163,7 @@ describe('WebSockets and other upgrades through the tunnel', () => {
       }),
     );
     replies.forEach((r, i) => expect(r.data.toString()).toBe(`message ${i}`));
-    expect(server.tunnels().find((t) => t.port === client.info.port)).toMatchObject({ state: 'connected' });
+    expect(patient.tunnels().find((t) => t.port === many.info.port)).toMatchObject({ state: 'connected' });
   });
 
   test('close codes travel both ways', async () => {
