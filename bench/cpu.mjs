@@ -60,15 +60,18 @@ const app = start([join(here, 'app.mjs')]);
 const appPort = Number(await firstLine(app.stdout));
 const pids = { app: app.pid };
 let url = `http://127.0.0.1:${appPort}`;
+// BENCH_CPU_PROF=<dir> profiles the tunnel server (node --cpu-prof), written when it exits.
+const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+/** The tunnel server's CLI; with `route`, serving the app as the route `cart` on port 23120. */
+const startServer = (route) =>
+  start([...prof, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN, ...(route ? ['--route', `cart:23120=http://127.0.0.1:${appPort}`] : [])]);
 if (path === 'proxy') {
   const proxy = start([join(here, 'proxy.mjs'), String(appPort)]);
   url = `http://127.0.0.1:${await firstLine(proxy.stdout)}`;
   pids.proxy = proxy.pid;
 } else if (path === 'route') {
   // A route's fallback: every request selects nobody and goes to the app, through undici's Pool.
-  // BENCH_CPU_PROF=<dir> profiles the server (node --cpu-prof), written when it exits.
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const server = start([...prof, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN, '--route', `cart:23120=http://127.0.0.1:${appPort}`]);
+  const server = startServer(true);
   await firstLine(server.stdout, (l) => l.includes('"server.listening"'));
   server.stdout.resume();
   url = 'http://127.0.0.1:23120';
@@ -76,8 +79,7 @@ if (path === 'proxy') {
 } else if (path === 'tunnel' || path === 'route-tunnel') {
   // `route-tunnel`: the same tunnel, registered on a route and reached through it (X-Devtunnel).
   const onRoute = path === 'route-tunnel';
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const server = start([...prof, bin('@devtunnel/server'), '--host', '127.0.0.1', '--port', '0', '--tunnel-ports', '23100-23119', '--token', TOKEN, ...(onRoute ? ['--route', `cart:23120=http://127.0.0.1:${appPort}`] : [])]);
+  const server = startServer(onRoute);
   const controlPort = JSON.parse(await firstLine(server.stdout, (l) => l.includes('"server.listening"'))).port;
   server.stdout.resume();
   const client = start([bin('@devtunnel/core'), '--server', `http://127.0.0.1:${controlPort}`, '--port', String(appPort), '--host', '127.0.0.1', '--state-dir', join(tmpdir(), 'devtunnel-bench-cpu'), '--json', ...(onRoute ? ['--route', 'cart', '--name', 'ann'] : []), ...clientArgs], { env: { ...process.env, DEVTUNNEL_TOKEN: TOKEN } });
