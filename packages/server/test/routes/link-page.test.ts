@@ -18,7 +18,7 @@ describe('linkPrefix: which requests are for the route page, under which prefix'
     ['/cart/__devtunnelx/', 'another segment'],
     ['//evil.example/__devtunnel/', 'an empty segment: its links and redirect would leave the site'],
     ['/cart//__devtunnel/', 'an empty segment'],
-    ['/cart;Domain=example.com/__devtunnel/', 'a ";", which would add attributes to the token cookie'],
+    ['/cart;Domain=example.com/__devtunnel/', 'a ";", which no gateway prefix has'],
     ['/a b/__devtunnel/', 'a space'],
   ])('%s: not the page (%s)', (url) => {
     expect(linkPrefix(url)).toBeUndefined();
